@@ -1,0 +1,32 @@
+/**
+ * Shared settings for the examples: every example listens on 127.0.0.1:$PORT (default 3000) and
+ * drains within DRAIN_MS (default 10000), then gives background work GRACE_MS (default 5000).
+ */
+const numberFromEnv = (name: string, fallback: number): number => {
+  const raw = process.env[name]
+  if (raw === undefined || raw === "") return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value)) {
+    process.stderr.write(`${name} must be a number, got ${JSON.stringify(raw)}\n`)
+    process.exit(2)
+  }
+  return value
+}
+
+export const env = {
+  port: numberFromEnv("PORT", 3000),
+  drainMillis: numberFromEnv("DRAIN_MS", 10_000),
+  graceMillis: numberFromEnv("GRACE_MS", 5_000),
+  taskDelayMillis: (fallback: number) => numberFromEnv("TASK_DELAY_MS", fallback),
+  intervalMillis: numberFromEnv("INTERVAL_MS", 5_000),
+  logFile: process.env.LOG_FILE ?? "./log.txt",
+  number: numberFromEnv
+}
+
+/** The server options every example shares. */
+export const serverOptions = {
+  port: env.port,
+  host: "127.0.0.1",
+  drainTimeout: env.drainMillis,
+  grace: env.graceMillis
+}

@@ -1,0 +1,486 @@
+/**
+ * The server-lifetime supervisor. Every background fiber — a fire-and-forget fork, an
+ * after-response task, a daemon, a repeating job — is owned by it, reported when it fails, and
+ * drained, then interrupted with its finalizers run, when the supervisor's layer is released.
+ *
+ * @since 0.1.0
+ */
+import { type Cause, Context, Duration, Effect, Layer, Schedule, type Scope } from "effect"
+import { dual } from "effect/Function"
+import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Errors.js"
+import * as validate from "./internal/options.js"
+import { ShutdownRecorder } from "./internal/report.js"
+import * as internalSchedule from "./internal/schedule.js"
+import { Supervisor, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
+
+export type {
+  /**
+   * A running or finished task, returned by {@link fork}.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  TaskHandle,
+  /**
+   * One entry of {@link snapshot}: a task's name, key, id, kind, state and times.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  TaskInfo
+}
+export type {
+  /**
+   * What the supervisor counted so far.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  SupervisorStats
+} from "./internal/supervisor.js"
+
+/**
+ * Options of {@link layer}; each is validated when the layer is built.
+ *
+ * @example
+ * ```ts
+ * import { Background } from "effect-background"
+ *
+ * const options: Background.Options = { concurrency: 8, maxQueued: 100, grace: "5 seconds" }
+ * export const BackgroundLive = Background.layer(options)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How many plain tasks may run at once; `"unbounded"` (the default) never queues. */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** How many tasks may wait for a slot before `fork` fails with `QueueFullError`. Default 1000. */
+  readonly maxQueued?: number | undefined
+  /** How long pending work may keep running once shutdown begins. Default 5 seconds. */
+  readonly grace?: Duration.DurationInput | undefined
+  /** How long to wait for interrupted fibers' finalizers before giving up on them. Default 5 seconds. */
+  readonly interruptTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The supervisor service. Most code uses the module's functions ({@link fork}, {@link awaitIdle},
+ * {@link snapshot}) rather than this interface directly.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const program = Effect.gen(function*() {
+ *   const background = yield* Background.Background
+ *   const tasks = yield* background.snapshot
+ *   yield* Effect.log(`${tasks.length} tasks running`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BackgroundService {
+  /** Waits until no task, after-response task or schedule run is pending (daemons excluded). */
+  readonly awaitIdle: Effect.Effect<void>
+  /** Every task the supervisor owns right now. */
+  readonly snapshot: Effect.Effect<ReadonlyArray<TaskInfo>>
+  /** Whether shutdown has begun (new forks are then rejected). */
+  readonly isShuttingDown: Effect.Effect<boolean>
+  /** @internal */
+  readonly supervisor: Supervisor
+}
+
+/**
+ * The tag of the supervisor service, provided by {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const shuttingDown = Effect.flatMap(Background.Background, (service) => service.isShuttingDown)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Background extends Context.Tag("effect-background/Background")<Background, BackgroundService>() {}
+
+const make = (supervisor: Supervisor): BackgroundService => ({
+  awaitIdle: supervisor.awaitIdle,
+  snapshot: supervisor.snapshot,
+  isShuttingDown: Effect.sync(() => supervisor.closing),
+  supervisor
+})
+
+/** @internal Validates {@link Options} into the supervisor's settings. */
+export const resolveOptions = (options: Options = {}) =>
+  Effect.all({
+    concurrency: validate.count("concurrency", options.concurrency ?? "unbounded", 1, true),
+    maxQueued: validate.count("maxQueued", options.maxQueued ?? 1000, 0),
+    grace: validate.duration("grace", options.grace ?? "5 seconds", "nonNegative"),
+    interruptTimeout: validate.duration("interruptTimeout", options.interruptTimeout ?? "5 seconds", "nonNegative")
+  })
+
+/**
+ * Builds the supervisor. Releasing the layer runs the shutdown phases: new forks are rejected,
+ * pending work gets the `grace` period, then everything left (daemons and schedules too) is
+ * interrupted in parallel and its finalizers run.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Background.fork(Effect.log("sent"), "send-email")
+ *   yield* Background.awaitIdle
+ * }).pipe(Effect.provide(Background.layer({ grace: "2 seconds" })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
+  Layer.scoped(
+    Background,
+    Effect.gen(function*() {
+      const resolved = yield* resolveOptions(options)
+      const supervisor = new Supervisor(resolved)
+      const recorder = yield* ShutdownRecorder
+      recorder.budgetMillis += Duration.toMillis(resolved.grace) + Duration.toMillis(resolved.interruptTimeout)
+      recorder.probes.push(() => supervisor.liveNames.map((name) => `task ${name}`))
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          const record = recorder
+          const outcome = yield* supervisor.shutdown
+          const { stats } = supervisor
+          record.graceMillis = outcome.graceMillis
+          record.interruptMillis = outcome.interruptMillis
+          record.tasksFinished = stats.finished
+          record.tasksFailed = stats.failed
+          record.tasksInterrupted = stats.interrupted
+          record.tasksRejected = stats.rejected
+          record.tasksSkipped = stats.skipped
+          record.interruptedNames = outcome.interruptedNames
+          record.stillRunning.push(...outcome.stillRunning)
+          record.backgroundDoneAt = Date.now()
+          if (outcome.interruptedNames.length > 0) {
+            yield* Effect.logWarning(
+              `background: grace period ended; interrupted ${outcome.interruptedNames.join(", ")}`
+            )
+          }
+          if (outcome.stillRunning.length > 0) {
+            yield* Effect.logError(
+              `background: still running after interruption timeout: ${outcome.stillRunning.join(", ")}`
+            )
+          }
+        })
+      )
+      return make(supervisor)
+    })
+  )
+
+/**
+ * Options of {@link fork}: a name, or a name with a key.
+ *
+ * @example
+ * ```ts
+ * import type { Background } from "effect-background"
+ *
+ * const options: Background.ForkOptions = { name: "refresh-cache", key: "cache", onConflict: "replace" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ForkOptions = string | {
+  /** Shown in logs, snapshots, spans and the shutdown report. */
+  readonly name: string
+  /** At most one task per key runs at a time. */
+  readonly key?: string | undefined
+  /**
+   * When a task with the same key exists: `"keep"` it and skip this one (the default), or
+   * `"replace"` it (interrupt it, wait for its finalizers, then start this one).
+   */
+  readonly onConflict?: "keep" | "replace" | undefined
+}
+
+const forkImpl = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  options: ForkOptions
+): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background> => {
+  const spec = typeof options === "string" ? { name: options } : options
+  return Effect.gen(function*() {
+    const name = yield* validate.name("name", spec.name)
+    if (spec.key !== undefined) yield* validate.name("key", spec.key)
+    if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
+    const { supervisor } = yield* Background
+    return yield* supervisor.submit({
+      name,
+      kind: "task",
+      effect: self,
+      key: spec.key,
+      onConflict: spec.onConflict,
+      capped: true,
+      enforceQueueBound: true
+    })
+  })
+}
+
+/**
+ * Starts a named fire-and-forget task that outlives the calling request but not the server. The
+ * task runs in its own `Scope` under a root span linked to the caller's span; its failure is
+ * logged once with its name and never reaches the caller. Fails with `QueueFullError` when the
+ * cap and queue are full, or `ShuttingDownError` once shutdown has begun.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const track = (event: string) => Effect.log(`tracked ${event}`)
+ *
+ * // data-first
+ * const a = Background.fork(track("signup"), "analytics")
+ * // data-last, keyed: a second refresh while one runs is skipped
+ * const b = Effect.log("refreshing").pipe(Background.fork({ name: "refresh", key: "cache" }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category forking
+ */
+export const fork: {
+  (options: ForkOptions): <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    options: ForkOptions
+  ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background>
+} = dual(2, forkImpl)
+
+/**
+ * Waits until no task, after-response task or schedule run is pending. Daemons do not count.
+ * Tests use it instead of sleeping.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Background.fork(Effect.log("work"), "work")
+ *   yield* Background.awaitIdle
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category observing
+ */
+export const awaitIdle: Effect.Effect<void, never, Background> = Effect.flatMap(Background, (s) => s.awaitIdle)
+
+/**
+ * Every task the supervisor owns right now: name, key, id, kind, state and start time.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const names = Effect.map(Background.snapshot, (tasks) => tasks.map((task) => task.name))
+ * ```
+ *
+ * @since 0.1.0
+ * @category observing
+ */
+export const snapshot: Effect.Effect<ReadonlyArray<TaskInfo>, never, Background> = Effect.flatMap(
+  Background,
+  (s) => s.snapshot
+)
+
+/**
+ * Options of {@link daemon}.
+ *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import type { Background } from "effect-background"
+ *
+ * const options: Background.DaemonOptions = { restart: Schedule.spaced("1 second") }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DaemonOptions {
+  /**
+   * When to restart after a failure or defect; the input is the failure's `Cause`. When the
+   * schedule ends, the daemon stays stopped (logged as an error). Default: exponential backoff from
+   * 100 ms capped at 30 s, reset after a minute without failures, forever.
+   */
+  readonly restart?: Schedule.Schedule<unknown, Cause.Cause<unknown>> | undefined
+}
+
+/**
+ * A layer that starts a long-running effect with the server and interrupts it (finalizers run) at
+ * shutdown, after the grace period. A failure or defect is logged and the daemon is restarted by
+ * its `restart` schedule; it is never silently dead.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const hello = Effect.log("Hello").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
+ * export const HelloDaemon = Background.daemon("hello", hello, {
+ *   restart: Schedule.exponential("200 millis")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const daemon = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options?: DaemonOptions
+): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const validName = yield* validate.name("name", name)
+    const restart = options?.restart ?? internalSchedule.defaultRestart
+    if (!Schedule.isSchedule(restart)) {
+      return yield* validate.invalid("restart", restart, "a Schedule")
+    }
+    const { supervisor } = yield* Background
+    let id = 0
+    const handle = yield* supervisor.submit({
+      name: validName,
+      kind: "daemon",
+      effect: internalSchedule.daemonLoop(supervisor, () => id, validName, Effect.scoped(effect), restart),
+      capped: false,
+      enforceQueueBound: false,
+      reportFailure: false
+    }).pipe(Effect.orDie)
+    id = handle.id
+  }))
+
+/**
+ * Options of {@link every}: `spaced` waits the interval after each run ends; `fixedRate` starts
+ * runs on a fixed grid, and `overlap` says what happens to ticks that fall while a run is still
+ * going (`"skip"` them, the default, or `"queue"` them to run back to back).
+ *
+ * @example
+ * ```ts
+ * import type { Background } from "effect-background"
+ *
+ * const poll: Background.EveryOptions = { spaced: "5 seconds" }
+ * const report: Background.EveryOptions = { fixedRate: "1 minute", overlap: "skip" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EveryOptions =
+  | { readonly spaced: Duration.DurationInput }
+  | { readonly fixedRate: Duration.DurationInput; readonly overlap?: "skip" | "queue" | undefined }
+
+/**
+ * A layer that runs `effect` repeatedly for the server's lifetime, the first run at start. A
+ * failing run is logged with the job's name and the schedule goes on. Options are validated when
+ * the layer is built.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * export const Heartbeat = Background.every("heartbeat", Effect.log("Hello"), { spaced: "5 seconds" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const every = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options: EveryOptions
+): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+  repeating(
+    name,
+    effect,
+    "spaced" in options
+      ? internalSchedule.spaced(options.spaced)
+      : "fixedRate" in options
+      ? internalSchedule.fixedRate(options.fixedRate, options.overlap ?? "skip")
+      : validate.invalid("every", options, "either { spaced } or { fixedRate }")
+  )
+
+/**
+ * Options of {@link cron}: a cron expression (5 fields, or 6 with seconds first), an explicit IANA
+ * time zone, and the overlap policy (`"skip"` by default).
+ *
+ * @example
+ * ```ts
+ * import type { Background } from "effect-background"
+ *
+ * const nightly: Background.CronOptions = { cron: "0 3 * * *", timeZone: "Europe/Paris" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CronOptions {
+  readonly cron: string
+  readonly timeZone: string
+  readonly overlap?: "skip" | "queue" | undefined
+}
+
+/**
+ * A layer that runs `effect` at each time matching a cron expression in the given time zone. The
+ * expression and time zone are validated when the layer is built, not at the first tick.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * export const Nightly = Background.cron("cleanup", Effect.log("cleaning"), {
+ *   cron: "0 3 * * *",
+ *   timeZone: "UTC"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const cron = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options: CronOptions
+): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+  repeating(name, effect, internalSchedule.cron(options.cron, options.timeZone, options.overlap ?? "skip"))
+
+const repeating = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  cadence: Effect.Effect<internalSchedule.Cadence, InvalidOptionError>
+): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const validName = yield* validate.name("name", name)
+    const validCadence = yield* cadence
+    const { supervisor } = yield* Background
+    let id = 0
+    const handle = yield* supervisor.submit({
+      name: validName,
+      kind: "schedule",
+      effect: internalSchedule.repeatLoop(supervisor, () => id, validName, validCadence, Effect.scoped(effect)),
+      capped: false,
+      enforceQueueBound: false
+    }).pipe(Effect.orDie)
+    id = handle.id
+  }))

@@ -1,0 +1,121 @@
+/**
+ * Per-request tasks that run after the response has been written — the counterpart of FastAPI's
+ * `BackgroundTasks.add_task`. By default they run one after another in the order added, only when
+ * the handler succeeded, and a failing task never skips the ones after it. They are owned by the
+ * server's supervisor, so a client disconnect does not cancel them and shutdown drains them.
+ *
+ * @since 0.1.0
+ */
+import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Effect, Exit, FiberRef, Option } from "effect"
+import * as Http from "node:http"
+import { Background } from "./Background.js"
+import { type AddOptions, currentRequestTasks, RequestTasks } from "./internal/requestTasks.js"
+
+/**
+ * Options of {@link add}.
+ *
+ * @example
+ * ```ts
+ * import type { BackgroundTasks } from "effect-background"
+ *
+ * const cleanup: BackgroundTasks.Options = { name: "release-upload", always: true }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends AddOptions {
+  /** Shown in logs, snapshots and the shutdown report. Default: `after-response <METHOD> <path> #<n>`. */
+  readonly name?: string | undefined
+  /** Run even when the handler failed or answered 4xx/5xx (for logging and cleanup). Default `false`. */
+  readonly always?: boolean | undefined
+  /** Start as soon as the response is written instead of after the previously added tasks. */
+  readonly concurrent?: boolean | undefined
+}
+
+/**
+ * Schedules `effect` to run after the current request's response has been written. Call it from a
+ * handler served with {@link middleware} (which `Server.serve` installs). The task is admitted into
+ * the supervisor at once; it runs when the response's last byte has been handed to the socket and
+ * the handler succeeded (it completed and answered below 400), unless `always` is set.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { BackgroundTasks } from "effect-background"
+ *
+ * const sendEmail = (to: string) => Effect.log(`email sent to ${to}`)
+ *
+ * export const router = HttpRouter.empty.pipe(
+ *   HttpRouter.post(
+ *     "/signup",
+ *     Effect.gen(function*() {
+ *       yield* BackgroundTasks.add(sendEmail("ada@example.com"), { name: "welcome-email" })
+ *       return yield* HttpServerResponse.json({ ok: true })
+ *     })
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category adding
+ */
+export const add = <A, E, R>(effect: Effect.Effect<A, E, R>, options: Options = {}): Effect.Effect<void, never, R> =>
+  Effect.flatMap(FiberRef.get(currentRequestTasks), (tasks) =>
+    Option.isSome(tasks)
+      ? tasks.value.add(effect, options)
+      : Effect.dieMessage(
+        "BackgroundTasks.add needs BackgroundTasks.middleware around the app (Server.serve installs it)"
+      ))
+
+/**
+ * Calls `f` once the Node response has been written to the socket (or the socket has closed).
+ * Requests that do not come from a Node server count as written when the app returns.
+ */
+const whenWritten = (request: HttpServerRequest.HttpServerRequest, f: () => void): void => {
+  const response = NodeHttpServerRequest.toServerResponse(request) as unknown
+  if (!(response instanceof Http.ServerResponse) || response.writableFinished || response.destroyed) return f()
+  const done = () => {
+    response.off("finish", done)
+    response.off("close", done)
+    f()
+  }
+  response.on("finish", done)
+  response.on("close", done)
+}
+
+const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): boolean =>
+  Exit.isSuccess(exit) && exit.value.status < 400
+
+/**
+ * The middleware that gives handlers their per-request task list and releases it once the response
+ * is written. `Server.serve` applies it; apply it yourself when serving with `HttpServer.serve` or
+ * `HttpApiBuilder.serve`. It needs the `Background` supervisor.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { Layer } from "effect"
+ * import { BackgroundTasks } from "effect-background"
+ *
+ * const router = HttpRouter.empty.pipe(HttpRouter.get("/", HttpServerResponse.text("ok")))
+ * export const ServeLive = HttpServer.serve(router, BackgroundTasks.middleware)
+ * export type Check = Layer.Layer.Context<typeof ServeLive>
+ * ```
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const middleware = HttpMiddleware.make((app) =>
+  Effect.gen(function*() {
+    const { supervisor } = yield* Background
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const tasks = new RequestTasks(supervisor, `after-response ${request.method} ${request.url.split("?")[0]}`)
+    const exit = yield* Effect.exit(Effect.locally(app, currentRequestTasks, Option.some(tasks)))
+    whenWritten(request, () => tasks.settle(succeeded(exit)))
+    return yield* exit
+  })
+)

@@ -1,0 +1,451 @@
+/**
+ * Server glue: a Node HTTP server that shuts down gracefully, a readiness flag and health route,
+ * one layer that wires server, supervisor and jobs, and `launch`, which runs it all with signal
+ * handling, a hard deadline and a one-line shutdown report.
+ *
+ * @since 0.1.0
+ */
+import {
+  type Etag,
+  type HttpApp,
+  type HttpPlatform,
+  HttpServer,
+  type HttpServerError,
+  type HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { type NodeContext, NodeHttpServer } from "@effect/platform-node"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  FiberId,
+  Layer,
+  Option,
+  type Scope
+} from "effect"
+import * as Http from "node:http"
+import * as Background from "./Background.js"
+import * as BackgroundTasks from "./BackgroundTasks.js"
+import type { InvalidOptionError } from "./Errors.js"
+import * as validate from "./internal/options.js"
+import { ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
+
+/**
+ * Whether the server is taking traffic. It turns `false` the moment shutdown begins.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-background"
+ *
+ * const ready = Effect.flatMap(Server.Readiness, (readiness) => readiness.isReady)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Readiness extends Context.Tag("effect-background/Readiness")<Readiness, {
+  readonly isReady: Effect.Effect<boolean>
+}>() {}
+
+/** The HTTP server's shutdown state, shared by {@link layer} and {@link serve}. */
+class Graceful {
+  draining = false
+  drained = 0
+  interrupted = 0
+  readonly responses = new Set<Http.ServerResponse>()
+  readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  private waiters: Array<Deferred.Deferred<void>> = []
+
+  constructor(
+    readonly server: Http.Server,
+    readonly drainTimeout: Duration.Duration,
+    readonly interruptTimeout: Duration.Duration
+  ) {
+    server.on("request", (_request, response) => {
+      this.responses.add(response)
+      if (this.draining) response.setHeader("connection", "close")
+      response.once("close", () => {
+        this.responses.delete(response)
+        this.check()
+      })
+    })
+  }
+
+  check(): void {
+    if (this.responses.size === 0 && this.fibers.size === 0 && this.waiters.length > 0) {
+      const waiters = this.waiters
+      this.waiters = []
+      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
+    }
+  }
+
+  readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.responses.size === 0 && this.fibers.size === 0) return Effect.void
+    const waiter = Deferred.unsafeMake<void>(FiberId.none)
+    this.waiters.push(waiter)
+    return Deferred.await(waiter)
+  })
+
+  /** Counts a request fiber so drain can wait for it and, past the timeout, interrupt it. */
+  track<A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.withFiberRuntime((fiber) => {
+      this.fibers.add(fiber)
+      return Effect.onExit(app, (exit) =>
+        Effect.sync(() => {
+          this.fibers.delete(fiber)
+          if (this.draining) {
+            if (Exit.isInterrupted(exit)) this.interrupted++
+            else this.drained++
+          }
+          this.check()
+        }))
+    })
+  }
+
+  /** Phases 1 and 2: stop taking traffic, let in-flight requests finish, then cut what is left. */
+  drain(record: ShutdownRecord): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      const start = Date.now()
+      record.startedAt ??= start
+      this.draining = true
+      this.server.close()
+      for (const response of this.responses) {
+        if (!response.headersSent) response.setHeader("connection", "close")
+      }
+      this.server.closeIdleConnections()
+      const finished = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.drainTimeout))
+      if (Option.isNone(finished)) {
+        this.server.closeAllConnections()
+        for (const fiber of this.fibers) fiber.unsafeInterruptAsFork(FiberId.none)
+        yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.interruptTimeout))
+      }
+      record.drainMillis = Date.now() - start
+      record.requestsDrained = this.drained
+      record.requestsInterrupted = this.interrupted
+    })
+  }
+
+  /** What is still in flight, for a hard exit's last words. */
+  live(): ReadonlyArray<string> {
+    return Array.from(this.responses, (response) => `request ${response.req.method} ${response.req.url}`)
+  }
+}
+
+class GracefulServer extends Context.Tag("effect-background/GracefulServer")<GracefulServer, Graceful>() {}
+
+/**
+ * Options of {@link layer}; each is validated when the layer is built.
+ *
+ * @example
+ * ```ts
+ * import type { Server } from "effect-background"
+ *
+ * const options: Server.Options = { port: 0, host: "127.0.0.1", drainTimeout: "10 seconds" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** TCP port; 0 picks a free one. Default 3000. */
+  readonly port?: number | undefined
+  /** Interface to listen on. Default `"127.0.0.1"`. */
+  readonly host?: string | undefined
+  /** How long in-flight requests may take to finish once shutdown begins. Default 10 seconds. */
+  readonly drainTimeout?: Duration.DurationInput | undefined
+  /** How long to wait for interrupted requests' finalizers past the drain timeout. Default 5 seconds. */
+  readonly interruptTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * A Node HTTP server whose release drains gracefully (see {@link serve}), with `Readiness` and the
+ * platform services (`HttpPlatform`, `Etag`, `NodeContext`). Logs `listening on http://host:port`.
+ *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Layer } from "effect"
+ * import { Background, Server } from "effect-background"
+ *
+ * export const Live = Server.serve(HttpServerResponse.text("ok")).pipe(
+ *   Layer.provide(Server.layer({ port: 0 })),
+ *   Layer.provide(Background.layer())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<
+  | HttpServer.HttpServer
+  | Readiness
+  | GracefulServer
+  | HttpPlatform.HttpPlatform
+  | Etag.Generator
+  | NodeContext.NodeContext,
+  InvalidOptionError | HttpServerError.ServeError
+> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const port = yield* validate.port("port", options.port ?? 3000)
+    const host = yield* validate.name("host", options.host ?? "127.0.0.1")
+    const drainTimeout = yield* validate.duration("drainTimeout", options.drainTimeout ?? "10 seconds", "nonNegative")
+    const interruptTimeout = yield* validate.duration(
+      "interruptTimeout",
+      options.interruptTimeout ?? "5 seconds",
+      "nonNegative"
+    )
+    const server = Http.createServer()
+    const graceful = new Graceful(server, drainTimeout, interruptTimeout)
+    const recorder = yield* ShutdownRecorder
+    recorder.budgetMillis += Duration.toMillis(drainTimeout) + Duration.toMillis(interruptTimeout)
+    recorder.probes.push(() => graceful.live())
+    const listening = Layer.effectDiscard(Effect.flatMap(HttpServer.addressFormattedWith(Effect.succeed), (address) =>
+      Effect.log(`listening on ${address}`)))
+    return Layer.mergeAll(
+      Layer.succeed(GracefulServer, graceful),
+      Layer.succeed(Readiness, { isReady: Effect.sync(() => !graceful.draining) })
+    ).pipe(
+      Layer.provideMerge(listening.pipe(Layer.provideMerge(NodeHttpServer.layer(() => server, { port, host }))))
+    )
+  }))
+
+/**
+ * Serves `app` on the server from {@link layer}, with `BackgroundTasks.middleware` installed and
+ * every request tracked. Releasing it runs shutdown phases 1 and 2: readiness turns false and the
+ * listener closes; in-flight requests finish, answering with `Connection: close`, and idle
+ * keep-alive sockets close; past the drain timeout the remaining sockets are cut and their request
+ * fibers interrupted.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Server } from "effect-background"
+ *
+ * const router = HttpRouter.empty.pipe(HttpRouter.get("/", HttpServerResponse.text("hello")))
+ * export const Serve = Server.serve(router)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const serve = <E, R>(
+  app: HttpApp.Default<E, R>
+): Layer.Layer<
+  never,
+  never,
+  | HttpServer.HttpServer
+  | GracefulServer
+  | Background.Background
+  | Exclude<Exclude<R, HttpServerRequest.HttpServerRequest>, Scope.Scope>
+> =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const graceful = yield* GracefulServer
+    const recorder = yield* ShutdownRecorder
+    yield* HttpServer.serveEffect(app, (inner) => graceful.track(BackgroundTasks.middleware(inner)))
+    yield* Effect.addFinalizer(() => graceful.drain(recorder))
+  }))
+
+/**
+ * The readiness route: 200 `{"status":"ok"}` while serving, 503 `{"status":"draining"}` once
+ * shutdown has begun.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Server } from "effect-background"
+ *
+ * export const router = HttpRouter.empty.pipe(HttpRouter.get("/health", Server.health))
+ * ```
+ *
+ * @since 0.1.0
+ * @category routes
+ */
+export const health: Effect.Effect<HttpServerResponse.HttpServerResponse, never, Readiness> = Effect.flatMap(
+  Readiness,
+  (readiness) => readiness.isReady
+).pipe(
+  Effect.map((ready) =>
+    ready
+      ? HttpServerResponse.unsafeJson({ status: "ok" })
+      : HttpServerResponse.unsafeJson({ status: "draining" }, { status: 503 })
+  )
+)
+
+/**
+ * Options of {@link app}: the server's and the supervisor's, plus the jobs to run.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background, type Server } from "effect-background"
+ *
+ * const options: Server.AppOptions<never, never> = {
+ *   port: 3000,
+ *   drainTimeout: "10 seconds",
+ *   grace: "5 seconds",
+ *   jobs: Background.every("tick", Effect.log("tick"), { spaced: "1 minute" })
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppOptions<EJ, RJ> extends Options, Background.Options {
+  /** Daemons and repeating jobs (`Background.daemon`, `every`, `cron`), merged into one layer. */
+  readonly jobs?: Layer.Layer<never, EJ, RJ> | undefined
+}
+
+/**
+ * Everything wired in the order of the lifetimes: the server (drained first), then the
+ * supervisor with the jobs, whose release gives background work its grace period; whatever
+ * services you provide to the result are built first and released last.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { Background, BackgroundTasks, Server } from "effect-background"
+ *
+ * const router = HttpRouter.empty.pipe(
+ *   HttpRouter.get("/health", Server.health),
+ *   HttpRouter.post("/notify", Effect.gen(function*() {
+ *     yield* BackgroundTasks.add(Effect.log("notified"))
+ *     return HttpServerResponse.text("queued")
+ *   }))
+ * )
+ *
+ * export const Main = Server.app(router, {
+ *   port: 3000,
+ *   jobs: Background.every("heartbeat", Effect.log("Hello"), { spaced: "5 seconds" })
+ * })
+ * // Server.launch(Main)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const app = <E, R, EJ = never, RJ = never>(
+  httpApp: HttpApp.Default<E, R>,
+  options: AppOptions<EJ, RJ> = {}
+): Layer.Layer<
+  never,
+  InvalidOptionError | HttpServerError.ServeError | EJ,
+  Exclude<
+    R | RJ,
+    | HttpServerRequest.HttpServerRequest
+    | Scope.Scope
+    | Background.Background
+    | Readiness
+    | HttpServer.HttpServer
+    | HttpPlatform.HttpPlatform
+    | Etag.Generator
+    | NodeContext.NodeContext
+  >
+> =>
+  Layer.mergeAll(
+    serve(httpApp).pipe(Layer.provide(layer(options))),
+    options.jobs ?? Layer.empty
+  ).pipe(Layer.provide(Background.layer(options))) as Layer.Layer<
+    never,
+    InvalidOptionError | HttpServerError.ServeError | EJ,
+    // The composed requirement is exactly R | RJ minus what the two layers provide; TypeScript
+    // cannot see that through `Layer.provide` on the merged layer, hence this one cast.
+    Exclude<
+      R | RJ,
+      | HttpServerRequest.HttpServerRequest
+      | Scope.Scope
+      | Background.Background
+      | Readiness
+      | HttpServer.HttpServer
+      | HttpPlatform.HttpPlatform
+      | Etag.Generator
+      | NodeContext.NodeContext
+    >
+  >
+
+/**
+ * Options of {@link launch}.
+ *
+ * @example
+ * ```ts
+ * import type { Server } from "effect-background"
+ *
+ * const options: Server.LaunchOptions = { hardDeadline: "30 seconds" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LaunchOptions {
+  /**
+   * After the first signal, exit with code 1 if shutdown has not finished by then, naming what
+   * was still running. Default: the sum of the configured phase bounds plus 5 seconds.
+   */
+  readonly hardDeadline?: Duration.DurationInput | undefined
+}
+
+/**
+ * Runs a layer (usually from {@link app}) as the process's main program. On SIGTERM or SIGINT it
+ * releases the layer — walking the shutdown phases — prints one report line, and exits 0 if all
+ * went to plan. A second signal, or the hard deadline, exits at once with code 1 and names what
+ * was still running. A layer that fails to build (a bad option, a port in use) exits 1 with the
+ * error.
+ *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Server } from "effect-background"
+ *
+ * export const main = () => Server.launch(Server.app(HttpServerResponse.text("ok"), { port: 3000 }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOptions = {}): void => {
+  const record = new ShutdownRecord()
+  const deadline = Option.getOrUndefined(Option.map(
+    Option.fromNullable(options.hardDeadline),
+    (input) => Duration.toMillis(input)
+  ))
+  const fiber = Effect.runFork(Layer.launch(self).pipe(Effect.provideService(ShutdownRecorder, record)))
+  let timer: NodeJS.Timeout | undefined
+  const exitNow = (reason: string) => {
+    const live = record.live()
+    process.stderr.write(
+      `shutdown aborted (${reason}); still running: ${live.length > 0 ? live.join(", ") : "nothing"}\n`
+    )
+    process.exit(1)
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (record.startedAt !== undefined) return exitNow(`second signal ${signal}`)
+    record.startedAt = Date.now()
+    const limit = deadline ?? record.budgetMillis + 5000
+    timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
+    fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  fiber.addObserver((exit) => {
+    if (timer !== undefined) clearTimeout(timer)
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    const end = Date.now()
+    if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
+      process.exit(1)
+    }
+    const services = record.backgroundDoneAt === undefined ? undefined : end - record.backgroundDoneAt
+    const total = record.startedAt === undefined ? undefined : end - record.startedAt
+    process.stdout.write(`${record.format(services, total)}\n`)
+    process.exit(record.stillRunning.length > 0 ? 1 : 0)
+  })
+}

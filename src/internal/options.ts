@@ -1,0 +1,71 @@
+/**
+ * Option validation shared by every layer. Each check returns the normalised value or fails with an
+ * `InvalidOptionError` naming the option and the value, so a bad option stops the layer build.
+ */
+import { Duration, Effect, Option } from "effect"
+import { InvalidOptionError } from "../Errors.js"
+
+const invalid = (option: string, value: unknown, expected: string) =>
+  Effect.fail(new InvalidOptionError({ option, value, expected }))
+
+/** A duration that must be finite; `positive` also rules out zero. */
+export const duration = (
+  option: string,
+  value: unknown,
+  bound: "nonNegative" | "positive"
+): Effect.Effect<Duration.Duration, InvalidOptionError> => {
+  const expected = bound === "positive"
+    ? "a finite duration greater than zero (e.g. 500, \"2 seconds\")"
+    : "a finite duration of zero or more (e.g. 0, 500, \"2 seconds\")"
+  if (typeof value === "number" && (!Number.isFinite(value) || value < 0)) {
+    return invalid(option, value, expected)
+  }
+  const decoded = Duration.decodeUnknown(value)
+  if (Option.isNone(decoded)) return invalid(option, value, expected)
+  const d = decoded.value
+  if (!Duration.isFinite(d)) return invalid(option, value, expected)
+  if (bound === "positive" && Duration.lessThanOrEqualTo(d, Duration.zero)) {
+    return invalid(option, value, expected)
+  }
+  return Effect.succeed(d)
+}
+
+/** A whole number at least `min`; `"unbounded"` maps to `Infinity` when allowed. */
+export const count = (
+  option: string,
+  value: unknown,
+  min: number,
+  allowUnbounded = false
+): Effect.Effect<number, InvalidOptionError> => {
+  if (allowUnbounded && value === "unbounded") return Effect.succeed(Number.POSITIVE_INFINITY)
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= min) return Effect.succeed(value)
+  return invalid(
+    option,
+    value,
+    `a whole number of at least ${min}${allowUnbounded ? " or \"unbounded\"" : ""}`
+  )
+}
+
+/** One of a fixed set of string literals. */
+export const oneOf = <const L extends string>(
+  option: string,
+  value: unknown,
+  literals: ReadonlyArray<L>
+): Effect.Effect<L, InvalidOptionError> =>
+  typeof value === "string" && (literals as ReadonlyArray<string>).includes(value)
+    ? Effect.succeed(value as L)
+    : invalid(option, value, `one of ${literals.map((l) => JSON.stringify(l)).join(", ")}`)
+
+/** A non-empty name without surrounding whitespace. */
+export const name = (option: string, value: unknown): Effect.Effect<string, InvalidOptionError> =>
+  typeof value === "string" && value.trim().length > 0 && value.trim() === value
+    ? Effect.succeed(value)
+    : invalid(option, value, "a non-empty string without leading or trailing spaces")
+
+/** A TCP port number (0 picks a free one). */
+export const port = (option: string, value: unknown): Effect.Effect<number, InvalidOptionError> =>
+  typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 65535
+    ? Effect.succeed(value)
+    : invalid(option, value, "a whole number from 0 to 65535")
+
+export { invalid }

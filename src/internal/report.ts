@@ -1,0 +1,54 @@
+/**
+ * What one shutdown did, filled in phase by phase by the server glue and the supervisor, and
+ * printed as one line by the launcher.
+ */
+import { Context } from "effect"
+
+export class ShutdownRecord {
+  /** Epoch milliseconds when shutdown began (signal or scope close). */
+  startedAt: number | undefined = undefined
+  drainMillis: number | undefined = undefined
+  requestsDrained = 0
+  requestsInterrupted = 0
+  graceMillis: number | undefined = undefined
+  interruptMillis: number | undefined = undefined
+  tasksFinished = 0
+  tasksFailed = 0
+  tasksInterrupted = 0
+  tasksRejected = 0
+  tasksSkipped = 0
+  interruptedNames: ReadonlyArray<string> = []
+  stillRunning: Array<string> = []
+  /** Epoch milliseconds when the supervisor finished its shutdown. */
+  backgroundDoneAt: number | undefined = undefined
+  /** Sum of the configured phase bounds, so a launcher can set a hard deadline past them. */
+  budgetMillis = 0
+  /** Each returns the names of the work a layer still holds, for a hard exit's last words. */
+  readonly probes: Array<() => ReadonlyArray<string>> = []
+
+  /** Everything still held by any layer. */
+  live(): ReadonlyArray<string> {
+    return this.probes.flatMap((probe) => probe())
+  }
+
+  /** One line: what was drained, finished and interrupted, and how long each phase took. */
+  format(servicesMillis: number | undefined, totalMillis: number | undefined): string {
+    const ms = (value: number | undefined) => (value === undefined ? "-" : `${Math.round(value)}ms`)
+    const parts = [
+      `requests drained=${this.requestsDrained} interrupted=${this.requestsInterrupted}`,
+      `tasks finished=${this.tasksFinished} failed=${this.tasksFailed} interrupted=${this.tasksInterrupted}` +
+      ` rejected=${this.tasksRejected} skipped=${this.tasksSkipped}`,
+      `phases drain=${ms(this.drainMillis)} grace=${ms(this.graceMillis)} interrupt=${ms(this.interruptMillis)}` +
+      ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
+    ]
+    if (this.interruptedNames.length > 0) parts.push(`interrupted: ${this.interruptedNames.join(", ")}`)
+    if (this.stillRunning.length > 0) parts.push(`still running: ${this.stillRunning.join(", ")}`)
+    return `shutdown report: ${parts.join("; ")}`
+  }
+}
+
+/** The record of the current shutdown; a launcher provides one, otherwise each layer gets its own. */
+export class ShutdownRecorder extends Context.Reference<ShutdownRecorder>()(
+  "effect-background/ShutdownRecorder",
+  { defaultValue: () => new ShutdownRecord() }
+) {}

@@ -1,0 +1,150 @@
+/**
+ * Repeating jobs and daemons as loops that run inside the supervisor. Time comes from `Clock`, so
+ * `TestClock` drives every timeline in tests.
+ */
+import { Cause, Clock, Cron, Duration, Effect, Either, Option, Schedule } from "effect"
+import { InvalidOptionError } from "../Errors.js"
+import * as validate from "./options.js"
+import type { Supervisor } from "./supervisor.js"
+
+/** What a repeating job does when a run is still going at its next tick. */
+export type Overlap = "skip" | "queue"
+
+export type Cadence =
+  | { readonly _tag: "Spaced"; readonly interval: Duration.Duration }
+  | { readonly _tag: "FixedRate"; readonly period: Duration.Duration; readonly overlap: Overlap }
+  | { readonly _tag: "Cron"; readonly cron: Cron.Cron; readonly overlap: Overlap }
+
+const overlaps = ["skip", "queue"] as const
+
+export const spaced = (interval: unknown): Effect.Effect<Cadence, InvalidOptionError> =>
+  Effect.map(validate.duration("spaced", interval, "positive"), (interval) => ({ _tag: "Spaced", interval }))
+
+export const fixedRate = (period: unknown, overlap: unknown): Effect.Effect<Cadence, InvalidOptionError> =>
+  Effect.zipWith(
+    validate.duration("fixedRate", period, "positive"),
+    validate.oneOf("overlap", overlap, overlaps),
+    (period, overlap) => ({ _tag: "FixedRate", period, overlap })
+  )
+
+export const cron = (
+  expression: unknown,
+  timeZone: unknown,
+  overlap: unknown
+): Effect.Effect<Cadence, InvalidOptionError> =>
+  Effect.gen(function*() {
+    if (typeof timeZone !== "string" || timeZone.length === 0) {
+      return yield* validate.invalid("timeZone", timeZone, "an IANA time zone name such as \"UTC\" or \"Europe/Paris\"")
+    }
+    if (typeof expression !== "string") {
+      return yield* validate.invalid("cron", expression, "a cron expression with 5 or 6 fields")
+    }
+    const zoneCheck = Cron.parse("* * * * *", timeZone)
+    if (Either.isLeft(zoneCheck)) {
+      return yield* validate.invalid("timeZone", timeZone, "an IANA time zone name such as \"UTC\" or \"Europe/Paris\"")
+    }
+    const parsed = Cron.parse(expression, timeZone)
+    if (Either.isLeft(parsed)) {
+      return yield* validate.invalid(
+        "cron",
+        expression,
+        `a cron expression with 5 or 6 fields (${parsed.left.message})`
+      )
+    }
+    const validOverlap = yield* validate.oneOf("overlap", overlap, overlaps)
+    return { _tag: "Cron", cron: parsed.right, overlap: validOverlap } as const
+  })
+
+/** When the first run starts, for a job started at `now`. */
+export const firstTick = (cadence: Cadence, now: number): number =>
+  cadence._tag === "Cron" ? Cron.next(cadence.cron, new Date(now)).getTime() : now
+
+/**
+ * When the run after the one scheduled at `tick` (which ended at `end`) starts. With `skip`, ticks
+ * that fell inside the run are dropped; with `queue`, each of them still runs, back to back.
+ */
+export const nextTick = (cadence: Cadence, tick: number, end: number): number => {
+  switch (cadence._tag) {
+    case "Spaced":
+      return end + Duration.toMillis(cadence.interval)
+    case "FixedRate": {
+      const period = Duration.toMillis(cadence.period)
+      if (cadence.overlap === "queue") return tick + period
+      return tick + period * Math.max(1, Math.ceil((end - tick) / period))
+    }
+    case "Cron":
+      return Cron.next(cadence.cron, new Date(cadence.overlap === "queue" ? tick : Math.max(tick, end - 1)))
+        .getTime()
+  }
+}
+
+const reportRun = (name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Cause.isInterruptedOnly(cause)
+    ? Effect.interrupt
+    : Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+
+/** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
+export const repeatLoop = <E, R>(
+  supervisor: Supervisor,
+  id: () => number,
+  name: string,
+  cadence: Cadence,
+  run: Effect.Effect<unknown, E, R>
+): Effect.Effect<never, never, R> =>
+  Effect.gen(function*() {
+    let tick = firstTick(cadence, yield* Clock.currentTimeMillis)
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      if (tick > now) yield* Effect.sleep(Duration.millis(tick - now))
+      if (supervisor.closing) return yield* Effect.never
+      supervisor.setRunning(id(), true, yield* Clock.currentTimeMillis)
+      yield* run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(name)))
+      const end = yield* Clock.currentTimeMillis
+      supervisor.setRunning(id(), false, end)
+      tick = nextTick(cadence, tick, end)
+    }
+  })
+
+/**
+ * The default restart policy for daemons: exponential backoff from 100 ms, capped at 30 s, and
+ * reset after a minute without failures.
+ */
+export const defaultRestart: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 2).pipe(
+  Schedule.union(Schedule.spaced("30 seconds")),
+  Schedule.resetAfter("1 minute")
+)
+
+/**
+ * Runs a daemon and restarts it by `restart` after each failure or defect. Every failure is logged;
+ * when the restart schedule is exhausted the daemon ends with its last failure, logged as such.
+ */
+export const daemonLoop = <E, R, Out, RS>(
+  supervisor: Supervisor,
+  id: () => number,
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  restart: Schedule.Schedule<Out, Cause.Cause<E>, RS>
+): Effect.Effect<void, E, R | RS> =>
+  Effect.gen(function*() {
+    const driver = yield* Schedule.driver(restart)
+    let failures = 0
+    while (true) {
+      supervisor.setState(id(), "running", yield* Clock.currentTimeMillis)
+      const exit = yield* Effect.exit(effect)
+      if (exit._tag === "Success") {
+        yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
+        return
+      }
+      if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+      failures++
+      supervisor.setState(id(), "restarting")
+      yield* Effect.logError(`daemon "${name}" failed (failure #${failures}); restarting by its restart policy`, exit.cause)
+      const next = yield* Effect.option(driver.next(exit.cause))
+      if (Option.isNone(next)) {
+        yield* Effect.logError(
+          `daemon "${name}" is stopped: its restart policy is exhausted after ${failures} failure(s)`
+        )
+        return yield* Effect.failCause(exit.cause)
+      }
+    }
+  })

@@ -1,0 +1,412 @@
+/**
+ * The server-lifetime supervisor: admission (shutdown, keys, concurrency cap, bounded queue), one
+ * root fiber per task, failure reporting, idle tracking, snapshots and the shutdown sequence.
+ *
+ * All bookkeeping is synchronous JavaScript on one thread: admission, registration and the fork
+ * happen in a single step, so no other fiber can observe a half-registered task.
+ */
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  type FiberRefs,
+  Option,
+  Runtime,
+  Tracer
+} from "effect"
+import { QueueFullError, ShuttingDownError } from "../Errors.js"
+import { currentRequestTasks } from "./requestTasks.js"
+
+/** What kind of work a supervised fiber does; daemons never count as pending work. */
+export type TaskKind = "task" | "after-response" | "daemon" | "schedule"
+
+/**
+ * Where a task is in its life. `waiting` means admitted but held back (an after-response task
+ * waiting for its response to be written, or a keyed task waiting for the one it replaces);
+ * `idle` is a schedule sleeping until its next tick.
+ */
+export type TaskState = "waiting" | "queued" | "running" | "idle" | "restarting"
+
+export interface TaskInfo {
+  readonly id: number
+  readonly name: string
+  readonly key: string | undefined
+  readonly kind: TaskKind
+  readonly state: TaskState
+  /** Epoch milliseconds when the task was admitted. */
+  readonly submittedAt: number
+  /** Epoch milliseconds when the task (or a schedule's current run) last started, if it has. */
+  readonly startedAt: number | undefined
+}
+
+export interface TaskHandle {
+  readonly id: number
+  readonly name: string
+  readonly key: string | undefined
+  /** `false` when a task with the same key was already running and was kept instead. */
+  readonly started: boolean
+  /** Waits for the task to end and returns how it ended. */
+  readonly await: Effect.Effect<Exit.Exit<unknown, unknown>>
+  /** Interrupts the task (removing it from the queue if it has not started) and waits for it. */
+  readonly interrupt: Effect.Effect<void>
+}
+
+export interface SupervisorStats {
+  /** Tasks that ran to the end, successfully or not. */
+  finished: number
+  /** Of those, the ones that failed (each was logged once). */
+  failed: number
+  /** Tasks interrupted before finishing, including those that never left the queue. */
+  interrupted: number
+  /** Forks refused because of shutdown or a full queue. */
+  rejected: number
+  /** After-response tasks skipped because their handler failed. */
+  skipped: number
+}
+
+export interface ShutdownOutcome {
+  readonly graceMillis: number
+  readonly interruptMillis: number
+  /** Tasks still pending when the grace ran out (they were then interrupted). */
+  readonly interruptedNames: ReadonlyArray<string>
+  /** Fibers that had not ended when the interrupt timeout ran out. */
+  readonly stillRunning: ReadonlyArray<string>
+}
+
+export interface ResolvedOptions {
+  readonly concurrency: number
+  readonly maxQueued: number
+  readonly grace: Duration.Duration
+  readonly interruptTimeout: Duration.Duration
+}
+
+export interface SubmitSpec<A, E, R> {
+  readonly name: string
+  readonly kind: TaskKind
+  readonly effect: Effect.Effect<A, E, R>
+  readonly key?: string | undefined
+  readonly onConflict?: "replace" | "keep" | undefined
+  /** Subject to the concurrency cap (plain tasks and after-response tasks). */
+  readonly capped: boolean
+  /** Refuse with `QueueFullError` when the queue is full (plain tasks only). */
+  readonly enforceQueueBound: boolean
+  /** Runs before the task takes a slot; `false` skips the task (after-response gating). */
+  readonly gate?: Effect.Effect<boolean> | undefined
+  /** Report failures of the effect itself (schedules and daemons report their own runs). */
+  readonly reportFailure?: boolean | undefined
+}
+
+interface TaskRecord {
+  readonly id: number
+  readonly name: string
+  readonly key: string | undefined
+  readonly kind: TaskKind
+  state: TaskState
+  readonly submittedAt: number
+  startedAt: number | undefined
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  holdsSlot: boolean
+  /** An after-response task whose handler failed: ended without running. */
+  skipped: boolean
+  wake: Deferred.Deferred<void> | undefined
+  /** Counted in `pending` (awaitIdle and the grace period wait for it). */
+  pending: boolean
+  readonly handle: TaskHandle
+}
+
+export class Supervisor {
+  private nextId = 1
+  private readonly records = new Map<number, TaskRecord>()
+  private readonly queue: Array<TaskRecord> = []
+  private readonly keys = new Map<string, TaskRecord>()
+  private running = 0
+  private pendingCount = 0
+  private idleWaiters: Array<Deferred.Deferred<void>> = []
+  private emptyWaiters: Array<Deferred.Deferred<void>> = []
+  private closingFlag = false
+  readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0 }
+
+  constructor(readonly options: ResolvedOptions) {}
+
+  get closing(): boolean {
+    return this.closingFlag
+  }
+
+  /** Admits and forks a task; fails without side effects when it is refused. */
+  submit<A, E, R>(spec: SubmitSpec<A, E, R>): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, R> {
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.withFiberRuntime((parent) => {
+      if (this.closingFlag) {
+        this.stats.rejected++
+        return Effect.fail(new ShuttingDownError({ task: spec.name }))
+      }
+      let replaced: TaskRecord | undefined
+      if (spec.key !== undefined) {
+        const existing = this.keys.get(spec.key)
+        if (existing !== undefined) {
+          if ((spec.onConflict ?? "keep") === "keep") {
+            return Effect.succeed({ ...existing.handle, started: false })
+          }
+          replaced = existing
+        }
+      }
+      const { concurrency, maxQueued } = this.options
+      if (
+        spec.capped && spec.enforceQueueBound && replaced === undefined &&
+        this.running >= concurrency && this.queue.length >= maxQueued
+      ) {
+        this.stats.rejected++
+        return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
+      }
+      return Effect.succeed(this.register(spec, now, parent.currentContext, parent.getFiberRefs(), replaced))
+    }))
+  }
+
+  private register<A, E, R>(
+    spec: SubmitSpec<A, E, R>,
+    now: number,
+    context: Context.Context<never>,
+    fiberRefs: FiberRefs.FiberRefs,
+    replaced: TaskRecord | undefined
+  ): TaskHandle {
+    const id = this.nextId++
+    const done = Deferred.unsafeMake<Exit.Exit<unknown, unknown>>(FiberId.none)
+    const record: TaskRecord = {
+      id,
+      name: spec.name,
+      key: spec.key,
+      kind: spec.kind,
+      state: spec.kind === "daemon" ? "running" : spec.kind === "schedule" ? "idle" : "waiting",
+      submittedAt: now,
+      startedAt: undefined,
+      fiber: undefined,
+      holdsSlot: false,
+      skipped: false,
+      wake: undefined,
+      pending: spec.kind === "task" || spec.kind === "after-response",
+      handle: {
+        id,
+        name: spec.name,
+        key: spec.key,
+        started: true,
+        await: Deferred.await(done),
+        interrupt: Effect.suspend(() =>
+          record.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(record.fiber))
+        )
+      }
+    }
+    this.records.set(id, record)
+    if (record.pending) this.pendingCount++
+    if (spec.key !== undefined) this.keys.set(spec.key, record)
+
+    const parentSpan = Context.getOption(context, Tracer.ParentSpan)
+    const body = Effect.gen(this, function*() {
+      if (replaced?.fiber !== undefined) yield* Fiber.interrupt(replaced.fiber)
+      if (spec.gate !== undefined) {
+        const go = yield* spec.gate
+        if (!go) {
+          record.skipped = true
+          return yield* Effect.interrupt
+        }
+      }
+      if (spec.capped) yield* this.acquireSlot(record)
+      if (record.kind !== "schedule") {
+        record.state = "running"
+        record.startedAt = yield* Clock.currentTimeMillis
+      }
+      return yield* spec.effect
+    }).pipe(
+      Effect.scoped,
+      Effect.withSpan(`background ${spec.name}`, {
+        root: true,
+        kind: "internal",
+        attributes: { "background.task": spec.name, "background.kind": spec.kind },
+        links: Option.isSome(parentSpan)
+          ? [{ _tag: "SpanLink", span: parentSpan.value, attributes: { "link.reason": "forked-by" } }]
+          : []
+      }),
+      Effect.annotateLogs({ task: spec.name, taskKind: spec.kind }),
+      Effect.locally(currentRequestTasks, Option.none()),
+      Effect.interruptible,
+      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true, done))
+    )
+
+    const runtime = Runtime.make({
+      context: Context.omit(Tracer.ParentSpan)(context) as Context.Context<R>,
+      fiberRefs,
+      runtimeFlags: Runtime.defaultRuntimeFlags
+    })
+    record.fiber = Runtime.runFork(runtime)(body) as Fiber.RuntimeFiber<unknown, unknown>
+    return record.handle
+  }
+
+  /** Takes a concurrency slot, queueing (FIFO) while none is free. */
+  private acquireSlot(record: TaskRecord): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.running < this.options.concurrency) {
+        this.running++
+        record.holdsSlot = true
+        return Effect.void
+      }
+      const wake = Deferred.unsafeMake<void>(FiberId.none)
+      record.wake = wake
+      record.state = "queued"
+      this.queue.push(record)
+      return Deferred.await(wake)
+    })
+  }
+
+  private releaseSlot(record: TaskRecord): void {
+    const index = this.queue.indexOf(record)
+    if (index >= 0) this.queue.splice(index, 1)
+    if (!record.holdsSlot) return
+    record.holdsSlot = false
+    this.running--
+    while (this.running < this.options.concurrency && this.queue.length > 0) {
+      const next = this.queue.shift()!
+      this.running++
+      next.holdsSlot = true
+      Deferred.unsafeDone(next.wake!, Exit.void)
+    }
+  }
+
+  private settle(
+    record: TaskRecord,
+    exit: Exit.Exit<unknown, unknown>,
+    reportFailure: boolean,
+    done: Deferred.Deferred<Exit.Exit<unknown, unknown>>
+  ): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.releaseSlot(record)
+      this.records.delete(record.id)
+      if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
+      let report: Effect.Effect<void> = Effect.void
+      if (Exit.isSuccess(exit)) {
+        this.stats.finished++
+      } else if (record.skipped) {
+        this.stats.skipped++
+      } else if (Cause.isInterruptedOnly(exit.cause)) {
+        this.stats.interrupted++
+      } else {
+        this.stats.finished++
+        this.stats.failed++
+        if (reportFailure) {
+          report = Effect.logError(`background ${record.kind} "${record.name}" failed`, exit.cause).pipe(
+            Effect.annotateLogs({ task: record.name, taskKind: record.kind })
+          )
+        }
+      }
+      if (record.pending) {
+        record.pending = false
+        this.pendingCount--
+      }
+      this.notify()
+      Deferred.unsafeDone(done, Exit.succeed(exit))
+      return report
+    })
+  }
+
+  private notify(): void {
+    if (this.pendingCount === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
+    }
+    if (this.records.size === 0 && this.emptyWaiters.length > 0) {
+      const waiters = this.emptyWaiters
+      this.emptyWaiters = []
+      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
+    }
+  }
+
+  /** Marks a schedule's run as in progress (pending work) or finished. */
+  setRunning(id: number, running: boolean, now: number): void {
+    const record = this.records.get(id)
+    if (record === undefined) return
+    record.state = running ? "running" : "idle"
+    if (running) record.startedAt = now
+    if (running && !record.pending) {
+      record.pending = true
+      this.pendingCount++
+    } else if (!running && record.pending) {
+      record.pending = false
+      this.pendingCount--
+      this.notify()
+    }
+  }
+
+  /** Marks a daemon as waiting to restart after a failure, or running again. */
+  setState(id: number, state: TaskState, now?: number): void {
+    const record = this.records.get(id)
+    if (record === undefined) return
+    record.state = state
+    if (now !== undefined) record.startedAt = now
+  }
+
+  /** Completes once no task, after-response task or schedule run is pending. */
+  readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.pendingCount === 0) return Effect.void
+    const waiter = Deferred.unsafeMake<void>(FiberId.none)
+    this.idleWaiters.push(waiter)
+    return Deferred.await(waiter)
+  })
+
+  private readonly awaitEmpty: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.records.size === 0) return Effect.void
+    const waiter = Deferred.unsafeMake<void>(FiberId.none)
+    this.emptyWaiters.push(waiter)
+    return Deferred.await(waiter)
+  })
+
+  readonly snapshot: Effect.Effect<ReadonlyArray<TaskInfo>> = Effect.sync(() =>
+    Array.from(this.records.values(), (record) => ({
+      id: record.id,
+      name: record.name,
+      key: record.key,
+      kind: record.kind,
+      state: record.state,
+      submittedAt: record.submittedAt,
+      startedAt: record.startedAt
+    }))
+  )
+
+  /** Number of tasks still owned by the supervisor. */
+  get size(): number {
+    return this.records.size
+  }
+
+  /** Names of every fiber still owned by the supervisor. */
+  get liveNames(): ReadonlyArray<string> {
+    return Array.from(this.records.values(), (record) => record.name)
+  }
+
+  /**
+   * Phases 3 and 4: refuse new work, give pending work the grace period, then interrupt what is
+   * left (daemons and schedules included) in parallel and wait, bounded, for their finalizers.
+   */
+  readonly shutdown: Effect.Effect<ShutdownOutcome> = Effect.gen(this, function*() {
+    this.closingFlag = true
+    const graceStart = yield* Clock.currentTimeMillis
+    yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.options.grace))
+    const interruptStart = yield* Clock.currentTimeMillis
+    const left = Array.from(this.records.values())
+    const interruptedNames = left.filter((record) => record.pending).map((record) => record.name)
+    for (const record of left) {
+      if (record.fiber !== undefined) record.fiber.unsafeInterruptAsFork(FiberId.none)
+    }
+    yield* Effect.interruptible(this.awaitEmpty).pipe(Effect.timeoutOption(this.options.interruptTimeout))
+    const end = yield* Clock.currentTimeMillis
+    return {
+      graceMillis: interruptStart - graceStart,
+      interruptMillis: end - interruptStart,
+      interruptedNames,
+      stillRunning: this.liveNames
+    }
+  })
+}
