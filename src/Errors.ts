@@ -96,6 +96,114 @@ export class QueueFullError extends Data.TaggedError("QueueFullError")<{
   }
 }
 
+/**
+ * The worker thread running a task exited or crashed before answering. The pool has replaced it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerCrashError } from "effect-background"
+ *
+ * const describe = (error: WorkerCrashError) => Effect.logError(`exit code ${error.exitCode}`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WorkerCrashError extends Data.TaggedError("WorkerCrashError")<{
+  /** The task that was running. */
+  readonly task: string
+  /** The worker's exit code. */
+  readonly exitCode: number
+  /** What the worker reported last, if anything. */
+  readonly reason: string | undefined
+}> {
+  override get message(): string {
+    return `Offloaded task "${this.task}" lost its worker thread (exit code ${this.exitCode}${
+      this.reason === undefined ? "" : `: ${this.reason}`
+    }); the pool started a replacement`
+  }
+}
+
+/**
+ * The worker thread running a task ran out of its heap limit (`maxHeapMb`) and was terminated. The
+ * pool has replaced it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerOutOfMemoryError } from "effect-background"
+ *
+ * const describe = (error: WorkerOutOfMemoryError) => Effect.logError(error.message)
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WorkerOutOfMemoryError extends Data.TaggedError("WorkerOutOfMemoryError")<{
+  /** The task that was running. */
+  readonly task: string
+  /** The configured heap limit in megabytes. */
+  readonly maxHeapMb: number | undefined
+}> {
+  override get message(): string {
+    return `Offloaded task "${this.task}" ran out of memory (heap limit ${
+      this.maxHeapMb === undefined ? "default" : `${this.maxHeapMb} MB`
+    }); the worker was replaced — raise "maxHeapMb" or reduce the task's input`
+  }
+}
+
+/**
+ * A worker module could not be loaded: a bad path, a syntax error, a throw at import time, or no
+ * default export made with `Offload.worker` / `Offload.isolated`. Raised when the layer is built.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerLoadError } from "effect-background"
+ *
+ * const describe = (error: WorkerLoadError) => Effect.logError(error.message)
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WorkerLoadError extends Data.TaggedError("WorkerLoadError")<{
+  /** The module's URL. */
+  readonly module: string
+  /** Why it failed to load. */
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Worker module ${this.module} failed to load: ${this.reason}`
+  }
+}
+
+/**
+ * A value crossing the thread boundary did not match its task's schema: the input (checked before
+ * the task is sent), the output, or the typed failure.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { TaskSchemaError } from "effect-background"
+ *
+ * const describe = (error: TaskSchemaError) => Effect.logError(`${error.phase}: ${error.message}`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskSchemaError extends Data.TaggedError("TaskSchemaError")<{
+  readonly task: string
+  readonly phase: "input" | "output" | "failure"
+  readonly details: string
+}> {
+  override get message(): string {
+    return `Offloaded task "${this.task}": the ${this.phase} does not match its schema: ${this.details}`
+  }
+}
+
 const describeValue = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "number" || typeof value === "boolean" || value === undefined || value === null) {

@@ -31,3 +31,10 @@ export * as BackgroundTasks from "./BackgroundTasks.js"
  * @since 0.1.0
  */
 export * as Server from "./Server.js"
+
+/**
+ * Worker-thread offloading: typed tasks, true cancellation, blocking calls, isolated runtimes.
+ *
+ * @since 0.1.0
+ */
+export * as Offload from "./Offload.js"

@@ -19,6 +19,8 @@ export class ShutdownRecord {
   tasksSkipped = 0
   interruptedNames: ReadonlyArray<string> = []
   stillRunning: Array<string> = []
+  offloadMillis: number | undefined = undefined
+  offloadInterrupted = 0
   /** Epoch milliseconds when the supervisor finished its shutdown. */
   backgroundDoneAt: number | undefined = undefined
   /** Sum of the configured phase bounds, so a launcher can set a hard deadline past them. */
@@ -39,6 +41,7 @@ export class ShutdownRecord {
       `tasks finished=${this.tasksFinished} failed=${this.tasksFailed} interrupted=${this.tasksInterrupted}` +
       ` rejected=${this.tasksRejected} skipped=${this.tasksSkipped}`,
       `phases drain=${ms(this.drainMillis)} grace=${ms(this.graceMillis)} interrupt=${ms(this.interruptMillis)}` +
+      (this.offloadMillis === undefined ? "" : ` offload=${ms(this.offloadMillis)}`) +
       ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
     ]
     if (this.interruptedNames.length > 0) parts.push(`interrupted: ${this.interruptedNames.join(", ")}`)

@@ -1,0 +1,661 @@
+/**
+ * Worker-thread offloading with typed tasks, true cancellation and isolated runtimes — the
+ * counterpart of `asyncio.to_thread`, greenletio and "a thread with its own event loop", without a
+ * GIL and with cancellation that really stops the work.
+ *
+ * A task is defined once with {@link task} (a name and schemas), implemented in a worker module
+ * whose default export is {@link worker}, and run from any effect with {@link run}. The pool
+ * ({@link layer}) belongs to the server's lifetime: it closes after background work, before your
+ * services.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Option, type Queue, Schema, type Scope } from "effect"
+import { dual } from "effect/Function"
+import * as os from "node:os"
+import {
+  type InvalidOptionError,
+  QueueFullError,
+  ShuttingDownError,
+  TaskSchemaError,
+  WorkerCrashError,
+  WorkerLoadError,
+  WorkerOutOfMemoryError
+} from "./Errors.js"
+import {
+  type Implementation,
+  type IsolateModule,
+  type TaskDefinition,
+  type TasksModule,
+  WorkerModuleTypeId
+} from "./internal/offload/definitions.js"
+import { IsolateWorker } from "./internal/offload/isolate.js"
+import { type Job, type JobResult, Pool, type PoolStats } from "./internal/offload/pool.js"
+import { deserializeDefect, type ToWorker } from "./internal/offload/protocol.js"
+import { toModuleUrl } from "./internal/offload/spawn.js"
+import * as validate from "./internal/options.js"
+import { ShutdownRecorder } from "./internal/report.js"
+
+/**
+ * A typed task: its name and the schemas of its input, output and typed failure. Define it in a
+ * module that both the server and the worker module import.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * export const Fib = Offload.task("fib", { input: Schema.Number, output: Schema.Number })
+ * export type FibTask = Offload.Task<number, number, number, number, never, never>
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Task<I, IE, O, OE, F, FE> extends TaskDefinition<I, IE, O, OE, F, FE> {}
+
+/**
+ * Defines a task. Values cross the thread boundary in their encoded form, so schemas may
+ * transform (dates, bigints, classes); schemas must not need services.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * class TooLarge extends Schema.TaggedError<TooLarge>()("TooLarge", { limit: Schema.Number }) {}
+ *
+ * export const Fib = Offload.task("fib", {
+ *   input: Schema.Number,
+ *   output: Schema.Number,
+ *   failure: TooLarge
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const task = <I, IE, O, OE, F = never, FE = never>(
+  name: string,
+  schemas: {
+    readonly input: Schema.Schema<I, IE>
+    readonly output: Schema.Schema<O, OE>
+    readonly failure?: Schema.Schema<F, FE> | undefined
+  }
+): Task<I, IE, O, OE, F, FE> => ({
+  _tag: "TaskDefinition",
+  name,
+  input: schemas.input,
+  output: schemas.output,
+  failure: schemas.failure ?? (Schema.Never as unknown as Schema.Schema<F, FE>)
+})
+
+/**
+ * Implements a task inside a worker module. The handler may return a value, a promise or an
+ * `Effect`; failing with (or throwing) a value of the task's failure schema is a typed failure,
+ * anything else is a defect.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const Fib = Offload.task("fib", { input: Schema.Number, output: Schema.Number })
+ * const fib = (n: number): number => (n < 2 ? n : fib(n - 1) + fib(n - 2))
+ *
+ * export default Offload.worker(Offload.implement(Fib, fib))
+ * ```
+ *
+ * @since 0.1.0
+ * @category worker
+ */
+export const implement = <I, IE, O, OE, F, FE>(
+  self: Task<I, IE, O, OE, F, FE>,
+  handler: (input: I) => O | PromiseLike<O> | Effect.Effect<O, F>
+): Implementation => ({ definition: self, handler: handler as (input: unknown) => unknown })
+
+/**
+ * The default export of a worker module: the tasks it implements.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const Hash = Offload.task("hash", { input: Schema.String, output: Schema.String })
+ *
+ * export default Offload.worker(
+ *   Offload.implement(Hash, (text) => Effect.succeed(text.split("").reverse().join("")))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category worker
+ */
+export const worker = (...implementations: ReadonlyArray<Implementation>): TasksModule => ({
+  [WorkerModuleTypeId]: WorkerModuleTypeId,
+  kind: "tasks",
+  implementations: new Map(implementations.map((implementation) => [implementation.definition.name, implementation]))
+})
+
+/**
+ * The default export of a worker module that runs one long-lived Effect program on its own thread
+ * and runtime. The program reads typed messages from `mailbox`; at shutdown its fiber is
+ * interrupted, so whatever it holds is flushed by its finalizers.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Queue, Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * export default Offload.isolated(Schema.String, (mailbox) =>
+ *   Effect.forever(Effect.flatMap(Queue.take(mailbox), (event) => Effect.log(`event ${event}`)))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category worker
+ */
+export const isolated = <M, ME>(
+  message: Schema.Schema<M, ME>,
+  program: (mailbox: Queue.Dequeue<M>) => Effect.Effect<unknown, unknown>
+): IsolateModule => ({
+  [WorkerModuleTypeId]: WorkerModuleTypeId,
+  kind: "isolate",
+  message: message as Schema.Schema<unknown, unknown>,
+  program: program as (mailbox: Queue.Dequeue<unknown>) => Effect.Effect<unknown, unknown>
+})
+
+/**
+ * Options of {@link layer}; each is validated when the layer is built.
+ *
+ * @example
+ * ```ts
+ * import type { Offload } from "effect-background"
+ *
+ * const options: Offload.Options = {
+ *   module: new URL("./cpu.worker.ts", import.meta.url),
+ *   maxThreads: 4,
+ *   maxQueued: 100,
+ *   maxHeapMb: 256
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The worker module (path or URL; `.ts` under tsx or compiled `.js`). Without it only {@link blocking} works. */
+  readonly module?: string | URL | undefined
+  /** Threads kept alive when idle. Default 1 (at most `maxThreads`). */
+  readonly minThreads?: number | undefined
+  /** Threads at most. Default: available cores minus one, at least 1. */
+  readonly maxThreads?: number | undefined
+  /** Tasks that may wait for a thread before `run` fails with `QueueFullError`. Default 1000. */
+  readonly maxQueued?: number | undefined
+  /** How long a thread above `minThreads` may stay idle. Default 30 seconds. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** Heap limit per worker in MB; a task that exceeds it fails with `WorkerOutOfMemoryError`. */
+  readonly maxHeapMb?: number | undefined
+  /** How long queued and running tasks may finish at shutdown before workers are terminated. Default 5 seconds. */
+  readonly grace?: Duration.DurationInput | undefined
+  /** How long a worker may take to load its module. Default 10 seconds. */
+  readonly startupTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The pool service, provided by {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const busy = Effect.map(Offload.stats, (stats) => `${stats.busy}/${stats.threads} threads busy`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OffloadService {
+  readonly stats: Effect.Effect<PoolStats>
+  /** @internal */
+  readonly pool: Pool
+}
+
+/**
+ * The tag of the pool service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const threads = Effect.flatMap(Offload.Offload, (pool) => pool.stats)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Offload extends Context.Tag("effect-background/Offload")<Offload, OffloadService>() {}
+
+const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> => {
+  if (value === undefined) return Effect.succeed(undefined)
+  if (value instanceof URL || (typeof value === "string" && value.length > 0)) return Effect.succeed(toModuleUrl(value))
+  return validate.invalid("module", value, "a file path or file URL of a worker module")
+}
+
+const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOptionError> =>
+  value === undefined
+    ? Effect.succeed(undefined)
+    : typeof value === "number" && Number.isFinite(value) && value >= 8
+    ? Effect.succeed(value)
+    : validate.invalid("maxHeapMb", value, "a number of megabytes, at least 8")
+
+const resolveOptions = (options: Options) =>
+  Effect.gen(function*() {
+    const module = yield* moduleOption(options.module)
+    const maxThreads = yield* validate.count("maxThreads", options.maxThreads ?? Math.max(1, os.availableParallelism() - 1), 1)
+    const minThreads = yield* validate.count("minThreads", options.minThreads ?? Math.min(1, maxThreads), 0)
+    if (minThreads > maxThreads) {
+      return yield* validate.invalid("minThreads", minThreads, `at most maxThreads (${maxThreads})`)
+    }
+    return {
+      module,
+      minThreads,
+      maxThreads,
+      maxQueued: yield* validate.count("maxQueued", options.maxQueued ?? 1000, 0),
+      idleTimeoutMillis: Duration.toMillis(yield* validate.duration("idleTimeout", options.idleTimeout ?? "30 seconds", "positive")),
+      maxHeapMb: yield* heapOption(options.maxHeapMb),
+      graceMillis: Duration.toMillis(yield* validate.duration("grace", options.grace ?? "5 seconds", "nonNegative")),
+      startupTimeoutMillis: Duration.toMillis(
+        yield* validate.duration("startupTimeout", options.startupTimeout ?? "10 seconds", "positive")
+      )
+    }
+  })
+
+/**
+ * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until each
+ * has loaded the module, so a bad path or a syntax error fails here with `WorkerLoadError` instead
+ * of looping. Releasing it refuses new tasks, lets queued and running ones finish within `grace`,
+ * then terminates every worker.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const Fib = Offload.task("fib", { input: Schema.Number, output: Schema.Number })
+ *
+ * const program = Offload.run(Fib, 30).pipe(
+ *   Effect.provide(Offload.layer({ module: new URL("./fib.worker.ts", import.meta.url), maxThreads: 2 }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOptionError | WorkerLoadError> =>
+  Layer.scoped(
+    Offload,
+    Effect.gen(function*() {
+      const resolved = yield* resolveOptions(options)
+      const pool = new Pool({ ...resolved, name: "effect-background offload" })
+      yield* Effect.tryPromise({
+        try: () => pool.start(),
+        catch: (error) =>
+          new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
+      })
+      const recorder = yield* ShutdownRecorder
+      recorder.budgetMillis += resolved.graceMillis
+      recorder.probes.push(() => pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : [])
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          const start = Date.now()
+          const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
+          recorder.offloadMillis = Date.now() - start
+          recorder.offloadInterrupted += outcome.interrupted
+        })
+      )
+      return { stats: Effect.sync(() => pool.stats), pool }
+    })
+  )
+
+/**
+ * What {@link run} and {@link blocking} can fail with besides a task's own typed failure.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Offload } from "effect-background"
+ *
+ * const log = (error: Offload.RunError) => Effect.logError(`${error._tag}: ${error.message}`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RunError =
+  | QueueFullError
+  | ShuttingDownError
+  | WorkerCrashError
+  | WorkerOutOfMemoryError
+  | TaskSchemaError
+
+let nextJobId = 1
+
+const submit = (label: string, message: ToWorker, transfer: ReadonlyArray<ArrayBuffer>) =>
+  Effect.flatMap(Offload, ({ pool }) =>
+    Effect.async<JobResult, QueueFullError | ShuttingDownError>((resume) => {
+      const job: Job = { label, message, transfer, onResult: (result) => resume(Effect.succeed(result)) }
+      const status = pool.submit(job)
+      if (status === "closing") return resume(Effect.fail(new ShuttingDownError({ task: label })))
+      if (status === "full") {
+        return resume(Effect.fail(
+          new QueueFullError({ task: label, concurrency: pool.options.maxThreads, maxQueued: pool.options.maxQueued })
+        ))
+      }
+      return Effect.promise(() => pool.cancel(job))
+    }))
+
+const settle = <O, F>(
+  label: string,
+  result: JobResult,
+  onSuccess: (output: unknown) => Effect.Effect<O, TaskSchemaError>,
+  onFailure: (error: unknown) => Effect.Effect<never, F | TaskSchemaError>,
+  maxHeapMb: number | undefined
+): Effect.Effect<O, F | RunError> => {
+  switch (result._tag) {
+    case "Success":
+      return onSuccess(result.output)
+    case "Failure":
+      return onFailure(result.error)
+    case "Defect":
+      return Effect.die(deserializeDefect(result.defect))
+    case "SchemaError":
+      return Effect.fail(new TaskSchemaError({ task: label, phase: result.phase, details: result.message }))
+    case "Crash":
+      return Effect.fail(new WorkerCrashError({ task: label, exitCode: result.exitCode, reason: result.reason }))
+    case "OutOfMemory":
+      return Effect.fail(new WorkerOutOfMemoryError({ task: label, maxHeapMb }))
+    case "Interrupted":
+      return Effect.interrupt
+  }
+}
+
+const schemaError = (task: string, phase: "input" | "output" | "failure") => (error: { readonly message: string }) =>
+  new TaskSchemaError({ task, phase, details: error.message })
+
+/**
+ * Runs a task on the pool and returns its typed result. Interrupting the calling fiber (a timeout,
+ * a client abort, shutdown) removes a queued task from the queue, or terminates the worker running
+ * it and starts a replacement, so the thread is free at once. Buffers listed in `transfer` are
+ * moved to the worker instead of copied; array buffers in the result are always moved back.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const Fib = Offload.task("fib", { input: Schema.Number, output: Schema.Number })
+ *
+ * // data-first, and data-last with a timeout that really frees the thread
+ * const a = Offload.run(Fib, 30)
+ * const b = Effect.succeed(40).pipe(
+ *   Effect.flatMap(Offload.run(Fib)),
+ *   Effect.timeout("100 millis")
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run: {
+  <I, IE, O, OE, F, FE>(
+    self: Task<I, IE, O, OE, F, FE>,
+    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
+  ): (input: I) => Effect.Effect<O, F | RunError, Offload>
+  <I, IE, O, OE, F, FE>(
+    self: Task<I, IE, O, OE, F, FE>,
+    input: I,
+    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
+  ): Effect.Effect<O, F | RunError, Offload>
+} = dual(
+  (args) => args.length >= 2 && !(args.length === 2 && isRunOptions(args[1])),
+  <I, IE, O, OE, F, FE>(
+    self: Task<I, IE, O, OE, F, FE>,
+    input: I,
+    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
+  ): Effect.Effect<O, F | RunError, Offload> =>
+    Effect.gen(function*() {
+      const encoded = yield* Schema.encode(self.input)(input).pipe(Effect.mapError(schemaError(self.name, "input")))
+      const { pool } = yield* Offload
+      const result = yield* submit(
+        self.name,
+        { _tag: "Run", id: nextJobId++, task: self.name, input: encoded },
+        options?.transfer ?? []
+      )
+      return yield* settle(
+        self.name,
+        result,
+        (output) => Schema.decodeUnknown(self.output)(output).pipe(Effect.mapError(schemaError(self.name, "output"))),
+        (error) =>
+          Schema.decodeUnknown(self.failure)(error).pipe(
+            Effect.mapError(schemaError(self.name, "failure")),
+            Effect.flatMap((failure) => Effect.fail(failure))
+          ),
+        pool.options.maxHeapMb
+      )
+    })
+)
+
+const isRunOptions = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && Object.keys(value).every((key) => key === "transfer") &&
+  Object.keys(value).length > 0
+
+/**
+ * The node modules a {@link blocking} function receives as its first argument.
+ *
+ * @example
+ * ```ts
+ * import type { Offload } from "effect-background"
+ *
+ * const gzip = ({ zlib }: Offload.BlockingModules, text: string) => zlib.gzipSync(text)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BlockingModules {
+  readonly buffer: typeof import("node:buffer")
+  readonly childProcess: typeof import("node:child_process")
+  readonly crypto: typeof import("node:crypto")
+  readonly fs: typeof import("node:fs")
+  readonly os: typeof import("node:os")
+  readonly path: typeof import("node:path")
+  readonly zlib: typeof import("node:zlib")
+}
+
+/**
+ * Runs a one-off blocking call (`fs.*Sync`, `zlib.*Sync`, `crypto.*Sync`, …) on the pool without
+ * writing a worker module — the `asyncio.to_thread` case. Limits, by design: `fn` is sent as source
+ * text, so it must not use variables from its surroundings (pass what it needs as `arg`, reach
+ * node's modules through its first argument); `arg` and the result must be structured-clonable;
+ * the result is not schema-checked. Cancellation works as in {@link run}.
+ *
+ * @example
+ * ```ts
+ * import { Offload } from "effect-background"
+ *
+ * const digest = Offload.blocking(
+ *   ({ crypto }, text: string) => crypto.createHash("sha256").update(text).digest("hex"),
+ *   "hello"
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const blocking = <A, B>(
+  fn: (modules: BlockingModules, arg: A) => B,
+  arg: A,
+  options?: { readonly name?: string | undefined; readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
+): Effect.Effect<Awaited<B>, RunError, Offload> =>
+  Effect.gen(function*() {
+    const label = options?.name ?? (fn.name.length > 0 ? `blocking ${fn.name}` : "blocking call")
+    const { pool } = yield* Offload
+    const result = yield* submit(
+      label,
+      { _tag: "Blocking", id: nextJobId++, source: fn.toString(), arg },
+      options?.transfer ?? []
+    )
+    return yield* settle(
+      label,
+      result,
+      (output) => Effect.succeed(output as Awaited<B>),
+      () => Effect.die(new Error("unreachable: blocking calls have no typed failure")),
+      pool.options.maxHeapMb
+    )
+  })
+
+/**
+ * The pool's current numbers: threads, busy threads, queued tasks, threads spawned and crashed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * const report = Effect.flatMap(Offload.stats, (stats) => Effect.log(stats))
+ * ```
+ *
+ * @since 0.1.0
+ * @category observing
+ */
+export const stats: Effect.Effect<PoolStats, never, Offload> = Effect.flatMap(Offload, (service) => service.stats)
+
+/**
+ * A handle on an isolated runtime started by {@link isolate}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Offload } from "effect-background"
+ *
+ * const track = (events: Offload.Isolate<string>) => events.send("signup")
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Isolate<M> {
+  readonly name: string
+  /** Sends a message to the program's mailbox. */
+  readonly send: (message: M) => Effect.Effect<void, TaskSchemaError | WorkerCrashError | ShuttingDownError>
+}
+
+/**
+ * Options of {@link isolate}.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Offload } from "effect-background"
+ *
+ * const options: Offload.IsolateOptions<string, string> = {
+ *   name: "analytics",
+ *   module: new URL("./analytics.worker.ts", import.meta.url),
+ *   message: Schema.String
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IsolateOptions<M, ME> {
+  readonly name: string
+  readonly module: string | URL
+  readonly message: Schema.Schema<M, ME>
+  /** How long the program may take to stop (flush) at shutdown before its thread is terminated. Default 5 seconds. */
+  readonly stopTimeout?: Duration.DurationInput | undefined
+  readonly maxHeapMb?: number | undefined
+  readonly startupTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Starts a worker thread running the module's {@link isolated} program with its own Effect runtime,
+ * for as long as the scope lives. Closing the scope interrupts the program — its finalizers flush
+ * what it holds — within `stopTimeout`, then terminates the thread. A program that stops on its own
+ * is logged as an error and `send` then fails with `WorkerCrashError`.
+ *
+ * @example
+ * ```ts
+ * import { Context, Effect, Layer, Schema } from "effect"
+ * import { Offload } from "effect-background"
+ *
+ * class Analytics extends Context.Tag("Analytics")<Analytics, Offload.Isolate<string>>() {}
+ *
+ * export const AnalyticsLive = Layer.scoped(
+ *   Analytics,
+ *   Offload.isolate({
+ *     name: "analytics",
+ *     module: new URL("./analytics.worker.ts", import.meta.url),
+ *     message: Schema.String
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const isolate = <M, ME>(
+  options: IsolateOptions<M, ME>
+): Effect.Effect<Isolate<M>, InvalidOptionError | WorkerLoadError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = yield* validate.name("name", options.name)
+    const module = yield* moduleOption(options.module)
+    const stopTimeout = yield* validate.duration("stopTimeout", options.stopTimeout ?? "5 seconds", "nonNegative")
+    const startupTimeout = yield* validate.duration("startupTimeout", options.startupTimeout ?? "10 seconds", "positive")
+    const maxHeapMb = yield* heapOption(options.maxHeapMb)
+    const moduleUrl = module ?? ""
+    const runtime = yield* Effect.runtime<never>()
+    const logDead = (reason: string) => {
+      void Effect.runPromise(
+        Effect.logError(`isolate "${name}" stopped unexpectedly: ${reason}`).pipe(Effect.provide(Layer.succeedContext(runtime.context)))
+      )
+    }
+    const worker = new IsolateWorker({
+      name,
+      module: moduleUrl,
+      maxHeapMb,
+      startupTimeoutMillis: Duration.toMillis(startupTimeout),
+      onUnexpectedExit: logDead
+    })
+    let closing = false
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => worker.start(),
+        catch: (error) => new WorkerLoadError({ module: moduleUrl, reason: error instanceof Error ? error.message : String(error) })
+      }),
+      () =>
+        Effect.gen(function*() {
+          closing = true
+          const clean = yield* Effect.promise(() => worker.stop(Duration.toMillis(stopTimeout)))
+          if (!clean) yield* Effect.logWarning(`isolate "${name}" did not stop within ${Duration.format(stopTimeout)}; its thread was terminated`)
+        })
+    )
+    const encode = Schema.encode(options.message)
+    return {
+      name,
+      send: (message: M) =>
+        Effect.gen(function*() {
+          if (closing) return yield* Effect.fail(new ShuttingDownError({ task: name }))
+          const payload = yield* encode(message).pipe(Effect.mapError(schemaError(name, "input")))
+          if (!worker.post(payload)) {
+            return yield* Effect.fail(
+              new WorkerCrashError({ task: name, exitCode: worker.exitCode, reason: Option.getOrUndefined(Option.fromNullable(worker.deadReason)) })
+            )
+          }
+        })
+    }
+  })

@@ -1,0 +1,114 @@
+/**
+ * The main-thread side of an isolated runtime: one worker running a long-lived Effect program,
+ * fed messages, and asked to stop (its program interrupted, finalizers run) at shutdown.
+ */
+import type { Worker } from "node:worker_threads"
+import type { FromWorker, SerializedDefect } from "./protocol.js"
+import { spawnWorker } from "./spawn.js"
+
+export interface IsolateOptions {
+  readonly name: string
+  readonly module: string
+  readonly maxHeapMb: number | undefined
+  readonly startupTimeoutMillis: number
+  /** Called once if the worker stops on its own (crash, program ended). */
+  readonly onUnexpectedExit: (reason: string) => void
+}
+
+export class IsolateWorker {
+  private worker: Worker | undefined
+  private stopping = false
+  private stoppedWaiters: Array<() => void> = []
+  /** Why the worker is gone, once it is. */
+  deadReason: string | undefined = undefined
+  exitCode = 0
+
+  constructor(readonly options: IsolateOptions) {}
+
+  start(): Promise<void> {
+    const worker = spawnWorker({ module: this.options.module, maxHeapMb: this.options.maxHeapMb, name: this.options.name })
+    this.worker = worker
+    let lastError: Error | undefined
+    return new Promise<void>((resolve, reject) => {
+      let ready = false
+      const timer = setTimeout(() => {
+        reject(new Error(`the worker did not become ready within ${this.options.startupTimeoutMillis}ms`))
+        void worker.terminate()
+      }, this.options.startupTimeoutMillis)
+      const fail = (defect: SerializedDefect) => {
+        clearTimeout(timer)
+        reject(new Error(defect.message))
+        void worker.terminate()
+      }
+      worker.on("message", (message: FromWorker) => {
+        if (message._tag === "Ready") {
+          if (message.kind !== "isolate") {
+            return fail({ name: "Error", message: "its default export is not made with Offload.isolated(...)", stack: undefined })
+          }
+          ready = true
+          clearTimeout(timer)
+          resolve()
+        } else if (message._tag === "LoadError") {
+          fail(message.error)
+        } else if (message._tag === "Defect" && !this.stopping) {
+          this.markDead(`the isolated program stopped: ${message.defect.message}`)
+        } else if (message._tag === "Stopped") {
+          this.resolveStopped()
+        }
+      })
+      worker.on("error", (error) => {
+        lastError = error
+      })
+      worker.on("exit", (code) => {
+        this.exitCode = code
+        clearTimeout(timer)
+        if (!ready) reject(new Error(lastError?.message ?? `the worker exited with code ${code} while starting`))
+        else if (!this.stopping) this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
+        this.resolveStopped()
+      })
+    })
+  }
+
+  private markDead(reason: string): void {
+    if (this.deadReason !== undefined) return
+    this.deadReason = reason
+    this.options.onUnexpectedExit(reason)
+  }
+
+  private resolveStopped(): void {
+    const waiters = this.stoppedWaiters
+    this.stoppedWaiters = []
+    for (const waiter of waiters) waiter()
+  }
+
+  /** Posts an already-encoded message; false when the worker is gone. */
+  post(payload: unknown): boolean {
+    if (this.worker === undefined || this.deadReason !== undefined || this.stopping) return false
+    this.worker.postMessage({ _tag: "Message", payload })
+    return true
+  }
+
+  /**
+   * Asks the program to stop (its fiber is interrupted, so its finalizers flush), waits up to
+   * `timeoutMillis`, then terminates the thread. Returns whether it stopped cleanly in time.
+   */
+  async stop(timeoutMillis: number): Promise<boolean> {
+    const worker = this.worker
+    if (worker === undefined) return true
+    if (this.deadReason !== undefined) {
+      await worker.terminate()
+      return false
+    }
+    this.stopping = true
+    const stopped = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMillis)
+      this.stoppedWaiters.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+      worker.postMessage({ _tag: "Stop" })
+    })
+    await worker.terminate()
+    return stopped
+  }
+}

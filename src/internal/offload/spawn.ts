@@ -1,0 +1,70 @@
+/**
+ * Starting a worker thread that runs our bootstrap, which then imports the user's worker module.
+ * `.ts` modules (development under tsx, tests) get tsx's loader registered inside the worker first,
+ * so the call site is the same for `.ts` sources and compiled `.js`.
+ */
+import { createRequire } from "node:module"
+import { pathToFileURL } from "node:url"
+import { Worker } from "node:worker_threads"
+
+const isTypeScript = (url: string) => /\.[cm]?ts$/.test(new URL(url).pathname)
+
+const bootstrapUrl = new URL(
+  `./worker-main.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+  import.meta.url
+).href
+
+let tsxLoader: string | undefined
+const resolveTsx = (): string => {
+  if (tsxLoader === undefined) {
+    const require = createRequire(import.meta.url)
+    try {
+      // require.resolve picks the CommonJS build; the worker needs the ESM one beside it.
+      tsxLoader = pathToFileURL(require.resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href
+    } catch {
+      throw new Error("running a .ts worker module needs the \"tsx\" package installed (or point at compiled .js)")
+    }
+  }
+  return tsxLoader
+}
+
+// Eval'd workers start as CommonJS; this shim registers tsx when needed and loads the bootstrap.
+const shim = `
+const { workerData } = require("node:worker_threads");
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  await import(workerData.bootstrap);
+})().catch((error) => {
+  const { parentPort } = require("node:worker_threads");
+  parentPort.postMessage({ _tag: "LoadError", error: { name: error?.name ?? "Error", message: String(error?.message ?? error), stack: error?.stack } });
+});
+`
+
+export interface SpawnOptions {
+  /** File URL of the user's worker module, if any. */
+  readonly module: string | undefined
+  readonly maxHeapMb: number | undefined
+  readonly name: string
+}
+
+/** Resolves a module path or URL to a file URL string. */
+export const toModuleUrl = (module: string | URL): string =>
+  module instanceof URL ? module.href : /^[a-z]+:/i.test(module) ? module : pathToFileURL(module).href
+
+export const spawnWorker = (options: SpawnOptions): Worker => {
+  const needsTsx = isTypeScript(bootstrapUrl) || (options.module !== undefined && isTypeScript(options.module))
+  return new Worker(shim, {
+    eval: true,
+    name: options.name,
+    workerData: {
+      bootstrap: bootstrapUrl,
+      module: options.module,
+      tsx: needsTsx ? resolveTsx() : undefined
+    },
+    ...(options.maxHeapMb !== undefined
+      ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb, maxYoungGenerationSizeMb: Math.min(16, Math.max(1, Math.floor(options.maxHeapMb / 4))) } }
+      : {}),
+    stdout: false,
+    stderr: false
+  })
+}

@@ -1,0 +1,145 @@
+/**
+ * The program every offload worker thread runs: it imports the user's worker module, says it is
+ * ready (or why it could not load), then serves task runs, blocking calls or an isolated program.
+ */
+import { Cause, Effect, Exit, Fiber, Option, ParseResult, Queue, Schema } from "effect"
+import * as buffer from "node:buffer"
+import * as childProcess from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as zlib from "node:zlib"
+import { parentPort, workerData } from "node:worker_threads"
+import { type IsolateModule, isWorkerModule, type TasksModule } from "./definitions.js"
+import { collectTransferables, type FromWorker, serializeDefect, type ToWorker } from "./protocol.js"
+
+const port = parentPort!
+const post = (message: FromWorker, transfer: ReadonlyArray<ArrayBuffer> = []) =>
+  port.postMessage(message, transfer as Array<ArrayBuffer>)
+
+/** What a blocking call's function receives as its first argument. */
+const modules = { buffer, childProcess, crypto, fs, os, path, zlib }
+
+class SchemaPhaseError {
+  readonly _tag = "SchemaPhaseError"
+  constructor(readonly phase: "input" | "output" | "failure", readonly error: ParseResult.ParseError) {}
+}
+class TypedFailure {
+  readonly _tag = "TypedFailure"
+  constructor(readonly error: unknown) {}
+}
+
+const toEffect = (result: unknown): Effect.Effect<unknown, unknown> =>
+  Effect.isEffect(result)
+    ? (result as Effect.Effect<unknown, unknown>)
+    : typeof (result as PromiseLike<unknown> | null)?.then === "function"
+    ? Effect.tryPromise({ try: () => result as PromiseLike<unknown>, catch: (error) => error })
+    : Effect.succeed(result)
+
+const serveTasks = (module: TasksModule | undefined) => {
+  const run = (message: Extract<ToWorker, { _tag: "Run" }>) => {
+    const implementation = module?.implementations.get(message.task)
+    if (implementation === undefined) {
+      return Promise.resolve(post({
+        _tag: "Defect",
+        id: message.id,
+        defect: { name: "Error", message: `this worker module implements no task named "${message.task}"`, stack: undefined }
+      }))
+    }
+    const { definition, handler } = implementation
+    const isFailure = Schema.is(definition.failure)
+    const program = Effect.gen(function*() {
+      const input = yield* Schema.decodeUnknown(definition.input)(message.input).pipe(
+        Effect.mapError((error) => new SchemaPhaseError("input", error))
+      )
+      const output = yield* Effect.suspend(() => toEffect(handler(input))).pipe(
+        Effect.catchAllDefect((defect) => isFailure(defect) ? Effect.fail(defect) : Effect.die(defect)),
+        Effect.mapError((error) => new TypedFailure(error))
+      )
+      return yield* Schema.encode(definition.output)(output).pipe(
+        Effect.mapError((error) => new SchemaPhaseError("output", error))
+      )
+    })
+    return Effect.runPromiseExit(program).then((exit) => {
+      if (Exit.isSuccess(exit)) return post({ _tag: "Success", id: message.id, output: exit.value }, collectTransferables(exit.value))
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        const error = failure.value
+        if (error instanceof SchemaPhaseError) {
+          return post({ _tag: "SchemaError", id: message.id, phase: error.phase, message: ParseResult.TreeFormatter.formatErrorSync(error.error) })
+        }
+        if (isFailure(error.error)) {
+          const encoded = Schema.encodeEither(definition.failure)(error.error)
+          return encoded._tag === "Right"
+            ? post({ _tag: "Failure", id: message.id, error: encoded.right })
+            : post({ _tag: "SchemaError", id: message.id, phase: "failure", message: ParseResult.TreeFormatter.formatErrorSync(encoded.left) })
+        }
+        return post({ _tag: "Defect", id: message.id, defect: serializeDefect(error.error) })
+      }
+      return post({ _tag: "Defect", id: message.id, defect: serializeDefect(Cause.squash(exit.cause)) })
+    })
+  }
+
+  const blocking = async (message: Extract<ToWorker, { _tag: "Blocking" }>) => {
+    try {
+      const fn = new Function("modules", "arg", `"use strict"; return (${message.source})(modules, arg)`) as (
+        m: typeof modules,
+        arg: unknown
+      ) => unknown
+      const output = await fn(modules, message.arg)
+      post({ _tag: "Success", id: message.id, output }, collectTransferables(output))
+    } catch (error) {
+      post({ _tag: "Defect", id: message.id, defect: serializeDefect(error) })
+    }
+  }
+
+  port.on("message", (message: ToWorker) => {
+    if (message._tag === "Run") void run(message)
+    else if (message._tag === "Blocking") void blocking(message)
+  })
+  post({ _tag: "Ready", kind: "tasks", tasks: module === undefined ? [] : Array.from(module.implementations.keys()) })
+}
+
+const serveIsolate = (module: IsolateModule) => {
+  const mailbox = Effect.runSync(Queue.unbounded<unknown>())
+  const decode = Schema.decodeUnknownEither(module.message)
+  let stopping = false
+  const fiber = Effect.runFork(Effect.suspend(() => module.program(mailbox)))
+  fiber.addObserver((exit) => {
+    if (stopping) return
+    post({
+      _tag: "Defect",
+      id: -1,
+      defect: Exit.isFailure(exit)
+        ? serializeDefect(Cause.squash(exit.cause))
+        : { name: "Error", message: "the isolated program returned", stack: undefined }
+    })
+  })
+  port.on("message", (message: ToWorker) => {
+    if (message._tag === "Message") {
+      const decoded = decode(message.payload)
+      if (decoded._tag === "Right") Queue.unsafeOffer(mailbox, decoded.right)
+    } else if (message._tag === "Stop" && !stopping) {
+      stopping = true
+      void Effect.runPromise(Fiber.interrupt(fiber)).then(() => {
+        post({ _tag: "Stopped" })
+        port.close()
+      })
+    }
+  })
+  post({ _tag: "Ready", kind: "isolate", tasks: [] })
+}
+
+const main = async () => {
+  const url = (workerData as { module: string | undefined }).module
+  if (url === undefined) return serveTasks(undefined)
+  const loaded: { default?: unknown } = await import(url)
+  const module = loaded.default
+  if (!isWorkerModule(module)) {
+    throw new Error(`${url} has no default export made with Offload.worker(...) or Offload.isolated(...)`)
+  }
+  return module.kind === "isolate" ? serveIsolate(module) : serveTasks(module)
+}
+
+main().catch((error: unknown) => post({ _tag: "LoadError", error: serializeDefect(error) }))
