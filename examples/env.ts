@@ -2,6 +2,9 @@
  * Shared settings for the examples: every example listens on 127.0.0.1:$PORT (default 3000) and
  * drains within DRAIN_MS (default 10000), then gives background work GRACE_MS (default 5000).
  */
+import { realpathSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
 const numberFromEnv = (name: string, fallback: number): number => {
   const raw = process.env[name]
   if (raw === undefined || raw === "") return fallback
@@ -29,4 +32,18 @@ export const serverOptions = {
   host: "127.0.0.1",
   drainTimeout: env.drainMillis,
   grace: env.graceMillis
+}
+
+/**
+ * Whether the module at `moduleUrl` is the script node was asked to run, so a scenario file can
+ * both run on its own and lend its routes and jobs to `server.ts`.
+ */
+export const isMain = (moduleUrl: string): boolean => {
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(moduleUrl))
+  } catch {
+    return false
+  }
 }

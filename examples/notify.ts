@@ -1,6 +1,7 @@
 /**
  * Pattern: FastAPI `BackgroundTasks.add_task` — answer at once, send the notification after the
- * response has been written.
+ * response has been written. Unlike a task left on the event loop, it is owned by the server: at
+ * shutdown it gets GRACE_MS to finish, and past that it is interrupted and says so.
  *
  * Run: `npx tsx examples/notify.ts` then `curl -X POST 127.0.0.1:3000/send-notification/ada@example.com`.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS (default 0), LOG_FILE (default ./log.txt).
@@ -9,7 +10,7 @@ import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { appendFile } from "node:fs/promises"
 import { BackgroundTasks, Server } from "../src/index.js"
-import { env, serverOptions } from "./env.js"
+import { env, isMain, serverOptions } from "./env.js"
 
 const taskDelay = env.taskDelayMillis(0)
 
@@ -17,20 +18,19 @@ const writeNotification = (email: string, message: string) =>
   Effect.gen(function*() {
     yield* Effect.sleep(taskDelay)
     yield* Effect.promise(() => appendFile(env.logFile, `notification for ${email}: ${message}\n`))
-  })
+  }).pipe(Effect.onInterrupt(() => Effect.logWarning(`notification for ${email} was not sent: interrupted`)))
 
-const router = HttpRouter.empty.pipe(
-  HttpRouter.get("/health", Server.health),
-  HttpRouter.post(
-    "/send-notification/:email",
-    Effect.gen(function*() {
-      const { email } = yield* HttpRouter.params
-      yield* BackgroundTasks.add(writeNotification(email ?? "", "some notification"), {
-        name: `notify ${email}`
-      })
-      return yield* HttpServerResponse.json({ message: "Notification sent in the background" })
-    })
+/** `POST /send-notification/:email` — 200 at once; the notification is written after the response. */
+export const sendNotification = Effect.gen(function*() {
+  const { email = "" } = yield* HttpRouter.params
+  yield* BackgroundTasks.add(writeNotification(email, "some notification"), { name: `notify ${email}` })
+  return yield* HttpServerResponse.json({ message: "Notification sent in the background" })
+})
+
+if (isMain(import.meta.url)) {
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.get("/health", Server.health),
+    HttpRouter.post("/send-notification/:email", sendNotification)
   )
-)
-
-Server.launch(Server.app(router, serverOptions))
+  Server.launch(Server.app(router, serverOptions))
+}

@@ -1,0 +1,74 @@
+/**
+ * Pattern: every kind of background work in one server (`npm start`) — after-response tasks
+ * (FastAPI `BackgroundTasks`), fire-and-forget forks (`asyncio.create_task`), a daemon (a thread
+ * or lifespan loop), a spaced job and a cron job (`sched`, APScheduler) — all owned by the server,
+ * drained on Ctrl-C, and summed up in one report line.
+ *
+ * Run: `npm start` (or `npx tsx examples/server.ts`), try the routes it prints, then press Ctrl-C
+ * while `curl '127.0.0.1:3000/slow?ms=3000'` is still waiting to watch the drain.
+ * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
+ *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris).
+ */
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer, Schema } from "effect"
+import { Background, Server } from "../src/index.js"
+import { helloDaemon } from "./daemon.js"
+import { env, serverOptions } from "./env.js"
+import { supervisorOptions, track } from "./fire-and-forget.js"
+import { sendNotification } from "./notify.js"
+
+const refreshMillis = env.number("REFRESH_MS", 30_000)
+const cronTimeZone = process.env.CRON_TZ ?? "Europe/Paris"
+
+/** `GET /slow?ms=N` — answers after N milliseconds (default 1000), to watch a request drain. */
+const slow = HttpServerRequest.schemaSearchParams(Schema.Struct({
+  ms: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.between(0, 600_000)), { default: () => 1000 })
+})).pipe(
+  Effect.tap(({ ms }) => Effect.log(`slow request: answering in ${ms}ms`)),
+  Effect.flatMap(({ ms }) => Effect.as(Effect.sleep(ms), ms)),
+  Effect.flatMap((ms) => HttpServerResponse.json({ sleptMillis: ms })),
+  Effect.catchTag("ParseError", () => HttpServerResponse.json({ error: "ms must be 0..600000" }, { status: 400 }))
+)
+
+/** `GET /background` — what the supervisor owns right now. */
+const background = Effect.flatMap(Background.snapshot, (tasks) => HttpServerResponse.json({ tasks }))
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/health", Server.health),
+  HttpRouter.post("/send-notification/:email", sendNotification),
+  HttpRouter.post("/track", track),
+  HttpRouter.get("/slow", slow),
+  HttpRouter.get("/background", background)
+)
+
+const jobs = Layer.mergeAll(
+  helloDaemon,
+  Background.every(
+    "refresh-cache",
+    Effect.log("cache refreshed"),
+    { spaced: refreshMillis }
+  ),
+  Background.cron(
+    "minute-report",
+    Effect.flatMap(Background.snapshot, (tasks) => Effect.log(`minute report: ${tasks.length} tasks owned`)),
+    { cron: "* * * * *", timeZone: cronTimeZone }
+  )
+)
+
+process.stdout.write(
+  [
+    "effect-background demo: every kind of background work, owned by the server",
+    "  POST /send-notification/:email  after-response task (BackgroundTasks.add), appends to LOG_FILE",
+    "  POST /track                     fire-and-forget fork (Background.fork); 503 + Retry-After when full",
+    "  GET  /slow?ms=N                 answers after N ms; send one, then Ctrl-C to watch it drain",
+    "  GET  /background                the supervisor's snapshot as JSON",
+    "  GET  /health                    200 while serving, 503 while draining",
+    `  jobs: daemon "hello" every ${env.intervalMillis}ms, "refresh-cache" spaced ${refreshMillis}ms,` +
+    ` cron "minute-report" (* * * * *, ${cronTimeZone})`,
+    `  Ctrl-C: drain requests (${env.drainMillis}ms), grace for background work (${env.graceMillis}ms),` +
+    " interrupt the rest, print a report",
+    ""
+  ].join("\n")
+)
+
+Server.launch(Server.app(router, { ...serverOptions, ...supervisorOptions, jobs }))

@@ -1,0 +1,240 @@
+/**
+ * Process tests for the example contract: each example runs as a real node process on a free port,
+ * gets real HTTP requests and real signals, and is judged by its exit code, its shutdown report and
+ * its log file. Waits are upper bounds for "eventually", never timing thresholds.
+ */
+import { describe, expect, test as base } from "vitest"
+import {
+  ExampleLauncher,
+  heldRequest,
+  request,
+  type RunningExample,
+  waitUntilRefusing
+} from "./support/process-example.js"
+
+/** Each test owns its launcher; its children are killed by PID when the test ends, pass or fail. */
+const test = base.extend<{ examples: ExampleLauncher }>({
+  examples: async ({}, use) => {
+    const launcher = new ExampleLauncher()
+    try {
+      await use(launcher)
+    } finally {
+      await launcher.cleanup()
+    }
+  }
+})
+
+const reportShape =
+  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms services=\d+ms total=\d+ms/
+
+/** Waits for a clean exit and returns the report line, after checking its shape. */
+const expectCleanExit = async (example: RunningExample): Promise<string> => {
+  const exit = await example.waitForExit()
+  expect(exit.code, example.output()).toBe(0)
+  expect(exit.signal).toBeNull()
+  const report = example.report()
+  expect(report, example.output()).toMatch(reportShape)
+  return report ?? ""
+}
+
+const notification = (email: string) => `notification for ${email}: some notification`
+
+describe.concurrent("examples/notify.ts", () => {
+  test("answers at once, writes the notification after the response, and reports it finished", async ({ examples }) => {
+    const app = await examples.start("notify")
+
+    const health = await request(app.port, "GET", "/health")
+    expect(health.status).toBe(200)
+    const response = await request(app.port, "POST", "/send-notification/ada@example.com")
+    expect(response.status).toBe(200)
+    expect(JSON.parse(response.body)).toEqual({ message: "Notification sent in the background" })
+    expect(await app.waitForLog((lines) => lines.length > 0)).toEqual([notification("ada@example.com")])
+
+    app.signal("SIGTERM")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("tasks finished=1 failed=0 interrupted=0 rejected=0 skipped=0")
+    expect(report).not.toContain("interrupted:")
+  })
+
+  test("a task still pending at SIGTERM finishes within the grace period before the process exits", async ({ examples }) => {
+    const app = await examples.start("notify", { TASK_DELAY_MS: "2000", GRACE_MS: "60000" })
+
+    const response = await request(app.port, "POST", "/send-notification/grace@example.com")
+    expect(response.status).toBe(200)
+    // Precondition: the task is still sleeping when the signal goes out.
+    expect(await app.logLines()).toEqual([])
+    app.signal("SIGTERM")
+
+    const report = await expectCleanExit(app)
+    expect(await app.logLines()).toEqual([notification("grace@example.com")])
+    expect(report).toContain("tasks finished=1 failed=0 interrupted=0")
+  })
+
+  test("a task still running when the grace period ends is interrupted, named, and its finalizer runs", async ({ examples }) => {
+    const app = await examples.start("notify", { TASK_DELAY_MS: "600000", GRACE_MS: "200" })
+
+    const response = await request(app.port, "POST", "/send-notification/late@example.com")
+    expect(response.status).toBe(200)
+    app.signal("SIGTERM")
+
+    const report = await expectCleanExit(app)
+    expect(report).toContain("tasks finished=0 failed=0 interrupted=1")
+    expect(report).toMatch(/; interrupted: notify late@example\.com$/)
+    expect(app.stdout).toContain("notification for late@example.com was not sent: interrupted")
+    expect(await app.logLines()).toEqual([])
+  })
+
+  test("a second signal during the grace period exits at once with code 1, naming the task still running", async ({ examples }) => {
+    // Grace and delay far beyond the wait below: only the second signal can end this process.
+    const app = await examples.start("notify", { TASK_DELAY_MS: "600000", GRACE_MS: "600000" })
+
+    const response = await request(app.port, "POST", "/send-notification/stuck@example.com")
+    expect(response.status).toBe(200)
+    app.signal("SIGTERM")
+    await waitUntilRefusing(app.port)
+    app.signal("SIGINT")
+
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(1)
+    expect(exit.stderr).toMatch(/shutdown aborted \(second signal SIGINT\); still running: .*task notify stuck@example\.com/)
+    expect(app.report()).toBeUndefined()
+    expect(await app.logLines()).toEqual([])
+  })
+})
+
+describe.concurrent("examples/daemon.ts", () => {
+  test("the daemon says Hello every interval and its finalizer prints `daemon stopped` at shutdown", async ({ examples }) => {
+    const app = await examples.start("daemon", { INTERVAL_MS: "100" })
+
+    await app.waitForLine(/Hello.*#2\b/)
+    expect(app.stdout).not.toContain("daemon stopped")
+    app.signal("SIGTERM")
+
+    await expectCleanExit(app)
+    const lines = app.stdout.split("\n")
+    const stopped = lines.findIndex((line) => line.includes("daemon stopped"))
+    const lastHello = lines.map((line) => line.includes("Hello")).lastIndexOf(true)
+    const report = lines.findIndex((line) => line.startsWith("shutdown report:"))
+    expect(stopped, app.output()).toBeGreaterThan(lastHello)
+    expect(report).toBeGreaterThan(stopped)
+  })
+})
+
+describe.concurrent("examples/fire-and-forget.ts", () => {
+  test("answers 202 at once and records every event in the background", async ({ examples }) => {
+    const app = await examples.start("fire-and-forget")
+
+    const responses = await Promise.all([1, 2, 3].map(() => request(app.port, "POST", "/track")))
+    expect(responses.map((response) => response.status)).toEqual([202, 202, 202])
+    const lines = await app.waitForLog((lines) => lines.length >= 3)
+    expect([...lines].sort()).toEqual(["tracked 1", "tracked 2", "tracked 3"])
+
+    app.signal("SIGINT")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("tasks finished=3 failed=0 interrupted=0 rejected=0")
+  })
+
+  test("when every slot and the queue are taken, a fork is refused with 503 and Retry-After", async ({ examples }) => {
+    const app = await examples.start("fire-and-forget", {
+      CONCURRENCY: "1",
+      MAX_QUEUED: "0",
+      TASK_DELAY_MS: "600000",
+      GRACE_MS: "200"
+    })
+
+    expect((await request(app.port, "POST", "/track")).status).toBe(202)
+    const refused = await request(app.port, "POST", "/track")
+    expect(refused.status).toBe(503)
+    expect(refused.headers["retry-after"]).toBe("1")
+
+    app.signal("SIGTERM")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("tasks finished=0 failed=0 interrupted=1 rejected=1")
+    expect(report).toMatch(/; interrupted: analytics #1$/)
+    expect(await app.logLines()).toEqual([])
+  })
+})
+
+describe.concurrent("examples/server.ts", () => {
+  test("prints its banner and serves every kind of work together", async ({ examples }) => {
+    const app = await examples.start("server", { INTERVAL_MS: "100", REFRESH_MS: "100" })
+
+    for (const route of ["POST /send-notification/:email", "POST /track", "GET  /slow?ms=N", "GET  /background", "GET  /health"]) {
+      expect(app.stdout).toContain(route)
+    }
+    expect((await request(app.port, "GET", "/health")).status).toBe(200)
+    expect((await request(app.port, "POST", "/send-notification/demo@example.com")).status).toBe(200)
+    expect((await request(app.port, "POST", "/track")).status).toBe(202)
+    const slow = await request(app.port, "GET", "/slow?ms=10")
+    expect(slow.status).toBe(200)
+    expect(JSON.parse(slow.body)).toEqual({ sleptMillis: 10 })
+    expect((await request(app.port, "GET", "/slow?ms=soon")).status).toBe(400)
+
+    const snapshot = await request(app.port, "GET", "/background")
+    expect(snapshot.status).toBe(200)
+    const { tasks } = JSON.parse(snapshot.body) as { tasks: Array<{ name: string; kind: string }> }
+    expect(tasks).toEqual(expect.arrayContaining([
+      expect.objectContaining({ name: "hello", kind: "daemon" }),
+      expect.objectContaining({ name: "refresh-cache", kind: "schedule" }),
+      expect.objectContaining({ name: "minute-report", kind: "schedule" })
+    ]))
+    const lines = await app.waitForLog((lines) => lines.length >= 2)
+    expect([...lines].sort()).toEqual([notification("demo@example.com"), "tracked 1"])
+    await app.waitForLine(/cache refreshed/)
+    await app.waitForLine(/Hello/)
+
+    app.signal("SIGTERM")
+    await expectCleanExit(app)
+    expect(app.stdout).toContain("daemon stopped")
+  })
+
+  test("a slow request in flight at SIGTERM completes with 200 and Connection: close", async ({ examples }) => {
+    const app = await examples.start("server")
+
+    const slow = request(app.port, "GET", "/slow?ms=1500")
+    await app.waitForLine(/slow request: answering in 1500ms/)
+    app.signal("SIGTERM")
+
+    const response = await slow
+    expect(response.status).toBe(200)
+    expect(JSON.parse(response.body)).toEqual({ sleptMillis: 1500 })
+    expect(response.headers.connection).toBe("close")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("requests drained=1 interrupted=0")
+  })
+
+  test("a request still running when the drain timeout ends is cut off and counted as interrupted", async ({ examples }) => {
+    const app = await examples.start("server", { DRAIN_MS: "300" })
+
+    const slow = request(app.port, "GET", "/slow?ms=600000").catch((error: unknown) => error)
+    await app.waitForLine(/slow request: answering in 600000ms/)
+    app.signal("SIGTERM")
+
+    const report = await expectCleanExit(app)
+    expect(report).toContain("requests drained=0 interrupted=1")
+    expect(await slow).toBeInstanceOf(Error)
+  })
+
+  test("while a slow request holds the drain, health answers 503; a second signal exits at once with code 1, naming the request", async ({ examples }) => {
+    const app = await examples.start("server", { DRAIN_MS: "600000" })
+
+    // Sent in part now, handled only when finished — after shutdown has begun.
+    const health = await heldRequest(app.port, "/health")
+    const slow = request(app.port, "GET", "/slow?ms=600000").catch((error: unknown) => error)
+    await app.waitForLine(/slow request: answering in 600000ms/)
+    app.signal("SIGTERM")
+    await waitUntilRefusing(app.port)
+
+    const draining = await health.finish()
+    expect(draining.status).toBe(503)
+    expect(JSON.parse(draining.body)).toEqual({ status: "draining" })
+
+    app.signal("SIGTERM")
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(1)
+    expect(exit.stderr).toMatch(/shutdown aborted \(second signal SIGTERM\); still running: .*request GET \/slow\?ms=600000/)
+    expect(app.report()).toBeUndefined()
+    // The client's connection was cut by the exit, not answered.
+    expect(await slow).toBeInstanceOf(Error)
+  })
+})
