@@ -1,13 +1,15 @@
 /**
  * Pattern: every kind of background work in one server (`npm start`) — after-response tasks
  * (FastAPI `BackgroundTasks`), fire-and-forget forks (`asyncio.create_task`), a daemon (a thread
- * or lifespan loop), a spaced job and a cron job (`sched`, APScheduler) — all owned by the server,
+ * or lifespan loop), a spaced job and a cron job (`sched`, APScheduler), CPU and blocking work on
+ * worker threads (`asyncio.to_thread`) and an isolated batcher on its own thread (a thread with its
+ * own event loop) — all owned by the server,
  * drained on Ctrl-C, and summed up in one report line.
  *
  * Run: `npm start` (or `npx tsx examples/server.ts`), try the routes it prints, then press Ctrl-C
  * while `curl '127.0.0.1:3000/slow?ms=3000'` is still waiting to watch the drain.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
- *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris).
+ *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
@@ -15,7 +17,9 @@ import { Background, Server } from "../src/index.js"
 import { helloDaemon } from "./daemon.js"
 import { env, serverOptions } from "./env.js"
 import { supervisorOptions, track } from "./fire-and-forget.js"
+import { AnalyticsLive, postEvent } from "./isolated-loop.js"
 import { sendNotification } from "./notify.js"
+import { OffloadLive, offloadRoutes } from "./offload.js"
 
 const refreshMillis = env.number("REFRESH_MS", 30_000)
 const cronTimeZone = process.env.CRON_TZ ?? "Europe/Paris"
@@ -38,7 +42,9 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.post("/send-notification/:email", sendNotification),
   HttpRouter.post("/track", track),
   HttpRouter.get("/slow", slow),
-  HttpRouter.get("/background", background)
+  HttpRouter.get("/background", background),
+  HttpRouter.post("/event", postEvent),
+  HttpRouter.concat(offloadRoutes)
 )
 
 const jobs = Layer.mergeAll(
@@ -63,6 +69,11 @@ process.stdout.write(
     "  GET  /slow?ms=N                 answers after N ms; send one, then Ctrl-C to watch it drain",
     "  GET  /background                the supervisor's snapshot as JSON",
     "  GET  /health                    200 while serving, 503 while draining",
+    "  GET  /cpu?n=N[&timeoutMs=T]     CPU-bound work on a worker thread (504 when the timeout cancels it)",
+    "  GET  /cpu-inline?n=N            the same work on the event loop: watch /ping stall",
+    "  GET  /io                        a blocking sync call (PBKDF2) through Offload.blocking",
+    "  GET  /ping                      answers pong",
+    "  POST /event                     sends an event to the analytics batcher on its own thread",
     `  jobs: daemon "hello" every ${env.intervalMillis}ms, "refresh-cache" spaced ${refreshMillis}ms,` +
     ` cron "minute-report" (* * * * *, ${cronTimeZone})`,
     `  Ctrl-C: drain requests (${env.drainMillis}ms), grace for background work (${env.graceMillis}ms),` +
@@ -71,4 +82,8 @@ process.stdout.write(
   ].join("\n")
 )
 
-Server.launch(Server.app(router, { ...serverOptions, ...supervisorOptions, jobs }))
+Server.launch(
+  Server.app(router, { ...serverOptions, ...supervisorOptions, jobs }).pipe(
+    Layer.provide(Layer.merge(OffloadLive, AnalyticsLive))
+  )
+)

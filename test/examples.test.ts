@@ -25,7 +25,7 @@ const test = base.extend<{ examples: ExampleLauncher }>({
 })
 
 const reportShape =
-  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms services=\d+ms total=\d+ms/
+  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
 
 /** Waits for a clean exit and returns the report line, after checking its shape. */
 const expectCleanExit = async (example: RunningExample): Promise<string> => {
