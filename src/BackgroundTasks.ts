@@ -41,6 +41,10 @@ export interface Options extends AddOptions {
  * the supervisor at once; it runs when the response's last byte has been handed to the socket and
  * the handler succeeded (it completed and answered below 400), unless `always` is set.
  *
+ * A client that disconnects once the handler has answered (even mid-body) cancels nothing: the
+ * tasks run as if the response had been delivered. One that disconnects earlier interrupts the
+ * handler, which then counts as failed, so only `always` tasks run.
+ *
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"

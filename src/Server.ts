@@ -11,10 +11,10 @@ import {
   type HttpPlatform,
   HttpServer,
   type HttpServerError,
-  type HttpServerRequest,
+  HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { type NodeContext, NodeHttpServer } from "@effect/platform-node"
+import { type NodeContext, NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import {
   Cause,
   Context,
@@ -59,7 +59,8 @@ class Graceful {
   drained = 0
   interrupted = 0
   readonly responses = new Set<Http.ServerResponse>()
-  readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  /** Request fibers still running, with the Node request each serves (when there is one). */
+  readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
   private waiters: Array<Deferred.Deferred<void>> = []
 
   constructor(
@@ -72,6 +73,9 @@ class Graceful {
       if (this.draining) response.setHeader("connection", "close")
       response.once("close", () => {
         this.responses.delete(response)
+        // A response whose headers went out before the drain could not say `Connection: close`;
+        // its connection is idle now, so close it rather than wait for the keep-alive timeout.
+        if (this.draining) this.server.closeIdleConnections()
         this.check()
       })
     })
@@ -95,7 +99,8 @@ class Graceful {
   /** Counts a request fiber so drain can wait for it and, past the timeout, interrupt it. */
   track<A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.withFiberRuntime((fiber) => {
-      this.fibers.add(fiber)
+      const request = Context.getOption(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+      this.fibers.set(fiber, Option.getOrUndefined(Option.map(request, NodeHttpServerRequest.toIncomingMessage)))
       return Effect.onExit(app, (exit) =>
         Effect.sync(() => {
           this.fibers.delete(fiber)
@@ -122,18 +127,33 @@ class Graceful {
       const finished = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.drainTimeout))
       if (Option.isNone(finished)) {
         this.server.closeAllConnections()
-        for (const fiber of this.fibers) fiber.unsafeInterruptAsFork(FiberId.none)
-        yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.interruptTimeout))
+        for (const fiber of this.fibers.keys()) fiber.unsafeInterruptAsFork(FiberId.none)
+        const stopped = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.interruptTimeout))
+        if (Option.isNone(stopped)) {
+          // Uninterruptible handlers: give up on them, and say so.
+          const live = this.live()
+          record.stillRunning.push(...live)
+          yield* Effect.logError(`server: still running after the interrupt timeout: ${live.join(", ")}`)
+        }
       }
+      // The requests are done (or given up on): what is left are idle or half-sent connections.
+      this.server.closeAllConnections()
       record.drainMillis = Date.now() - start
       record.requestsDrained = this.drained
       record.requestsInterrupted = this.interrupted
     })
   }
 
-  /** What is still in flight, for a hard exit's last words. */
+  /** What is still in flight, for the report and a hard exit's last words. */
   live(): ReadonlyArray<string> {
-    return Array.from(this.responses, (response) => `request ${response.req.method} ${response.req.url}`)
+    const served = new Set(this.fibers.values())
+    return [
+      ...Array.from(this.fibers.values(), (request) =>
+        request === undefined ? "request" : `request ${request.method} ${request.url}`),
+      ...Array.from(this.responses)
+        .filter((response) => !served.has(response.req))
+        .map((response) => `response to ${response.req.method} ${response.req.url}`)
+    ]
   }
 }
 
@@ -193,7 +213,7 @@ export const layer = (
   | NodeContext.NodeContext,
   InvalidOptionError | HttpServerError.ServeError
 > =>
-  Layer.unwrapEffect(Effect.gen(function*() {
+  Layer.unwrapScoped(Effect.gen(function*() {
     const port = yield* validate.port("port", options.port ?? 3000)
     const host = yield* validate.name("host", options.host ?? "127.0.0.1")
     const drainTimeout = yield* validate.duration("drainTimeout", options.drainTimeout ?? "10 seconds", "nonNegative")
@@ -206,7 +226,15 @@ export const layer = (
     const graceful = new Graceful(server, drainTimeout, interruptTimeout)
     const recorder = yield* ShutdownRecorder
     recorder.budgetMillis += Duration.toMillis(drainTimeout) + Duration.toMillis(interruptTimeout)
-    recorder.probes.push(() => graceful.live())
+    const probe = () => graceful.live()
+    recorder.probes.push(probe)
+    // Without `launch` the recorder is a process-wide default: let go of this server when it is gone.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        const index = recorder.probes.indexOf(probe)
+        if (index >= 0) recorder.probes.splice(index, 1)
+      })
+    )
     const listening = Layer.effectDiscard(Effect.flatMap(HttpServer.addressFormattedWith(Effect.succeed), (address) =>
       Effect.log(`listening on ${address}`)))
     return Layer.mergeAll(
@@ -221,8 +249,14 @@ export const layer = (
  * Serves `app` on the server from {@link layer}, with `BackgroundTasks.middleware` installed and
  * every request tracked. Releasing it runs shutdown phases 1 and 2: readiness turns false and the
  * listener closes; in-flight requests finish, answering with `Connection: close`, and idle
- * keep-alive sockets close; past the drain timeout the remaining sockets are cut and their request
- * fibers interrupted.
+ * keep-alive sockets close (as does each connection once its response ends); past the drain
+ * timeout the remaining sockets are cut and their request fibers interrupted, and a request still
+ * running after `interruptTimeout` is reported as still running instead of holding shutdown.
+ *
+ * The app runs interruptibly — like an `HttpRouter` route by default, and unlike a bare `HttpApp`
+ * under `HttpServer.serve` — so the drain timeout and a client disconnect can stop it. Wrap work
+ * that must not be cut short in `Effect.uninterruptible` (a route's `uninterruptible` option only
+ * keeps the region it is given, which here is interruptible).
  *
  * @example
  * ```ts
@@ -249,7 +283,9 @@ export const serve = <E, R>(
   Layer.scopedDiscard(Effect.gen(function*() {
     const graceful = yield* GracefulServer
     const recorder = yield* ShutdownRecorder
-    yield* HttpServer.serveEffect(app, (inner) => graceful.track(BackgroundTasks.middleware(inner)))
+    // The platform runs a served app uninterruptibly (only HttpRouter routes opt back in), which
+    // would let a stuck handler outlive the drain timeout and the layers it uses.
+    yield* HttpServer.serveEffect(Effect.interruptible(app), (inner) => graceful.track(BackgroundTasks.middleware(inner)))
     yield* Effect.addFinalizer(() => graceful.drain(recorder))
   }))
 

@@ -1,0 +1,471 @@
+/**
+ * After-response tasks on a real server (127.0.0.1, ephemeral port) with real HTTP clients. Tasks
+ * are sequenced with Deferreds the test completes, never with timing thresholds.
+ */
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiError,
+  HttpApiGroup,
+  HttpRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Schema, Stream } from "effect"
+import * as Http from "node:http"
+import { Background, BackgroundTasks, Server } from "../src/index.js"
+import { open, RawConnection, rawGet, request } from "./support/http-client.js"
+import { captureLogs, orHang, serving, start } from "./support/http-server.js"
+
+/** The Node response behind the current request. */
+const nodeResponse = Effect.map(HttpServerRequest.HttpServerRequest, NodeHttpServerRequest.toServerResponse)
+
+/**
+ * A task the test can watch: `started` tells whether the response had been fully written when it
+ * started, then it blocks until the test completes `release`.
+ */
+const makeProbe = Effect.all({
+  started: Deferred.make<boolean>(),
+  release: Deferred.make<void>(),
+  finished: Deferred.make<void>(),
+  interrupted: Deferred.make<void>()
+})
+type Probe = Effect.Effect.Success<typeof makeProbe>
+
+const probeTask = (probe: Probe, response: Http.ServerResponse) =>
+  Effect.gen(function*() {
+    yield* Deferred.succeed(probe.started, response.writableFinished)
+    yield* Deferred.await(probe.release)
+    yield* Deferred.succeed(probe.finished, undefined)
+  }).pipe(Effect.onInterrupt(() => Deferred.succeed(probe.interrupted, undefined)))
+
+const addProbe = (probe: Probe) =>
+  Effect.flatMap(nodeResponse, (response) => BackgroundTasks.add(probeTask(probe, response), { name: "probe" }))
+
+describe("BackgroundTasks on a real server", () => {
+  describe("a task starts only after the last byte of its response is written", () => {
+    it.live("JSON body: the client reads the whole response while the task is still blocked", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const app = HttpRouter.empty.pipe(
+          HttpRouter.post("/json", Effect.zipRight(addProbe(probe), HttpServerResponse.json({ ok: true })))
+        )
+        const server = yield* serving(app)
+
+        const reply = yield* request(server.port, "/json", { method: "POST" }).pipe(orHang("the JSON response"))
+        expect(reply.status).toBe(200)
+        expect(JSON.parse(reply.body)).toEqual({ ok: true })
+        expect(yield* Deferred.isDone(probe.finished)).toBe(false)
+
+        expect(yield* Deferred.await(probe.started).pipe(orHang("the task start"))).toBe(true)
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+      }).pipe(Effect.scoped))
+
+    it.live("Empty body (204): the task starts after the response is finished", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const app = HttpRouter.empty.pipe(
+          HttpRouter.del("/item", Effect.as(addProbe(probe), HttpServerResponse.empty({ status: 204 })))
+        )
+        const server = yield* serving(app)
+
+        const reply = yield* request(server.port, "/item", { method: "DELETE" }).pipe(orHang("the 204 response"))
+        expect(reply.status).toBe(204)
+        expect(reply.body).toBe("")
+        expect(yield* Deferred.isDone(probe.finished)).toBe(false)
+
+        expect(yield* Deferred.await(probe.started).pipe(orHang("the task start"))).toBe(true)
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+      }).pipe(Effect.scoped))
+
+    it.live("Stream body: the task waits while the body is still streaming, and starts once it ends", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const lastChunk = yield* Deferred.make<void>()
+        const body = Stream.concat(
+          Stream.make("first;"),
+          Stream.fromEffect(Effect.as(Deferred.await(lastChunk), "last"))
+        ).pipe(Stream.encodeText)
+        const app = HttpRouter.empty.pipe(
+          HttpRouter.get("/stream", Effect.as(addProbe(probe), HttpServerResponse.stream(body)))
+        )
+        const server = yield* serving(app)
+
+        const response = yield* open(server.port, "/stream").pipe(orHang("the response head"))
+        yield* response.received("first;").pipe(orHang("the first chunk"))
+        expect(yield* Deferred.isDone(probe.started)).toBe(false)
+
+        yield* Deferred.succeed(lastChunk, undefined)
+        expect(yield* response.rest.pipe(orHang("the end of the body"))).toBe("first;last")
+        expect(yield* Deferred.await(probe.started).pipe(orHang("the task start"))).toBe(true)
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+      }).pipe(Effect.scoped))
+  })
+
+  describe("a task waits for its own response to be written, even when the platform has already let go of it", () => {
+    // With HTTP pipelining, Node queues a response behind the one before it on the connection: the
+    // handler has answered and its request scope has closed, yet no byte of it is written until
+    // the earlier response ends. Its task must wait for that.
+    const bodies = [
+      { title: "Empty body (204)", answer: HttpServerResponse.empty({ status: 204 }) },
+      { title: "Stream body", answer: HttpServerResponse.stream(Stream.make("a;", "b").pipe(Stream.encodeText)) }
+    ]
+    for (const { answer, title } of bodies) {
+      it.live(`${title}: queued behind an unfinished response on the same connection`, () =>
+        Effect.gen(function*() {
+          const probe = yield* makeProbe
+          const unblock = yield* Deferred.make<void>()
+          const requestDone = yield* Deferred.make<void>()
+          const app = HttpRouter.empty.pipe(
+            HttpRouter.get(
+              "/blocker",
+              HttpServerResponse.stream(
+                Stream.concat(Stream.make("head;"), Stream.fromEffect(Effect.as(Deferred.await(unblock), "tail")))
+                  .pipe(Stream.encodeText)
+              )
+            ),
+            HttpRouter.get(
+              "/queued",
+              Effect.gen(function*() {
+                yield* Effect.addFinalizer(() => Deferred.succeed(requestDone, undefined))
+                yield* addProbe(probe)
+                return answer
+              })
+            )
+          )
+          const server = yield* serving(app)
+
+          const connection = yield* RawConnection.connect(server.port)
+          yield* connection.write(rawGet("/blocker") + rawGet("/queued"))
+          yield* connection.received("head;").pipe(orHang("the blocker's first chunk"))
+          yield* Deferred.await(requestDone).pipe(orHang("the queued request to be handled"))
+          expect(yield* Deferred.isDone(probe.started)).toBe(false)
+
+          yield* Deferred.succeed(unblock, undefined)
+          yield* connection.received("tail").pipe(orHang("the blocker's end"))
+          expect(yield* Deferred.await(probe.started).pipe(orHang("the task start"))).toBe(true)
+          yield* Deferred.succeed(probe.release, undefined)
+          yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+        }).pipe(Effect.scoped))
+    }
+  })
+
+  it.live("tasks run one after another in the order added; a failing or dying task does not skip the next, and is logged once with its name", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const step = (name: string, outcome: Effect.Effect<void, string>) =>
+        Effect.gen(function*() {
+          events.push(`start ${name}`)
+          yield* outcome
+          events.push(`end ${name}`)
+        })
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/signup",
+        Effect.gen(function*() {
+          // "a" is slow: if tasks ran at once, the others would start before it ends.
+          yield* BackgroundTasks.add(step("a", Effect.sleep("30 millis")), { name: "task-a" })
+          yield* BackgroundTasks.add(step("b", Effect.fail("b failed")), { name: "task-b" })
+          yield* BackgroundTasks.add(step("c", Effect.dieMessage("c died")), { name: "task-c" })
+          yield* BackgroundTasks.add(step("d", Effect.void), { name: "task-d" })
+          return HttpServerResponse.text("welcome")
+        })
+      ))
+      const logs = captureLogs()
+      const server = yield* serving(app, {}, logs)
+
+      expect((yield* request(server.port, "/signup", { method: "POST" })).status).toBe(200)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+
+      expect(events).toEqual(["start a", "end a", "start b", "start c", "start d", "end d"])
+      const errors = logs.entries.filter((entry) => entry.level === "ERROR")
+      expect(errors.map((entry) => entry.annotations.task)).toEqual(["task-b", "task-c"])
+      expect(errors[0]!.message).toContain("task-b")
+      expect(errors[0]!.cause).toContain("b failed")
+      expect(errors[1]!.message).toContain("task-c")
+      expect(errors[1]!.cause).toContain("c died")
+    }).pipe(Effect.scoped))
+
+  describe("only a handler that succeeded runs its tasks; `always` tasks run regardless", () => {
+    const outcomes: ReadonlyArray<{
+      readonly title: string
+      readonly answer: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
+      readonly status: number
+      readonly ran: ReadonlyArray<string>
+    }> = [
+      {
+        title: "a handler that answers 200 runs both",
+        answer: HttpServerResponse.json({ ok: true }),
+        status: 200,
+        ran: ["default", "always"]
+      },
+      {
+        title: "a handler that fails (500) runs only the `always` task",
+        answer: Effect.fail(new Error("handler failed")),
+        status: 500,
+        ran: ["always"]
+      },
+      {
+        title: "a handler that dies (500) runs only the `always` task",
+        answer: Effect.dieMessage("handler died"),
+        status: 500,
+        ran: ["always"]
+      },
+      {
+        title: "a handler that answers 404 runs only the `always` task",
+        answer: Effect.succeed(HttpServerResponse.empty({ status: 404 })),
+        status: 404,
+        ran: ["always"]
+      },
+      {
+        title: "a handler that answers 422 with a body runs only the `always` task",
+        answer: HttpServerResponse.json({ error: "invalid" }, { status: 422 }),
+        status: 422,
+        ran: ["always"]
+      }
+    ]
+    for (const outcome of outcomes) {
+      it.live(outcome.title, () =>
+        Effect.gen(function*() {
+          const ran: Array<string> = []
+          const app = HttpRouter.empty.pipe(HttpRouter.post(
+            "/order",
+            Effect.gen(function*() {
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              return yield* outcome.answer
+            })
+          ))
+          const server = yield* serving(app)
+
+          expect((yield* request(server.port, "/order", { method: "POST" })).status).toBe(outcome.status)
+          yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+          expect(ran).toEqual(outcome.ran)
+        }).pipe(Effect.scoped))
+    }
+  })
+
+  it.live("a `concurrent` task starts without waiting for earlier ones; later sequential tasks still wait for theirs", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const release = yield* Deferred.make<void>()
+      const concurrentRan = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/report",
+        Effect.gen(function*() {
+          yield* BackgroundTasks.add(
+            Effect.gen(function*() {
+              events.push("start slow")
+              yield* Deferred.await(release)
+              events.push("end slow")
+            }),
+            { name: "slow" }
+          )
+          yield* BackgroundTasks.add(
+            Effect.zipRight(Effect.sync(() => events.push("concurrent")), Deferred.succeed(concurrentRan, undefined)),
+            { name: "concurrent", concurrent: true }
+          )
+          yield* BackgroundTasks.add(Effect.sync(() => events.push("after slow")), { name: "after slow" })
+          return HttpServerResponse.text("ok")
+        })
+      ))
+      const server = yield* serving(app)
+
+      expect((yield* request(server.port, "/report", { method: "POST" })).status).toBe(200)
+      // "slow" is blocked until `release`: the concurrent task can only run if it did not wait.
+      yield* Deferred.await(concurrentRan).pipe(orHang("the concurrent task"))
+      expect(events).not.toContain("end slow")
+      expect(events).not.toContain("after slow")
+
+      yield* Deferred.succeed(release, undefined)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+      expect(events.indexOf("after slow")).toBeGreaterThan(events.indexOf("end slow"))
+    }).pipe(Effect.scoped))
+
+  describe("a client disconnect does not cancel tasks", () => {
+    /** A handler that adds a probe task and reports when its connection closes. */
+    const probed = (probe: Probe, connectionClosed: Deferred.Deferred<void>) =>
+      Effect.gen(function*() {
+        const incoming = NodeHttpServerRequest.toIncomingMessage(yield* HttpServerRequest.HttpServerRequest)
+        incoming.socket.once("close", () => Deferred.unsafeDone(connectionClosed, Effect.void))
+        yield* addProbe(probe)
+        return yield* HttpServerResponse.json({ queued: true })
+      })
+
+    it.live("a task that is running when its client hangs up runs to the end", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const connectionClosed = yield* Deferred.make<void>()
+        const app = HttpRouter.empty.pipe(HttpRouter.get("/work", probed(probe, connectionClosed)))
+        const server = yield* serving(app)
+
+        const connection = yield* RawConnection.connect(server.port)
+        yield* connection.write(rawGet("/work"))
+        expect((yield* connection.readResponse.pipe(orHang("the response"))).status).toBe(200)
+        yield* Deferred.await(probe.started).pipe(orHang("the task start"))
+        yield* connection.destroy
+        yield* Deferred.await(connectionClosed).pipe(orHang("the server to see the disconnect"))
+
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+        expect(yield* Deferred.isDone(probe.interrupted)).toBe(false)
+      }).pipe(Effect.scoped))
+
+    it.live("hanging up mid-stream cancels no task: a running task finishes, and the cut-off response's tasks still run (its handler had answered)", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const connectionClosed = yield* Deferred.make<void>()
+        const ran: Array<string> = []
+        const app = HttpRouter.empty.pipe(
+          HttpRouter.get("/work", probed(probe, connectionClosed)),
+          HttpRouter.get(
+            "/feed",
+            Effect.gen(function*() {
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              return HttpServerResponse.stream(Stream.concat(Stream.make("first;"), Stream.never).pipe(Stream.encodeText))
+            })
+          )
+        )
+        const server = yield* serving(app)
+
+        // One kept-alive connection: a finished request whose task is running, then a stream.
+        const connection = yield* RawConnection.connect(server.port)
+        yield* connection.write(rawGet("/work"))
+        expect((yield* connection.readResponse.pipe(orHang("the first response"))).status).toBe(200)
+        yield* Deferred.await(probe.started).pipe(orHang("the task start"))
+        yield* connection.write(rawGet("/feed"))
+        yield* connection.received("first;").pipe(orHang("the first chunk"))
+        yield* connection.destroy
+        yield* Deferred.await(connectionClosed).pipe(orHang("the server to see the disconnect"))
+
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+        expect(yield* Deferred.isDone(probe.finished)).toBe(true)
+        expect(yield* Deferred.isDone(probe.interrupted)).toBe(false)
+        expect(ran).toEqual(["default", "always"])
+      }).pipe(Effect.scoped))
+
+    it.live("hanging up before the handler answers interrupts the handler, which counts as failed: only `always` tasks run", () =>
+      Effect.gen(function*() {
+        const ran: Array<string> = []
+        const waiting = yield* Deferred.make<void>()
+        const handlerInterrupted = yield* Deferred.make<void>()
+        const app = HttpRouter.empty.pipe(HttpRouter.get(
+          "/slow",
+          Effect.gen(function*() {
+            yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
+            yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+            yield* Deferred.succeed(waiting, undefined)
+            return yield* Effect.never
+          }).pipe(Effect.onInterrupt(() => Deferred.succeed(handlerInterrupted, undefined)))
+        ))
+        const server = yield* serving(app)
+
+        const connection = yield* RawConnection.connect(server.port)
+        yield* connection.write(rawGet("/slow"))
+        yield* Deferred.await(waiting).pipe(orHang("the handler to run"))
+        yield* connection.destroy
+
+        yield* Deferred.await(handlerInterrupted).pipe(orHang("the handler to be interrupted"))
+        yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+        expect(ran).toEqual(["always"])
+      }).pipe(Effect.scoped))
+  })
+
+  describe("HttpApiBuilder handlers", () => {
+    class Items extends HttpApiGroup.make("items")
+      .add(HttpApiEndpoint.post("create", "/items").addSuccess(Schema.Struct({ id: Schema.Number })))
+      .add(HttpApiEndpoint.get("find", "/items/missing").addError(HttpApiError.NotFound))
+    {}
+    class Api extends HttpApi.make("api").add(Items) {}
+
+    const handlers = (probe: Probe, ran: Array<string>) =>
+      HttpApiBuilder.api(Api).pipe(Layer.provide(HttpApiBuilder.group(Api, "items", (group) =>
+        group
+          .handle("create", () => Effect.as(addProbe(probe), { id: 1 }))
+          .handle("find", () =>
+            Effect.gen(function*() {
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
+              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              return yield* new HttpApiError.NotFound()
+            }))
+      )))
+
+    const exercise = (port: number, probe: Probe) =>
+      Effect.gen(function*() {
+        const created = yield* request(port, "/items", { method: "POST" }).pipe(orHang("the create response"))
+        expect(created.status).toBe(200)
+        expect(JSON.parse(created.body)).toEqual({ id: 1 })
+        expect(yield* Deferred.await(probe.started).pipe(orHang("the task start"))).toBe(true)
+        yield* Deferred.succeed(probe.release, undefined)
+        yield* Deferred.await(probe.finished).pipe(orHang("the task end"))
+
+        expect((yield* request(port, "/items/missing")).status).toBe(404)
+      })
+
+    it.live("with HttpApiBuilder.serve(BackgroundTasks.middleware): tasks run after the response, and an API error (404) skips all but `always`", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const ran: Array<string> = []
+        const server = yield* start(
+          HttpApiBuilder.serve(BackgroundTasks.middleware).pipe(
+            Layer.provide(handlers(probe, ran)),
+            Layer.provideMerge(NodeHttpServer.layer(Http.createServer, { port: 0, host: "127.0.0.1" })),
+            Layer.provideMerge(Background.layer())
+          )
+        )
+        yield* exercise(server.port, probe)
+        yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+        expect(ran).toEqual(["always"])
+      }).pipe(Effect.scoped))
+
+    it.live("through Server.serve(HttpApiBuilder.httpApp): the same", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const ran: Array<string> = []
+        const serveApi = Layer.unwrapEffect(Effect.map(HttpApiBuilder.httpApp, Server.serve)).pipe(
+          Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer, handlers(probe, ran)])
+        )
+        const server = yield* start(
+          serveApi.pipe(
+            Layer.provideMerge(Server.layer({ port: 0 })),
+            Layer.provideMerge(Background.layer())
+          )
+        ).pipe(Effect.provide(captureLogs().layer))
+        yield* exercise(server.port, probe)
+        yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+        expect(ran).toEqual(["always"])
+      }).pipe(Effect.scoped))
+  })
+
+  it.live("with concurrency 1 and maxQueued 0, a handler that maps QueueFullError to 503 + Retry-After answers 503 while the slot is busy", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/track",
+        Background.fork(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(release)), "analytics").pipe(
+          Effect.as(HttpServerResponse.empty({ status: 202 })),
+          Effect.catchTag("QueueFullError", () =>
+            Effect.succeed(HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } })))
+        )
+      ))
+      const server = yield* serving(app, { concurrency: 1, maxQueued: 0 })
+
+      expect((yield* request(server.port, "/track", { method: "POST" })).status).toBe(202)
+      yield* Deferred.await(started).pipe(orHang("the first task"))
+      const rejected = yield* request(server.port, "/track", { method: "POST" })
+      expect(rejected.status).toBe(503)
+      expect(rejected.headers["retry-after"]).toBe("1")
+
+      yield* Deferred.succeed(release, undefined)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the slot to free up"))
+      expect((yield* request(server.port, "/track", { method: "POST" })).status).toBe(202)
+    }).pipe(Effect.scoped))
+})

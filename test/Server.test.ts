@@ -1,0 +1,312 @@
+/**
+ * Graceful shutdown of a real server (127.0.0.1, ephemeral port), driven in-process by closing the
+ * layer's scope, with real HTTP clients. Phases are sequenced with Deferreds and observed states,
+ * never with timing thresholds.
+ */
+import { type HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import { Background, BackgroundTasks, Server, ShuttingDownError } from "../src/index.js"
+import { ShutdownRecord, ShutdownRecorder } from "../src/internal/report.js"
+import { connectionRefused, eventually, RawConnection, rawGet, request } from "./support/http-client.js"
+import { captureLogs, orHang, serving, startApp } from "./support/http-server.js"
+
+const isReady = Effect.flatMap(Server.Readiness, (readiness) => readiness.isReady)
+const draining = Effect.map(isReady, (ready) => !ready)
+
+/** The server side of the current request's connection. */
+const serverSocket = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request): Net.Socket => NodeHttpServerRequest.toIncomingMessage(request).socket
+)
+
+/** A route that says when it is running and answers 200 once the test completes `release`. */
+const makeSlow = Effect.all({ running: Deferred.make<void>(), release: Deferred.make<void>() })
+type Slow = Effect.Effect.Success<typeof makeSlow>
+const slowRoute = (slow: Slow) =>
+  Effect.gen(function*() {
+    yield* Deferred.succeed(slow.running, undefined)
+    yield* Deferred.await(slow.release)
+    return HttpServerResponse.text("done")
+  })
+
+const keepAlive = () => new Http.Agent({ keepAlive: true })
+
+describe("Server: graceful shutdown on a real server", () => {
+  it.live("an in-flight request completes with 200 and `Connection: close`, and shutdown waits for it", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/fast", HttpServerResponse.text("fast")),
+        HttpRouter.get("/slow", slowRoute(slow))
+      )
+      const record = new ShutdownRecord()
+      const server = yield* serving(app).pipe(Effect.provideService(ShutdownRecorder, record))
+      const agent = keepAlive()
+      expect((yield* request(server.port, "/fast", { agent })).headers.connection).toBe("keep-alive")
+
+      const inFlight = yield* Effect.fork(request(server.port, "/slow", { agent }))
+      yield* Deferred.await(slow.running).pipe(orHang("the request to be running"))
+      const shutdown = yield* server.shutdown
+      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
+
+      yield* Deferred.succeed(slow.release, undefined)
+      const reply = yield* Fiber.join(inFlight).pipe(orHang("the in-flight response"))
+      expect(reply.status).toBe(200)
+      expect(reply.body).toBe("done")
+      expect(reply.headers.connection).toBe("close")
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      expect(record.requestsDrained).toBe(1)
+      expect(record.requestsInterrupted).toBe(0)
+      agent.destroy()
+    }).pipe(Effect.scoped))
+
+  it.live("once the drain begins, /health answers 503 on a kept-alive connection and new connections are refused", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/health", Server.health),
+        HttpRouter.get("/slow", slowRoute(slow))
+      )
+      const server = yield* serving(app)
+
+      const connection = yield* RawConnection.connect(server.port)
+      yield* connection.write(rawGet("/health"))
+      const healthy = yield* connection.readResponse.pipe(orHang("the first health answer"))
+      expect(healthy.status).toBe(200)
+      expect(JSON.parse(healthy.body)).toEqual({ status: "ok" })
+      expect(healthy.headers.connection).toBe("keep-alive")
+
+      // The load balancer's next probe is half-sent when the drain begins, so its connection is busy.
+      yield* connection.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+      // A slow request keeps the drain going while we look.
+      const inFlight = yield* Effect.fork(request(server.port, "/slow"))
+      yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
+      const shutdown = yield* server.shutdown
+      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+
+      expect(yield* connectionRefused(server.port)).toBe(true)
+      yield* connection.write("\r\n")
+      const probe = yield* connection.readResponse.pipe(orHang("the health answer during the drain"))
+      expect(probe.status).toBe(503)
+      expect(JSON.parse(probe.body)).toEqual({ status: "draining" })
+      expect(probe.headers.connection).toBe("close")
+      yield* connection.awaitClosed.pipe(orHang("the probe's connection to close"))
+
+      yield* Deferred.succeed(slow.release, undefined)
+      expect((yield* Fiber.join(inFlight)).status).toBe(200)
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+    }).pipe(Effect.scoped))
+
+  it.live("the drain closes idle keep-alive connections at once, while in-flight requests go on", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const sockets: Array<Net.Socket> = []
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/hello",
+          Effect.map(serverSocket, (socket) => {
+            sockets.push(socket)
+            return HttpServerResponse.text("hello")
+          })
+        ),
+        HttpRouter.get("/slow", slowRoute(slow))
+      )
+      const server = yield* serving(app)
+
+      const idle = yield* RawConnection.connect(server.port)
+      yield* idle.write(rawGet("/hello"))
+      expect((yield* idle.readResponse).headers.connection).toBe("keep-alive")
+      const inFlight = yield* Effect.fork(request(server.port, "/slow"))
+      yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
+      expect(sockets[0]!.destroyed).toBe(false)
+
+      const shutdown = yield* server.shutdown
+      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      expect(sockets[0]!.destroyed).toBe(true)
+      yield* idle.awaitClosed.pipe(orHang("the idle connection to close"))
+      expect(Option.isNone(yield* Fiber.poll(inFlight))).toBe(true)
+
+      yield* Deferred.succeed(slow.release, undefined)
+      expect((yield* Fiber.join(inFlight)).status).toBe(200)
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+    }).pipe(Effect.scoped))
+
+  it.live("a connection whose response was already streaming when the drain began is closed as soon as that response ends", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const lastChunk = yield* Deferred.make<void>()
+      // Whether the connection was already closed when its response emitted 'close'.
+      const closedWithResponse = yield* Deferred.make<boolean>()
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/feed",
+          Effect.gen(function*() {
+            const socket = yield* serverSocket
+            const response = NodeHttpServerRequest.toServerResponse(yield* HttpServerRequest.HttpServerRequest)
+            response.once("close", () => Deferred.unsafeDone(closedWithResponse, Exit.succeed(socket.destroyed)))
+            return HttpServerResponse.stream(
+              Stream.concat(Stream.make("first;"), Stream.fromEffect(Effect.as(Deferred.await(lastChunk), "last")))
+                .pipe(Stream.encodeText)
+            )
+          })
+        ),
+        HttpRouter.get("/slow", slowRoute(slow))
+      )
+      const server = yield* serving(app)
+
+      const connection = yield* RawConnection.connect(server.port)
+      yield* connection.write(rawGet("/feed"))
+      yield* connection.received("first;").pipe(orHang("the first chunk"))
+      // A slow request keeps the drain going while we look.
+      const inFlight = yield* Effect.fork(request(server.port, "/slow"))
+      yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
+      const shutdown = yield* server.shutdown
+      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+
+      // Its headers went out before the drain, so it could not say `Connection: close`.
+      yield* Deferred.succeed(lastChunk, undefined)
+      yield* connection.received("last").pipe(orHang("the last chunk"))
+      expect(yield* Deferred.await(closedWithResponse).pipe(orHang("the response to close"))).toBe(true)
+      yield* connection.awaitClosed.pipe(orHang("the client to see the close"))
+      expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
+
+      yield* Deferred.succeed(slow.release, undefined)
+      expect((yield* Fiber.join(inFlight)).status).toBe(200)
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+    }).pipe(Effect.scoped))
+
+  describe("a request still running at the drain timeout is interrupted, its finalizers run, and shutdown completes", () => {
+    const stuck = (running: Deferred.Deferred<void>, finalized: Deferred.Deferred<void>) =>
+      Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => Deferred.succeed(finalized, undefined))
+        yield* Deferred.succeed(running, undefined)
+        return yield* Effect.never
+      }).pipe(Effect.scoped)
+
+    const cases: ReadonlyArray<{
+      readonly title: string
+      readonly app: (running: Deferred.Deferred<void>, finalized: Deferred.Deferred<void>) => HttpApp.Default<unknown>
+    }> = [
+      {
+        title: "an HttpRouter route",
+        app: (running, finalized) => HttpRouter.empty.pipe(HttpRouter.get("/stuck", stuck(running, finalized)))
+      },
+      {
+        title: "a bare HttpApp",
+        app: (running, finalized) => Effect.as(stuck(running, finalized), HttpServerResponse.text("unreachable"))
+      }
+    ]
+    for (const { app, title } of cases) {
+      it.live(title, () =>
+        Effect.gen(function*() {
+          const running = yield* Deferred.make<void>()
+          const finalized = yield* Deferred.make<void>()
+          const record = new ShutdownRecord()
+          const server = yield* serving(app(running, finalized), {
+            drainTimeout: "50 millis",
+            interruptTimeout: "10 seconds"
+          }).pipe(Effect.provideService(ShutdownRecorder, record))
+
+          const client = yield* Effect.fork(Effect.either(request(server.port, "/stuck")))
+          yield* Deferred.await(running).pipe(orHang("the request to be running"))
+          const shutdown = yield* server.shutdown
+          const exit = yield* Fiber.await(shutdown).pipe(orHang("shutdown to complete"))
+          expect(Exit.isSuccess(exit)).toBe(true)
+          expect(yield* Deferred.isDone(finalized)).toBe(true)
+          expect(record.requestsInterrupted).toBe(1)
+          expect(record.stillRunning).toEqual([])
+          // The client's socket was cut: it got no answer.
+          expect(Either.isLeft(yield* Fiber.join(client).pipe(orHang("the client to see the cut")))).toBe(true)
+        }).pipe(Effect.scoped))
+    }
+  })
+
+  it.live("a request that cannot be interrupted holds shutdown no longer than interruptTimeout, and is reported as still running", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const app = HttpRouter.empty.pipe(HttpRouter.get("/stuck", Effect.uninterruptible(slowRoute(slow))))
+      const record = new ShutdownRecord()
+      const server = yield* serving(app, { drainTimeout: "20 millis", interruptTimeout: "20 millis" }).pipe(
+        Effect.provideService(ShutdownRecorder, record)
+      )
+
+      const client = yield* Effect.fork(Effect.either(request(server.port, "/stuck")))
+      yield* Deferred.await(slow.running).pipe(orHang("the request to be running"))
+      const shutdown = yield* server.shutdown
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      expect(record.stillRunning).toEqual(["request GET /stuck"])
+      expect(Either.isLeft(yield* Fiber.join(client).pipe(orHang("the client to see the cut")))).toBe(true)
+      yield* Deferred.succeed(slow.release, undefined)
+    }).pipe(Effect.scoped))
+
+  it.live("after-response tasks added by in-flight requests during the drain still run: Server.app releases the supervisor after the server", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const taskRan = yield* Deferred.make<boolean>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/order",
+        Effect.gen(function*() {
+          yield* Deferred.succeed(slow.running, undefined)
+          yield* Deferred.await(slow.release)
+          // Added while the server is draining.
+          yield* BackgroundTasks.add(Deferred.succeed(taskRan, true), { name: "confirm-order" })
+          return HttpServerResponse.text("ordered")
+        })
+      ))
+      const logs = captureLogs()
+      const server = yield* startApp(Server.app(app, { port: 0, drainTimeout: "10 seconds", grace: "10 seconds" }), logs)
+
+      const inFlight = yield* Effect.fork(request(server.port, "/order", { method: "POST" }))
+      yield* Deferred.await(slow.running).pipe(orHang("the request to be running"))
+      const shutdown = yield* server.shutdown
+      yield* eventually(connectionRefused(server.port)).pipe(orHang("the drain to begin"))
+
+      yield* Deferred.succeed(slow.release, undefined)
+      const reply = yield* Fiber.join(inFlight).pipe(orHang("the in-flight response"))
+      expect(reply.status).toBe(200)
+      expect(reply.headers.connection).toBe("close")
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      expect(yield* Deferred.isDone(taskRan)).toBe(true)
+      expect(logs.entries.filter((entry) => entry.level === "ERROR" || entry.level === "WARN")).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.live("a fork made after the supervisor's shutdown began is rejected with ShuttingDownError", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const attempt = yield* Deferred.make<Either.Either<unknown, unknown>>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/work",
+        Effect.gen(function*() {
+          yield* BackgroundTasks.add(
+            Effect.gen(function*() {
+              yield* Deferred.await(release)
+              const late = yield* Effect.either(Background.fork(Effect.void, "late"))
+              yield* Deferred.succeed(attempt, late)
+            }),
+            { name: "work" }
+          )
+          return HttpServerResponse.text("accepted")
+        })
+      ))
+      const server = yield* serving(app, { grace: "10 seconds" })
+
+      expect((yield* request(server.port, "/work", { method: "POST" })).status).toBe(200)
+      const shutdown = yield* server.shutdown
+      yield* eventually(server.use(Effect.flatMap(Background.Background, (b) => b.isShuttingDown))).pipe(
+        orHang("the supervisor's shutdown to begin")
+      )
+      yield* Deferred.succeed(release, undefined)
+      const late = yield* Deferred.await(attempt).pipe(orHang("the late fork"))
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+
+      expect(Either.isLeft(late)).toBe(true)
+      const error = Either.isLeft(late) ? late.left : undefined
+      expect(error).toBeInstanceOf(ShuttingDownError)
+      expect((error as ShuttingDownError).task).toBe("late")
+    }).pipe(Effect.scoped))
+})
