@@ -10,8 +10,15 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, type Queue, Schema, type Scope } from "effect"
-import { dual } from "effect/Function"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as os from "node:os"
 import {
   type InvalidOptionError,
@@ -140,8 +147,8 @@ export const worker = (...implementations: ReadonlyArray<Implementation>): Tasks
 
 /**
  * The default export of a worker module that runs one long-lived Effect program on its own thread
- * and runtime. The program reads typed messages from `mailbox`; at shutdown its fiber is
- * interrupted, so whatever it holds is flushed by its finalizers.
+ * and runtime. The program reads typed messages from `mailbox`. At shutdown it first takes the
+ * messages already sent, then its fiber is interrupted, so its finalizers flush what it holds.
  *
  * @example
  * ```ts
@@ -204,6 +211,21 @@ export interface Options {
 }
 
 /**
+ * The pool's numbers, as {@link stats} reads them.
+ *
+ * @example
+ * ```ts
+ * import type { Offload } from "effect-background"
+ *
+ * const saturated = (stats: Offload.Stats) => stats.busy === stats.threads && stats.queued > 0
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats extends PoolStats {}
+
+/**
  * The pool service, provided by {@link layer}.
  *
  * @example
@@ -218,7 +240,7 @@ export interface Options {
  * @category models
  */
 export interface OffloadService {
-  readonly stats: Effect.Effect<PoolStats>
+  readonly stats: Effect.Effect<Stats>
   /** @internal */
   readonly pool: Pool
 }
@@ -308,13 +330,16 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
       })
       const recorder = yield* ShutdownRecorder
       recorder.budgetMillis += resolved.graceMillis
-      recorder.probes.push(() => pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : [])
+      const probe = () => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : [])
+      recorder.probes.push(probe)
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           const start = Date.now()
           const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
           recorder.offloadMillis = Date.now() - start
           recorder.offloadInterrupted += outcome.interrupted
+          // the record may outlive this pool (the default one is process-wide)
+          recorder.probes.splice(recorder.probes.indexOf(probe), 1)
         })
       )
       return { stats: Effect.sync(() => pool.stats), pool }
@@ -411,47 +436,82 @@ const schemaError = (task: string, phase: "input" | "output" | "failure") => (er
  * @category running
  */
 export const run: {
-  <I, IE, O, OE, F, FE>(
-    self: Task<I, IE, O, OE, F, FE>,
-    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
-  ): (input: I) => Effect.Effect<O, F | RunError, Offload>
+  // Data-first comes first so that `run(task, undefined)` runs a task whose input is `void`.
   <I, IE, O, OE, F, FE>(
     self: Task<I, IE, O, OE, F, FE>,
     input: I,
-    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
+    options?: RunOptions
   ): Effect.Effect<O, F | RunError, Offload>
-} = dual(
-  (args) => args.length >= 2 && !(args.length === 2 && isRunOptions(args[1])),
-  <I, IE, O, OE, F, FE>(
-    self: Task<I, IE, O, OE, F, FE>,
-    input: I,
-    options?: { readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
-  ): Effect.Effect<O, F | RunError, Offload> =>
-    Effect.gen(function*() {
-      const encoded = yield* Schema.encode(self.input)(input).pipe(Effect.mapError(schemaError(self.name, "input")))
-      const { pool } = yield* Offload
-      const result = yield* submit(
-        self.name,
-        { _tag: "Run", id: nextJobId++, task: self.name, input: encoded },
-        options?.transfer ?? []
-      )
-      return yield* settle(
-        self.name,
-        result,
-        (output) => Schema.decodeUnknown(self.output)(output).pipe(Effect.mapError(schemaError(self.name, "output"))),
-        (error) =>
-          Schema.decodeUnknown(self.failure)(error).pipe(
-            Effect.mapError(schemaError(self.name, "failure")),
-            Effect.flatMap((failure) => Effect.fail(failure))
-          ),
-        pool.options.maxHeapMb
-      )
-    })
-)
+  <I, IE, O, OE, F, FE>(self: Task<I, IE, O, OE, F, FE>, options?: RunOptions): (input: I) => Effect.Effect<O, F | RunError, Offload>
+} = function() {
+  // Not `dual`: its data-last form supplies the first parameter last, while ours supplies the
+  // input (the second) — `run(task)(input)`.
+  const [self, second, options] = arguments as unknown as [AnyTask, unknown, RunOptions | undefined]
+  if (isRunDataFirst(arguments)) return runTask(self, second, options)
+  return (input: unknown) => runTask(self, input, second as RunOptions | undefined)
+} as never
+
+type AnyTask = Task<unknown, unknown, unknown, unknown, unknown, unknown>
+
+/**
+ * Options of {@link run}.
+ *
+ * @example
+ * ```ts
+ * import type { Offload } from "effect-background"
+ *
+ * const bytes = new Uint8Array(1024)
+ * const options: Offload.RunOptions = { transfer: [bytes.buffer] }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions {
+  /** Buffers moved to the worker instead of copied; they are detached (empty) on this side afterwards. */
+  readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined
+}
+
+const runTask = <I, IE, O, OE, F, FE>(
+  self: Task<I, IE, O, OE, F, FE>,
+  input: I,
+  options: RunOptions | undefined
+): Effect.Effect<O, F | RunError, Offload> =>
+  Effect.gen(function*() {
+    const encoded = yield* Schema.encode(self.input)(input).pipe(Effect.mapError(schemaError(self.name, "input")))
+    const { pool } = yield* Offload
+    const result = yield* submit(
+      self.name,
+      { _tag: "Run", id: nextJobId++, task: self.name, input: encoded },
+      options?.transfer ?? []
+    )
+    return yield* settle(
+      self.name,
+      result,
+      (output) => Schema.decodeUnknown(self.output)(output).pipe(Effect.mapError(schemaError(self.name, "output"))),
+      (error) =>
+        Schema.decodeUnknown(self.failure)(error).pipe(
+          Effect.mapError(schemaError(self.name, "failure")),
+          Effect.flatMap((failure) => Effect.fail(failure))
+        ),
+      pool.options.maxHeapMb
+    )
+  })
 
 const isRunOptions = (value: unknown): boolean =>
   typeof value === "object" && value !== null && Object.keys(value).every((key) => key === "transfer") &&
   Object.keys(value).length > 0
+
+/**
+ * `run(task, x)` is ambiguous: `x` is the input when the task accepts it, otherwise the options of
+ * the data-last form — the same choice the overloads make, so the types and the runtime agree.
+ */
+const isRunDataFirst = (args: IArguments): boolean => {
+  if (args.length !== 2) return args.length > 2
+  const second: unknown = args[1]
+  if (second !== undefined && !isRunOptions(second)) return true
+  return Schema.is((args[0] as AnyTask).input)(second)
+}
 
 /**
  * The node modules a {@link blocking} function receives as its first argument.
@@ -481,7 +541,10 @@ export interface BlockingModules {
  * writing a worker module — the `asyncio.to_thread` case. Limits, by design: `fn` is sent as source
  * text, so it must not use variables from its surroundings (pass what it needs as `arg`, reach
  * node's modules through its first argument); `arg` and the result must be structured-clonable;
- * the result is not schema-checked. Cancellation works as in {@link run}.
+ * the result is not schema-checked. Cancellation works as in {@link run}, with one limit no thread
+ * API lifts: a call blocked in native code (`execSync`, a read from a pipe nobody writes) cannot be
+ * stopped. Cancelling it still frees the caller and the pool starts a replacement thread, but the
+ * blocked thread lingers until the call returns, and the process cannot exit before that.
  *
  * @example
  * ```ts
@@ -532,7 +595,7 @@ export const blocking = <A, B>(
  * @since 0.1.0
  * @category observing
  */
-export const stats: Effect.Effect<PoolStats, never, Offload> = Effect.flatMap(Offload, (service) => service.stats)
+export const stats: Effect.Effect<Stats, never, Offload> = Effect.flatMap(Offload, (service) => service.stats)
 
 /**
  * A handle on an isolated runtime started by {@link isolate}.
@@ -584,9 +647,10 @@ export interface IsolateOptions<M, ME> {
 
 /**
  * Starts a worker thread running the module's {@link isolated} program with its own Effect runtime,
- * for as long as the scope lives. Closing the scope interrupts the program — its finalizers flush
- * what it holds — within `stopTimeout`, then terminates the thread. A program that stops on its own
- * is logged as an error and `send` then fails with `WorkerCrashError`.
+ * for as long as the scope lives. Closing the scope lets the program take the messages already
+ * sent, then interrupts it — its finalizers flush what it holds — all within `stopTimeout`, then
+ * terminates the thread. A program that stops on its own is logged as an error and `send` then
+ * fails with `WorkerCrashError`.
  *
  * @example
  * ```ts
@@ -618,11 +682,10 @@ export const isolate = <M, ME>(
     const startupTimeout = yield* validate.duration("startupTimeout", options.startupTimeout ?? "10 seconds", "positive")
     const maxHeapMb = yield* heapOption(options.maxHeapMb)
     const moduleUrl = module ?? ""
+    // The caller's runtime, so the report goes through the caller's logger.
     const runtime = yield* Effect.runtime<never>()
     const logDead = (reason: string) => {
-      void Effect.runPromise(
-        Effect.logError(`isolate "${name}" stopped unexpectedly: ${reason}`).pipe(Effect.provide(Layer.succeedContext(runtime.context)))
-      )
+      Runtime.runFork(runtime)(Effect.logError(`isolate "${name}" stopped unexpectedly: ${reason}`))
     }
     const worker = new IsolateWorker({
       name,

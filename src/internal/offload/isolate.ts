@@ -3,8 +3,8 @@
  * fed messages, and asked to stop (its program interrupted, finalizers run) at shutdown.
  */
 import type { Worker } from "node:worker_threads"
-import type { FromWorker, SerializedDefect } from "./protocol.js"
-import { spawnWorker } from "./spawn.js"
+import { describeDefect, type FromWorker, type SerializedDefect } from "./protocol.js"
+import { spawnWorker, stopWorker } from "./spawn.js"
 
 export interface IsolateOptions {
   readonly name: string
@@ -26,25 +26,30 @@ export class IsolateWorker {
   constructor(readonly options: IsolateOptions) {}
 
   start(): Promise<void> {
-    const worker = spawnWorker({ module: this.options.module, maxHeapMb: this.options.maxHeapMb, name: this.options.name })
+    const worker = spawnWorker({
+      module: this.options.module,
+      maxHeapMb: this.options.maxHeapMb,
+      name: this.options.name,
+      kind: "isolate"
+    })
     this.worker = worker
     let lastError: Error | undefined
     return new Promise<void>((resolve, reject) => {
       let ready = false
-      const timer = setTimeout(() => {
-        reject(new Error(`the worker did not become ready within ${this.options.startupTimeoutMillis}ms`))
-        void worker.terminate()
-      }, this.options.startupTimeoutMillis)
+      let failed = false
+      // The build fails only once the thread is gone, so a failed start leaves nothing behind.
       const fail = (defect: SerializedDefect) => {
+        if (ready || failed) return
+        failed = true
         clearTimeout(timer)
-        reject(new Error(defect.message))
-        void worker.terminate()
+        void stopWorker(worker).then(() => reject(new Error(describeDefect(defect))))
       }
+      const timer = setTimeout(
+        () => fail({ name: "Error", message: `the worker did not become ready within ${this.options.startupTimeoutMillis}ms`, stack: undefined }),
+        this.options.startupTimeoutMillis
+      )
       worker.on("message", (message: FromWorker) => {
         if (message._tag === "Ready") {
-          if (message.kind !== "isolate") {
-            return fail({ name: "Error", message: "its default export is not made with Offload.isolated(...)", stack: undefined })
-          }
           ready = true
           clearTimeout(timer)
           resolve()
@@ -62,8 +67,9 @@ export class IsolateWorker {
       worker.on("exit", (code) => {
         this.exitCode = code
         clearTimeout(timer)
-        if (!ready) reject(new Error(lastError?.message ?? `the worker exited with code ${code} while starting`))
-        else if (!this.stopping) this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
+        if (!ready) {
+          if (!failed) reject(new Error(lastError?.message ?? `the worker exited with code ${code} while starting`))
+        } else if (!this.stopping) this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
         this.resolveStopped()
       })
     })
@@ -96,8 +102,9 @@ export class IsolateWorker {
     const worker = this.worker
     if (worker === undefined) return true
     if (this.deadReason !== undefined) {
-      await worker.terminate()
-      return false
+      // Already reported when it died; there is nothing left to flush.
+      await stopWorker(worker)
+      return true
     }
     this.stopping = true
     const stopped = await new Promise<boolean>((resolve) => {
@@ -108,7 +115,7 @@ export class IsolateWorker {
       })
       worker.postMessage({ _tag: "Stop" })
     })
-    await worker.terminate()
+    await stopWorker(worker)
     return stopped
   }
 }

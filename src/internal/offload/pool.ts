@@ -7,8 +7,8 @@
  * nobody wants.
  */
 import type { MessagePort, Worker } from "node:worker_threads"
-import type { FromWorker, SerializedDefect, ToWorker } from "./protocol.js"
-import { spawnWorker } from "./spawn.js"
+import { describeDefect, type FromWorker, type SerializedDefect, serializeDefect, type ToWorker } from "./protocol.js"
+import { spawnWorker, stopWorker } from "./spawn.js"
 
 export type JobResult =
   | Extract<FromWorker, { _tag: "Success" | "Failure" | "Defect" | "SchemaError" }>
@@ -37,6 +37,8 @@ export interface PoolOptions {
 interface Slot {
   readonly worker: Worker
   ready: boolean
+  /** Bounds how long the worker may take to load its module. */
+  startupTimer: NodeJS.Timeout | undefined
   job: Job | undefined
   /** Being terminated on purpose (cancelled job, idle, shutdown): its exit is not a crash. */
   retiring: boolean
@@ -46,10 +48,15 @@ interface Slot {
 }
 
 export interface PoolStats {
+  /** Worker threads alive or starting (not those being terminated). */
   readonly threads: number
+  /** Threads running a task. */
   readonly busy: number
+  /** Tasks waiting for a thread. */
   readonly queued: number
+  /** Threads started since the pool was built, replacements included. */
   readonly spawned: number
+  /** Threads lost while running a task (exit, crash, out of memory); cancellations are not counted. */
   readonly crashed: number
 }
 
@@ -88,15 +95,10 @@ export class Pool {
 
   private waitReady(slot: Slot): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        slot.onReady = undefined
-        reject(new Error(`the worker did not become ready within ${this.options.startupTimeoutMillis}ms`))
-      }, this.options.startupTimeoutMillis)
       slot.onReady = (error) => {
-        clearTimeout(timer)
         slot.onReady = undefined
         if (error === undefined) resolve()
-        else reject(new Error(error.message, { cause: error }))
+        else reject(new Error(describeDefect(error), { cause: error }))
       }
     })
   }
@@ -122,7 +124,10 @@ export class Pool {
       if (slot.job === job) {
         slot.job = undefined
         const retired = this.retire(slot)
+        // Replace it now rather than on its exit, which a call blocked in native code delays.
+        if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
         this.dispatch()
+        this.notifyIdle()
         return retired
       }
     }
@@ -136,9 +141,33 @@ export class Pool {
   }
 
   private spawn(): Slot {
-    const worker = spawnWorker({ module: this.options.module, maxHeapMb: this.options.maxHeapMb, name: this.options.name })
+    const worker = spawnWorker({
+      module: this.options.module,
+      maxHeapMb: this.options.maxHeapMb,
+      name: this.options.name,
+      kind: "tasks"
+    })
     this.spawned++
-    const slot: Slot = { worker, ready: false, job: undefined, retiring: false, lastError: undefined, idleTimer: undefined, onReady: undefined }
+    const slot: Slot = {
+      worker,
+      ready: false,
+      startupTimer: undefined,
+      job: undefined,
+      retiring: false,
+      lastError: undefined,
+      idleTimer: undefined,
+      onReady: undefined
+    }
+    // Every worker, not only the first ones, must load in time: a replacement that hangs while
+    // loading would otherwise hold queued jobs forever.
+    slot.startupTimer = setTimeout(() => {
+      slot.startupTimer = undefined
+      this.loadFailed(slot, {
+        name: "Error",
+        message: `the worker did not become ready within ${this.options.startupTimeoutMillis}ms`,
+        stack: undefined
+      })
+    }, this.options.startupTimeoutMillis)
     this.slots.add(slot)
     worker.on("message", (message: FromWorker) => this.onMessage(slot, message))
     worker.on("error", (error: Error) => {
@@ -151,25 +180,24 @@ export class Pool {
   private onMessage(slot: Slot, message: FromWorker): void {
     switch (message._tag) {
       case "Ready": {
+        if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
+        slot.startupTimer = undefined
         slot.ready = true
         slot.onReady?.(undefined)
         this.dispatch()
         this.settleIdle(slot)
         return
       }
-      case "LoadError": {
-        slot.onReady?.(message.error)
-        slot.lastError = Object.assign(new Error(message.error.message), { name: message.error.name })
-        void this.retire(slot)
-        this.failQueued({ _tag: "Crash", exitCode: 1, reason: `worker module failed to load: ${message.error.message}` })
-        return
-      }
+      case "LoadError":
+        return this.loadFailed(slot, message.error)
       case "Success":
       case "Failure":
       case "Defect":
       case "SchemaError": {
         const job = slot.job
-        if (job === undefined) return
+        // A result always answers the slot's current job (one job per worker at a time); the id
+        // check guards against a stray message all the same.
+        if (job === undefined || !("id" in job.message) || job.message.id !== message.id) return
         slot.job = undefined
         job.onResult(message)
         this.dispatch()
@@ -182,11 +210,37 @@ export class Pool {
     }
   }
 
+  /** A worker that could not load its module (or not in time) is terminated; its exit settles the rest. */
+  private loadFailed(slot: Slot, error: SerializedDefect): void {
+    if (slot.ready || slot.retiring) return
+    if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
+    slot.startupTimer = undefined
+    slot.lastError = Object.assign(new Error(error.message), { name: error.name })
+    slot.onReady?.(error)
+    void this.retire(slot)
+  }
+
   private onExit(slot: Slot, exitCode: number): void {
     this.slots.delete(slot)
     if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer)
-    if (!slot.ready && slot.onReady !== undefined) {
-      slot.onReady({ name: "Error", message: slot.lastError?.message ?? `the worker exited with code ${exitCode} while starting`, stack: slot.lastError?.stack })
+    if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
+    if (!slot.ready) {
+      slot.onReady?.({
+        name: "Error",
+        message: slot.lastError?.code === "ERR_WORKER_OUT_OF_MEMORY"
+          ? `it ran out of memory while loading (maxHeapMb: ${this.options.maxHeapMb}); raise maxHeapMb`
+          : slot.lastError?.message ?? `the worker exited with code ${exitCode} while starting`,
+        stack: slot.lastError?.stack
+      })
+      // A worker that never loaded is not replaced eagerly — that would respawn a broken module
+      // forever. Jobs waiting for it fail; the next job submitted tries a fresh worker.
+      this.failQueuedIfNoWorker({
+        _tag: "Crash",
+        exitCode,
+        reason: `the worker module failed to load: ${slot.lastError?.message ?? `exit code ${exitCode}`}`
+      })
+      this.notifyIdle()
+      return
     }
     const job = slot.job
     slot.job = undefined
@@ -206,9 +260,10 @@ export class Pool {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (this.queue.length === 0) break
-      if (slot.ready && !slot.retiring && slot.job === undefined) this.run(slot, this.queue.shift()!)
+    while (this.queue.length > 0) {
+      const free = this.freeSlot()
+      if (free === undefined) break
+      this.run(free, this.queue.shift()!)
     }
     if (this.closing) return
     let starting = 0
@@ -220,13 +275,26 @@ export class Pool {
     }
   }
 
+  private freeSlot(): Slot | undefined {
+    for (const slot of this.slots) if (slot.ready && !slot.retiring && slot.job === undefined) return slot
+    return undefined
+  }
+
   private run(slot: Slot, job: Job): void {
     if (slot.idleTimer !== undefined) {
       clearTimeout(slot.idleTimer)
       slot.idleTimer = undefined
     }
     slot.job = job
-    slot.worker.postMessage(job.message, job.transfer as Array<ArrayBuffer | MessagePort>)
+    try {
+      slot.worker.postMessage(job.message, job.transfer as Array<ArrayBuffer | MessagePort>)
+    } catch (error) {
+      // Not structured-clonable, or a transfer list naming a detached buffer: the job never left.
+      slot.job = undefined
+      job.onResult({ _tag: "Defect", id: "id" in job.message ? job.message.id : -1, defect: serializeDefect(error) })
+      this.settleIdle(slot)
+      this.notifyIdle()
+    }
   }
 
   /** Retires an idle worker above the minimum after the idle timeout. */
@@ -242,11 +310,12 @@ export class Pool {
   private retire(slot: Slot): Promise<void> {
     slot.retiring = true
     if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer)
-    return slot.worker.terminate().then(() => undefined)
+    slot.idleTimer = undefined
+    return stopWorker(slot.worker)
   }
 
-  private failQueued(result: JobResult): void {
-    if (this.liveSlots() > 0 && Array.from(this.slots).some((slot) => slot.ready && !slot.retiring)) return
+  private failQueuedIfNoWorker(result: JobResult): void {
+    for (const slot of this.slots) if (!slot.retiring) return
     const jobs = this.queue.splice(0)
     for (const job of jobs) job.onResult(result)
   }

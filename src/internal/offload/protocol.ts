@@ -29,6 +29,10 @@ export const serializeDefect = (error: unknown): SerializedDefect =>
     ? { name: error.name, message: error.message, stack: error.stack }
     : { name: "Error", message: String(error), stack: undefined }
 
+/** One line for a load failure: the error's name when it says something, and its message. */
+export const describeDefect = (defect: SerializedDefect): string =>
+  defect.name === "Error" || defect.message.startsWith(`${defect.name}:`) ? defect.message : `${defect.name}: ${defect.message}`
+
 /** Rebuilds a defect as an `Error` whose stack still points into the worker. */
 export const deserializeDefect = (defect: SerializedDefect): Error => {
   const error = new Error(defect.message)

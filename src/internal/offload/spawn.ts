@@ -45,6 +45,8 @@ export interface SpawnOptions {
   readonly module: string | undefined
   readonly maxHeapMb: number | undefined
   readonly name: string
+  /** What the module's default export must be: tasks for a pool, a program for an isolate. */
+  readonly kind: "tasks" | "isolate"
 }
 
 /** Resolves a module path or URL to a file URL string. */
@@ -59,6 +61,7 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
     workerData: {
       bootstrap: bootstrapUrl,
       module: options.module,
+      kind: options.kind,
       tsx: needsTsx ? resolveTsx() : undefined
     },
     ...(options.maxHeapMb !== undefined
@@ -66,5 +69,25 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
       : {}),
     stdout: false,
     stderr: false
+  })
+}
+
+/** How long {@link stopWorker} waits for a terminated thread to stop. */
+const STOP_WAIT_MILLIS = 1000
+
+/**
+ * Terminates a worker and waits for its thread to stop — for at most a second: a thread blocked in
+ * native code (`execSync`, a read that does not return) stops only when that call returns, and
+ * neither a cancellation nor a shutdown may hang on it.
+ */
+export const stopWorker = (worker: Worker): Promise<void> => {
+  const stopped = worker.terminate()
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, STOP_WAIT_MILLIS)
+    const done = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    stopped.then(done, done)
   })
 }

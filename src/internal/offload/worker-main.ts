@@ -2,7 +2,14 @@
  * The program every offload worker thread runs: it imports the user's worker module, says it is
  * ready (or why it could not load), then serves task runs, blocking calls or an isolated program.
  */
-import { Cause, Effect, Exit, Fiber, Option, ParseResult, Queue, Schema } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
 import * as buffer from "node:buffer"
 import * as childProcess from "node:child_process"
 import * as crypto from "node:crypto"
@@ -17,6 +24,19 @@ import { collectTransferables, type FromWorker, serializeDefect, type ToWorker }
 const port = parentPort!
 const post = (message: FromWorker, transfer: ReadonlyArray<ArrayBuffer> = []) =>
   port.postMessage(message, transfer as Array<ArrayBuffer>)
+
+/** Answers a job; a value that cannot be sent (not clonable, say) becomes the job's defect. */
+const reply = (message: Extract<FromWorker, { readonly id: number }>, transfer: ReadonlyArray<ArrayBuffer> = []) => {
+  try {
+    post(message, transfer)
+  } catch (error) {
+    if (transfer.length > 0) return reply(message)
+    post({ _tag: "Defect", id: message.id, defect: serializeDefect(error) })
+  }
+}
+
+/** esbuild's helper (tsx keeps function names), which a blocking call's source may refer to. */
+const __name = <T>(target: T, value: string): T => Object.defineProperty(target, "name", { value, configurable: true })
 
 /** What a blocking call's function receives as its first argument. */
 const modules = { buffer, childProcess, crypto, fs, os, path, zlib }
@@ -41,7 +61,7 @@ const serveTasks = (module: TasksModule | undefined) => {
   const run = (message: Extract<ToWorker, { _tag: "Run" }>) => {
     const implementation = module?.implementations.get(message.task)
     if (implementation === undefined) {
-      return Promise.resolve(post({
+      return Promise.resolve(reply({
         _tag: "Defect",
         id: message.id,
         defect: { name: "Error", message: `this worker module implements no task named "${message.task}"`, stack: undefined }
@@ -62,36 +82,38 @@ const serveTasks = (module: TasksModule | undefined) => {
       )
     })
     return Effect.runPromiseExit(program).then((exit) => {
-      if (Exit.isSuccess(exit)) return post({ _tag: "Success", id: message.id, output: exit.value }, collectTransferables(exit.value))
+      if (Exit.isSuccess(exit)) return reply({ _tag: "Success", id: message.id, output: exit.value }, collectTransferables(exit.value))
       const failure = Cause.failureOption(exit.cause)
       if (Option.isSome(failure)) {
         const error = failure.value
         if (error instanceof SchemaPhaseError) {
-          return post({ _tag: "SchemaError", id: message.id, phase: error.phase, message: ParseResult.TreeFormatter.formatErrorSync(error.error) })
+          return reply({ _tag: "SchemaError", id: message.id, phase: error.phase, message: ParseResult.TreeFormatter.formatErrorSync(error.error) })
         }
         if (isFailure(error.error)) {
           const encoded = Schema.encodeEither(definition.failure)(error.error)
           return encoded._tag === "Right"
-            ? post({ _tag: "Failure", id: message.id, error: encoded.right })
-            : post({ _tag: "SchemaError", id: message.id, phase: "failure", message: ParseResult.TreeFormatter.formatErrorSync(encoded.left) })
+            ? reply({ _tag: "Failure", id: message.id, error: encoded.right })
+            : reply({ _tag: "SchemaError", id: message.id, phase: "failure", message: ParseResult.TreeFormatter.formatErrorSync(encoded.left) })
         }
-        return post({ _tag: "Defect", id: message.id, defect: serializeDefect(error.error) })
+        return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(error.error) })
       }
-      return post({ _tag: "Defect", id: message.id, defect: serializeDefect(Cause.squash(exit.cause)) })
+      return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(Cause.squash(exit.cause)) })
     })
   }
 
   const blocking = async (message: Extract<ToWorker, { _tag: "Blocking" }>) => {
+    let output: unknown
     try {
-      const fn = new Function("modules", "arg", `"use strict"; return (${message.source})(modules, arg)`) as (
+      const fn = new Function("modules", "arg", "__name", `"use strict"; return (${message.source})(modules, arg)`) as (
         m: typeof modules,
-        arg: unknown
+        arg: unknown,
+        name: typeof __name
       ) => unknown
-      const output = await fn(modules, message.arg)
-      post({ _tag: "Success", id: message.id, output }, collectTransferables(output))
+      output = await fn(modules, message.arg, __name)
     } catch (error) {
-      post({ _tag: "Defect", id: message.id, defect: serializeDefect(error) })
+      return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(error) })
     }
+    reply({ _tag: "Success", id: message.id, output }, collectTransferables(output))
   }
 
   port.on("message", (message: ToWorker) => {
@@ -122,7 +144,15 @@ const serveIsolate = (module: IsolateModule) => {
       if (decoded._tag === "Right") Queue.unsafeOffer(mailbox, decoded.right)
     } else if (message._tag === "Stop" && !stopping) {
       stopping = true
-      void Effect.runPromise(Fiber.interrupt(fiber)).then(() => {
+      // Messages sent before the stop belong to the program: let it take them, then interrupt it
+      // so its finalizers flush. The main thread bounds the whole stop with its timeout.
+      // Sleeping (a macrotask) before each look also lets a fiber just handed a message run on
+      // to its next wait, so the interruption does not land between its take and its bookkeeping.
+      const drained = Effect.gen(function*() {
+        do yield* Effect.sleep("1 millis")
+        while ((yield* Queue.size(mailbox)) > 0 && Option.isNone(yield* Fiber.poll(fiber)))
+      })
+      void Effect.runPromise(Effect.zipRight(drained, Fiber.interrupt(fiber))).then(() => {
         post({ _tag: "Stopped" })
         port.close()
       })
@@ -131,14 +161,22 @@ const serveIsolate = (module: IsolateModule) => {
   post({ _tag: "Ready", kind: "isolate", tasks: [] })
 }
 
+const wrongKind = {
+  tasks: "its default export is made with Offload.isolated(...), which serves no tasks; start it with Offload.isolate(...)",
+  isolate: "its default export is not made with Offload.isolated(...); a module made with Offload.worker(...) " +
+    "serves tasks through Offload.layer(...)"
+} as const
+
 const main = async () => {
-  const url = (workerData as { module: string | undefined }).module
+  const { module: url, kind } = workerData as { module: string | undefined; kind: "tasks" | "isolate" }
   if (url === undefined) return serveTasks(undefined)
   const loaded: { default?: unknown } = await import(url)
   const module = loaded.default
   if (!isWorkerModule(module)) {
     throw new Error(`${url} has no default export made with Offload.worker(...) or Offload.isolated(...)`)
   }
+  // Checked before anything runs: an isolated program started by mistake would already be at work.
+  if (module.kind !== kind) throw new Error(wrongKind[kind])
   return module.kind === "isolate" ? serveIsolate(module) : serveTasks(module)
 }
 
