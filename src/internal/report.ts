@@ -2,7 +2,7 @@
  * What one shutdown did, filled in phase by phase by the server glue and the supervisor, and
  * printed as one line by the launcher.
  */
-import { Context } from "effect"
+import * as Context from "effect/Context"
 
 export class ShutdownRecord {
   /** Epoch milliseconds when shutdown began (signal or scope close). */

@@ -1,0 +1,253 @@
+/**
+ * Offload benchmark (`npm run bench:offload`). Three measurements, each with its contenders side
+ * by side in one run, printed as ratios next to the goals:
+ *
+ * 1. tiny-task throughput and latency: effect-background's pool vs Piscina vs @effect/platform's
+ *    worker pool, same thread count, interleaved rounds;
+ * 2. `/ping` p50/p99 on examples/offload.ts while four clients load `/cpu` (offloaded), versus
+ *    `/cpu-inline` (on the event loop), versus idle;
+ * 3. how soon a cancelled running task's thread is free: interrupt → worker terminated, and
+ *    interrupt → the next task's result.
+ *
+ * All traffic is on 127.0.0.1; every loop is bounded in count and time.
+ */
+import { Worker as PlatformWorker } from "@effect/platform"
+import { NodeWorker } from "@effect/platform-node"
+import autocannon from "autocannon"
+import { Context, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Schema } from "effect"
+import { spawn } from "node:child_process"
+import * as http from "node:http"
+import { Worker } from "node:worker_threads"
+import { Piscina } from "piscina"
+import * as Offload from "../src/Offload.js"
+import { Spin } from "../test/fixtures/tasks.js"
+import { machine, percentile, ratio, sleep, waitForListening, freePort } from "./support.js"
+import { Increment } from "./workers/tiny.tasks.js"
+
+const THREADS = 2
+const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
+const WINDOW = 64
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+
+interface RunResult {
+  readonly perSecond: number
+  readonly p50: number
+  readonly p99: number
+}
+
+const summarize = (latencies: Array<number>, elapsed: number): RunResult => ({
+  perSecond: (latencies.length / elapsed) * 1000,
+  p50: percentile(latencies, 0.5),
+  p99: percentile(latencies, 0.99)
+})
+
+/** Runs TASKS calls of `runOne` with WINDOW in flight, timing each call. */
+const promiseWindow = async (runOne: (n: number) => Promise<unknown>): Promise<RunResult> => {
+  const latencies: Array<number> = []
+  let next = 0
+  const start = performance.now()
+  const lane = async () => {
+    while (next < TASKS) {
+      const n = next++
+      const t = performance.now()
+      await runOne(n)
+      latencies.push(performance.now() - t)
+    }
+  }
+  await Promise.all(Array.from({ length: WINDOW }, lane))
+  return summarize(latencies, performance.now() - start)
+}
+
+/** The same, inside one Effect program, as an Effect user would write it. */
+const effectWindow = <E, R>(runOne: (n: number) => Effect.Effect<unknown, E, R>) =>
+  Effect.gen(function*() {
+    const latencies: Array<number> = []
+    const start = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: TASKS }, (_, i) => i),
+      (n) => {
+        const t = performance.now()
+        return Effect.map(runOne(n), () => latencies.push(performance.now() - t))
+      },
+      { concurrency: WINDOW, discard: true }
+    )
+    return summarize(latencies, performance.now() - start)
+  })
+
+class IncrementRequest extends Schema.TaggedRequest<IncrementRequest>()("Increment", {
+  failure: Schema.Never,
+  success: Schema.Number,
+  payload: { n: Schema.Number }
+}) {}
+
+class PlatformPool extends Context.Tag("bench/PlatformPool")<
+  PlatformPool,
+  PlatformWorker.SerializedWorkerPool<IncrementRequest>
+>() {}
+
+const tinyTasks = async () => {
+  const ours = ManagedRuntime.make(Offload.layer({
+    module: new URL("./workers/tiny.worker.ts", import.meta.url),
+    minThreads: THREADS,
+    maxThreads: THREADS,
+    maxQueued: TASKS
+  }))
+  const platform = ManagedRuntime.make(
+    PlatformWorker.makePoolSerializedLayer(PlatformPool, { size: THREADS, concurrency: WINDOW }).pipe(
+      Layer.provide(NodeWorker.layer(() => new Worker(new URL("./workers/tiny.effect-platform.mjs", import.meta.url))))
+    )
+  )
+  const piscina = new Piscina({
+    filename: new URL("./workers/tiny.piscina.mjs", import.meta.url).href,
+    minThreads: THREADS,
+    maxThreads: THREADS
+  })
+  const contenders: Record<string, () => Promise<RunResult>> = {
+    "effect-background": () => ours.runPromise(effectWindow((n) => Offload.run(Increment, n))),
+    // Piscina in the same Effect harness as the other two, and in its own Promise harness.
+    piscina: () => Effect.runPromise(effectWindow((n) => Effect.promise(() => piscina.run(n)))),
+    "piscina (plain Promise loop)": () => promiseWindow((n) => piscina.run(n)),
+    "@effect/platform": () =>
+      platform.runPromise(effectWindow((n) => Effect.flatMap(PlatformPool, (pool) => pool.executeEffect(new IncrementRequest({ n })))))
+  }
+  // Warm up every pool (threads started, code paths hot) before measuring.
+  await ours.runPromise(Effect.forEach([1, 2, 3], (n) => Offload.run(Increment, n)))
+  await Promise.all([1, 2, 3].map((n) => piscina.run(n)))
+  await platform.runPromise(Effect.flatMap(PlatformPool, (pool) => pool.executeEffect(new IncrementRequest({ n: 1 }))))
+
+  const results: Record<string, Array<RunResult>> = {}
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, run] of Object.entries(contenders)) {
+      ;(results[name] ??= []).push(await run())
+    }
+  }
+  await ours.dispose()
+  await platform.dispose()
+  await piscina.destroy()
+
+  const median = (name: string, key: keyof RunResult) => percentile(results[name]!.map((r) => r[key]), 0.5)
+  console.log(`\n## 1. Tiny tasks (${TASKS} per round, ${WINDOW} in flight, ${THREADS} threads, median of ${ROUNDS} interleaved rounds)\n`)
+  console.log("| pool | tasks/s | p50 ms | p99 ms |")
+  console.log("|---|---|---|---|")
+  for (const name of Object.keys(contenders)) {
+    console.log(`| ${name} | ${median(name, "perSecond").toFixed(0)} | ${median(name, "p50").toFixed(2)} | ${median(name, "p99").toFixed(2)} |`)
+  }
+  const vsPiscina = median("effect-background", "perSecond") / median("piscina", "perSecond")
+  const vsPlatform = median("effect-background", "perSecond") / median("@effect/platform", "perSecond")
+  const vsRawPiscina = median("effect-background", "perSecond") / median("piscina (plain Promise loop)", "perSecond")
+  console.log(`\nthroughput ratio vs Piscina, same Effect harness: ${ratio(vsPiscina)} (goal ≥ 1.00×) ${vsPiscina >= 1 ? "MET" : "NOT MET"}`)
+  console.log(`throughput ratio vs Piscina in a plain Promise loop: ${ratio(vsRawPiscina)}`)
+  console.log(`throughput ratio vs @effect/platform: ${ratio(vsPlatform)}`)
+}
+
+/** Sequential keep-alive GETs of /ping for `millis`, at most `limit` of them. */
+const pingLoop = async (port: number, millis: number, limit: number): Promise<Array<number>> => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const latencies: Array<number> = []
+  const end = performance.now() + millis
+  while (performance.now() < end && latencies.length < limit) {
+    const t = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      http.get({ host: "127.0.0.1", port, path: "/ping", agent }, (res) => {
+        res.resume()
+        res.on("end", () => resolve())
+      }).on("error", reject)
+    })
+    latencies.push(performance.now() - t)
+    await sleep(5)
+  }
+  agent.destroy()
+  return latencies
+}
+
+const pingUnderLoad = async () => {
+  const port = await freePort()
+  const child = spawn(process.execPath, ["--import", "tsx", "examples/offload.ts"], {
+    env: { ...process.env, PORT: String(port), OFFLOAD_THREADS: "1" },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  try {
+    await waitForListening(child, 60_000)
+    const seconds = Number(process.env.BENCH_LOAD_SECONDS ?? 5)
+    const measure = async (path: string | undefined) => {
+      const load = path === undefined
+        ? undefined
+        : autocannon({ url: `http://127.0.0.1:${port}${path}`, connections: 4, duration: seconds + 1 })
+      await sleep(500)
+      const pings = await pingLoop(port, seconds * 1000, 2000)
+      if (load !== undefined) {
+        const result = await load
+        return { pings, served: result.requests.total, errors: result.errors + result.non2xx }
+      }
+      return { pings, served: 0, errors: 0 }
+    }
+    const modes: Record<string, string | undefined> = {
+      idle: undefined,
+      "/cpu (offloaded)": "/cpu?n=1000000",
+      "/cpu-inline (event loop)": "/cpu-inline?n=1000000"
+    }
+    const results: Record<string, { pings: Array<number>; served: number; errors: number }> = {}
+    for (const [name, path] of Object.entries(modes)) results[name] = await measure(path)
+    const idle = results.idle!
+    console.log(`\n## 2. /ping while 4 clients load for ${seconds}s (examples/offload.ts, OFFLOAD_THREADS=1)\n`)
+    console.log("| load | pings | /ping p50 ms | /ping p99 ms | p99 vs idle | load requests served | errors |")
+    console.log("|---|---|---|---|---|---|---|")
+    for (const [name, r] of Object.entries(results)) {
+      console.log(
+        `| ${name} | ${r.pings.length} | ${percentile(r.pings, 0.5).toFixed(2)} | ${percentile(r.pings, 0.99).toFixed(2)} | ${
+          ratio(percentile(r.pings, 0.99) / percentile(idle.pings, 0.99))
+        } | ${r.served} | ${r.errors} |`
+      )
+    }
+    const offloaded = percentile(results["/cpu (offloaded)"]!.pings, 0.99) / percentile(idle.pings, 0.99)
+    console.log(`\n/ping p99 under offloaded load vs idle: ${ratio(offloaded)} (goal ≤ 2.00×) ${offloaded <= 2 ? "MET" : "NOT MET"}`)
+  } finally {
+    child.kill("SIGTERM")
+    await new Promise((resolve) => child.once("exit", resolve))
+  }
+}
+
+const cancellation = async () => {
+  const trials = 5
+  const runtime = ManagedRuntime.make(Offload.layer({
+    module: new URL("../test/fixtures/tasks.worker.ts", import.meta.url),
+    minThreads: 2,
+    maxThreads: 2
+  }))
+  const freed: Array<number> = []
+  const nextResult: Array<number> = []
+  try {
+    for (let i = 0; i < trials; i++) {
+      await runtime.runPromise(Effect.gen(function*() {
+        const fiber = yield* Effect.fork(Offload.run(Spin, 60_000))
+        yield* Effect.sleep(Duration.millis(100))
+        const t = performance.now()
+        yield* Fiber.interrupt(fiber)
+        freed.push(performance.now() - t)
+        const exit = yield* Effect.exit(Offload.run(Spin, 1))
+        if (Exit.isFailure(exit)) throw new Error("the task after a cancellation failed")
+        nextResult.push(performance.now() - t)
+        // let the replacement thread finish starting before the next trial
+        yield* Effect.sleep(Duration.seconds(3))
+      }))
+    }
+  } finally {
+    await runtime.dispose()
+  }
+  const worst = Math.max(...freed)
+  console.log(`\n## 3. Cancelling a running task (2 threads, ${trials} trials)\n`)
+  console.log(`interrupt → worker terminated: p50 ${percentile(freed, 0.5).toFixed(1)} ms, max ${worst.toFixed(1)} ms (goal < 50 ms) ${worst < 50 ? "MET" : "NOT MET"}`)
+  console.log(`interrupt → next task's result (on the other thread): p50 ${percentile(nextResult, 0.5).toFixed(1)} ms, max ${Math.max(...nextResult).toFixed(1)} ms`)
+}
+
+const main = async () => {
+  console.log(`# Offload benchmark\n\n${machine()}`)
+  await tinyTasks()
+  await pingUnderLoad()
+  await cancellation()
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,2 @@
+// Piscina's worker for the tiny-task benchmark.
+export default (n) => n + 1
