@@ -13,8 +13,10 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Runtime from "effect/Runtime"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
@@ -381,7 +383,7 @@ const submit = (label: string, message: ToWorker, transfer: ReadonlyArray<ArrayB
         ))
       }
       return Effect.promise(() => pool.cancel(job))
-    }))
+    }).pipe(Effect.map((result) => ({ pool, result }))))
 
 const settle = <O, F>(
   label: string,
@@ -472,29 +474,56 @@ export interface RunOptions {
   readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined
 }
 
+interface MainCodecs {
+  readonly encodeInput: (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decodeOutput: (output: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decodeFailure: (error: unknown) => Either.Either<unknown, ParseResult.ParseError>
+}
+
+/** Each task's codecs, compiled once: the per-run path does no schema compilation. */
+const codecsCache = new WeakMap<AnyTask, MainCodecs>()
+const codecsOf = (task: AnyTask): MainCodecs => {
+  let codecs = codecsCache.get(task)
+  if (codecs === undefined) {
+    codecs = {
+      encodeInput: Schema.encodeEither(task.input),
+      decodeOutput: Schema.decodeUnknownEither(task.output),
+      decodeFailure: Schema.decodeUnknownEither(task.failure)
+    }
+    codecsCache.set(task, codecs)
+  }
+  return codecs
+}
+
 const runTask = <I, IE, O, OE, F, FE>(
   self: Task<I, IE, O, OE, F, FE>,
   input: I,
   options: RunOptions | undefined
 ): Effect.Effect<O, F | RunError, Offload> =>
-  Effect.gen(function*() {
-    const encoded = yield* Schema.encode(self.input)(input).pipe(Effect.mapError(schemaError(self.name, "input")))
-    const { pool } = yield* Offload
-    const result = yield* submit(
-      self.name,
-      { _tag: "Run", id: nextJobId++, task: self.name, input: encoded },
-      options?.transfer ?? []
-    )
-    return yield* settle(
-      self.name,
-      result,
-      (output) => Schema.decodeUnknown(self.output)(output).pipe(Effect.mapError(schemaError(self.name, "output"))),
-      (error) =>
-        Schema.decodeUnknown(self.failure)(error).pipe(
-          Effect.mapError(schemaError(self.name, "failure")),
-          Effect.flatMap((failure) => Effect.fail(failure))
-        ),
-      pool.options.maxHeapMb
+  Effect.suspend(() => {
+    const codecs = codecsOf(self as unknown as AnyTask)
+    const encoded = codecs.encodeInput(input)
+    if (Either.isLeft(encoded)) return Effect.fail(schemaError(self.name, "input")(encoded.left))
+    return Effect.flatMap(
+      submit(self.name, { _tag: "Run", id: nextJobId++, task: self.name, input: encoded.right }, options?.transfer ?? []),
+      ({ pool, result }) =>
+        settle(
+          self.name,
+          result,
+          (output) => {
+            const decoded = codecs.decodeOutput(output)
+            return Either.isRight(decoded)
+              ? Effect.succeed(decoded.right as O)
+              : Effect.fail(schemaError(self.name, "output")(decoded.left))
+          },
+          (error) => {
+            const decoded = codecs.decodeFailure(error)
+            return Either.isRight(decoded)
+              ? Effect.fail(decoded.right as F)
+              : Effect.fail(schemaError(self.name, "failure")(decoded.left))
+          },
+          pool.options.maxHeapMb
+        )
     )
   })
 
@@ -566,8 +595,7 @@ export const blocking = <A, B>(
 ): Effect.Effect<Awaited<B>, RunError, Offload> =>
   Effect.gen(function*() {
     const label = options?.name ?? (fn.name.length > 0 ? `blocking ${fn.name}` : "blocking call")
-    const { pool } = yield* Offload
-    const result = yield* submit(
+    const { pool, result } = yield* submit(
       label,
       { _tag: "Blocking", id: nextJobId++, source: fn.toString(), arg },
       options?.transfer ?? []

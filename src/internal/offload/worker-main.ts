@@ -4,6 +4,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -18,7 +19,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { parentPort, workerData } from "node:worker_threads"
-import { type IsolateModule, isWorkerModule, type TasksModule } from "./definitions.js"
+import { type Implementation, type IsolateModule, isWorkerModule, type TasksModule } from "./definitions.js"
 import { collectTransferables, type FromWorker, serializeDefect, type ToWorker } from "./protocol.js"
 
 const port = parentPort!
@@ -41,64 +42,75 @@ const __name = <T>(target: T, value: string): T => Object.defineProperty(target,
 /** What a blocking call's function receives as its first argument. */
 const modules = { buffer, childProcess, crypto, fs, os, path, zlib }
 
-class SchemaPhaseError {
-  readonly _tag = "SchemaPhaseError"
-  constructor(readonly phase: "input" | "output" | "failure", readonly error: ParseResult.ParseError) {}
-}
-class TypedFailure {
-  readonly _tag = "TypedFailure"
-  constructor(readonly error: unknown) {}
+interface Codecs {
+  readonly decodeInput: (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly encodeOutput: (a: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly encodeFailure: (a: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly isFailure: (u: unknown) => boolean
 }
 
-const toEffect = (result: unknown): Effect.Effect<unknown, unknown> =>
-  Effect.isEffect(result)
-    ? (result as Effect.Effect<unknown, unknown>)
-    : typeof (result as PromiseLike<unknown> | null)?.then === "function"
-    ? Effect.tryPromise({ try: () => result as PromiseLike<unknown>, catch: (error) => error })
-    : Effect.succeed(result)
+const formatSchemaError = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
 const serveTasks = (module: TasksModule | undefined) => {
-  const run = (message: Extract<ToWorker, { _tag: "Run" }>) => {
+  // Compiled once per task: the hot path below does no schema compilation and, for plain and
+  // promise-returning handlers, starts no fiber.
+  const codecs = new Map<string, Codecs>()
+  const codecsOf = (implementation: Implementation): Codecs => {
+    const { definition } = implementation
+    let found = codecs.get(definition.name)
+    if (found === undefined) {
+      found = {
+        decodeInput: Schema.decodeUnknownEither(definition.input),
+        encodeOutput: Schema.encodeEither(definition.output),
+        encodeFailure: Schema.encodeEither(definition.failure),
+        isFailure: Schema.is(definition.failure)
+      }
+      codecs.set(definition.name, found)
+    }
+    return found
+  }
+
+  const run = (message: Extract<ToWorker, { _tag: "Run" }>): void => {
+    const { id } = message
     const implementation = module?.implementations.get(message.task)
     if (implementation === undefined) {
-      return Promise.resolve(reply({
+      return reply({
         _tag: "Defect",
-        id: message.id,
+        id,
         defect: { name: "Error", message: `this worker module implements no task named "${message.task}"`, stack: undefined }
-      }))
+      })
     }
-    const { definition, handler } = implementation
-    const isFailure = Schema.is(definition.failure)
-    const program = Effect.gen(function*() {
-      const input = yield* Schema.decodeUnknown(definition.input)(message.input).pipe(
-        Effect.mapError((error) => new SchemaPhaseError("input", error))
-      )
-      const output = yield* Effect.suspend(() => toEffect(handler(input))).pipe(
-        Effect.catchAllDefect((defect) => isFailure(defect) ? Effect.fail(defect) : Effect.die(defect)),
-        Effect.mapError((error) => new TypedFailure(error))
-      )
-      return yield* Schema.encode(definition.output)(output).pipe(
-        Effect.mapError((error) => new SchemaPhaseError("output", error))
-      )
-    })
-    return Effect.runPromiseExit(program).then((exit) => {
-      if (Exit.isSuccess(exit)) return reply({ _tag: "Success", id: message.id, output: exit.value }, collectTransferables(exit.value))
-      const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) {
-        const error = failure.value
-        if (error instanceof SchemaPhaseError) {
-          return reply({ _tag: "SchemaError", id: message.id, phase: error.phase, message: ParseResult.TreeFormatter.formatErrorSync(error.error) })
-        }
-        if (isFailure(error.error)) {
-          const encoded = Schema.encodeEither(definition.failure)(error.error)
-          return encoded._tag === "Right"
-            ? reply({ _tag: "Failure", id: message.id, error: encoded.right })
-            : reply({ _tag: "SchemaError", id: message.id, phase: "failure", message: ParseResult.TreeFormatter.formatErrorSync(encoded.left) })
-        }
-        return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(error.error) })
-      }
-      return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(Cause.squash(exit.cause)) })
-    })
+    const { decodeInput, encodeFailure, encodeOutput, isFailure } = codecsOf(implementation)
+    const succeed = (value: unknown) => {
+      const encoded = encodeOutput(value)
+      if (Either.isLeft(encoded)) return reply({ _tag: "SchemaError", id, phase: "output", message: formatSchemaError(encoded.left) })
+      reply({ _tag: "Success", id, output: encoded.right }, collectTransferables(encoded.right))
+    }
+    const fail = (error: unknown) => {
+      if (!isFailure(error)) return reply({ _tag: "Defect", id, defect: serializeDefect(error) })
+      const encoded = encodeFailure(error)
+      if (Either.isLeft(encoded)) return reply({ _tag: "SchemaError", id, phase: "failure", message: formatSchemaError(encoded.left) })
+      reply({ _tag: "Failure", id, error: encoded.right })
+    }
+    const input = decodeInput(message.input)
+    if (Either.isLeft(input)) return reply({ _tag: "SchemaError", id, phase: "input", message: formatSchemaError(input.left) })
+    let result: unknown
+    try {
+      result = implementation.handler(input.right)
+    } catch (error) {
+      return fail(error)
+    }
+    if (Effect.isEffect(result)) {
+      void Effect.runPromiseExit(result as Effect.Effect<unknown, unknown>).then((exit) => {
+        if (Exit.isSuccess(exit)) return succeed(exit.value)
+        const failure = Cause.failureOption(exit.cause)
+        return fail(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
+      })
+    } else if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
+      ;(result as PromiseLike<unknown>).then(succeed, fail)
+    } else {
+      succeed(result)
+    }
   }
 
   const blocking = async (message: Extract<ToWorker, { _tag: "Blocking" }>) => {
@@ -117,7 +129,7 @@ const serveTasks = (module: TasksModule | undefined) => {
   }
 
   port.on("message", (message: ToWorker) => {
-    if (message._tag === "Run") void run(message)
+    if (message._tag === "Run") run(message)
     else if (message._tag === "Blocking") void blocking(message)
   })
   post({ _tag: "Ready", kind: "tasks", tasks: module === undefined ? [] : Array.from(module.implementations.keys()) })
