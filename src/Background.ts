@@ -210,10 +210,14 @@ export type ForkOptions = string | {
   readonly onConflict?: "keep" | "replace" | undefined
 }
 
-const forkImpl = <A, E, R>(
-  self: Effect.Effect<A, E, R>,
-  options: ForkOptions
-): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background> => {
+/** What {@link fork} returns: the task brings its own `Scope`, so the caller needs none for it. */
+type Forked<R> = Effect.Effect<
+  TaskHandle,
+  QueueFullError | ShuttingDownError | InvalidOptionError,
+  Exclude<R, Scope.Scope> | Background
+>
+
+const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
   const spec = typeof options === "string" ? { name: options } : options
   return Effect.gen(function*() {
     const name = yield* validate.name("name", spec.name)
@@ -234,9 +238,9 @@ const forkImpl = <A, E, R>(
 
 /**
  * Starts a named fire-and-forget task that outlives the calling request but not the server. The
- * task runs in its own `Scope` under a root span linked to the caller's span; its failure is
- * logged once with its name and never reaches the caller. Fails with `QueueFullError` when the
- * cap and queue are full, or `ShuttingDownError` once shutdown has begun.
+ * task runs in its own `Scope` (so it needs none from the caller) under a root span linked to the
+ * caller's span; its failure is logged once with its name and never reaches the caller. Fails with
+ * `QueueFullError` when the cap and queue are full, or `ShuttingDownError` once shutdown has begun.
  *
  * @example
  * ```ts
@@ -255,13 +259,8 @@ const forkImpl = <A, E, R>(
  * @category forking
  */
 export const fork: {
-  (options: ForkOptions): <A, E, R>(
-    self: Effect.Effect<A, E, R>
-  ) => Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background>
-  <A, E, R>(
-    self: Effect.Effect<A, E, R>,
-    options: ForkOptions
-  ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, R | Background>
+  (options: ForkOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Forked<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R>
 } = dual(2, forkImpl)
 
 /**
@@ -357,16 +356,14 @@ export const daemon = <E, R>(
       return yield* validate.invalid("restart", restart, "a Schedule")
     }
     const { supervisor } = yield* Background
-    let id = 0
-    const handle = yield* supervisor.submit({
+    yield* supervisor.submit({
       name: validName,
       kind: "daemon",
-      effect: internalSchedule.daemonLoop(supervisor, () => id, validName, Effect.scoped(effect), restart),
+      effect: internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart),
       capped: false,
       enforceQueueBound: false,
       reportFailure: false
     }).pipe(Effect.orDie)
-    id = handle.id
   }))
 
 /**
@@ -386,8 +383,12 @@ export const daemon = <E, R>(
  * @category models
  */
 export type EveryOptions =
-  | { readonly spaced: Duration.DurationInput }
-  | { readonly fixedRate: Duration.DurationInput; readonly overlap?: "skip" | "queue" | undefined }
+  | { readonly spaced: Duration.DurationInput; readonly fixedRate?: never; readonly overlap?: never }
+  | {
+    readonly fixedRate: Duration.DurationInput
+    readonly overlap?: "skip" | "queue" | undefined
+    readonly spaced?: never
+  }
 
 /**
  * A layer that runs `effect` repeatedly for the server's lifetime, the first run at start. A
@@ -410,15 +411,19 @@ export const every = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: EveryOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  repeating(
-    name,
-    effect,
-    "spaced" in options
-      ? internalSchedule.spaced(options.spaced)
-      : "fixedRate" in options
-      ? internalSchedule.fixedRate(options.fixedRate, options.overlap ?? "skip")
-      : validate.invalid("every", options, "either { spaced } or { fixedRate }")
-  )
+  repeating(name, effect, everyCadence(options))
+
+const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cadence, InvalidOptionError> => {
+  const given: unknown = options
+  const hasSpaced = typeof given === "object" && given !== null && "spaced" in given
+  const hasFixedRate = typeof given === "object" && given !== null && "fixedRate" in given
+  if (hasSpaced === hasFixedRate) {
+    return validate.invalid("every", given, "either { spaced } or { fixedRate }, not both")
+  }
+  return "spaced" in options
+    ? internalSchedule.spaced(options.spaced)
+    : internalSchedule.fixedRate(options.fixedRate, options.overlap ?? "skip")
+}
 
 /**
  * Options of {@link cron}: a cron expression (5 fields, or 6 with seconds first), an explicit IANA
@@ -474,13 +479,11 @@ const repeating = <E, R>(
     const validName = yield* validate.name("name", name)
     const validCadence = yield* cadence
     const { supervisor } = yield* Background
-    let id = 0
-    const handle = yield* supervisor.submit({
+    yield* supervisor.submit({
       name: validName,
       kind: "schedule",
-      effect: internalSchedule.repeatLoop(supervisor, () => id, validName, validCadence, Effect.scoped(effect)),
+      effect: internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect)),
       capped: false,
       enforceQueueBound: false
     }).pipe(Effect.orDie)
-    id = handle.id
   }))

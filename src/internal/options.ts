@@ -2,11 +2,22 @@
  * Option validation shared by every layer. Each check returns the normalised value or fails with an
  * `InvalidOptionError` naming the option and the value, so a bad option stops the layer build.
  */
-import { Duration, Effect, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { InvalidOptionError } from "../Errors.js"
 
 const invalid = (option: string, value: unknown, expected: string) =>
   Effect.fail(new InvalidOptionError({ option, value, expected }))
+
+/** Duration.decode clamps these to zero, which would hide a typo like "-5 seconds". */
+const isNegativeOrNaN = (value: unknown): boolean => {
+  if (typeof value === "number") return Number.isNaN(value) || value < 0
+  if (typeof value === "bigint") return value < 0n
+  if (typeof value === "string") return value.trimStart().startsWith("-")
+  if (Array.isArray(value)) return value.some((part) => typeof part === "number" && (Number.isNaN(part) || part < 0))
+  return false
+}
 
 /** A duration that must be finite; `positive` also rules out zero. */
 export const duration = (
@@ -17,9 +28,7 @@ export const duration = (
   const expected = bound === "positive"
     ? "a finite duration greater than zero (e.g. 500, \"2 seconds\")"
     : "a finite duration of zero or more (e.g. 0, 500, \"2 seconds\")"
-  if (typeof value === "number" && (!Number.isFinite(value) || value < 0)) {
-    return invalid(option, value, expected)
-  }
+  if (isNegativeOrNaN(value)) return invalid(option, value, expected)
   const decoded = Duration.decodeUnknown(value)
   if (Option.isNone(decoded)) return invalid(option, value, expected)
   const d = decoded.value

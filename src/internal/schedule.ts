@@ -2,10 +2,22 @@
  * Repeating jobs and daemons as loops that run inside the supervisor. Time comes from `Clock`, so
  * `TestClock` drives every timeline in tests.
  */
-import { Cause, Clock, Cron, Duration, Effect, Either, Option, Schedule } from "effect"
+import {
+  Cause,
+  Clock,
+  Cron,
+  Duration,
+  Effect,
+  Either,
+  FiberRef,
+  Option,
+  Schedule,
+  ScheduleDecision,
+  ScheduleInterval
+} from "effect"
 import { InvalidOptionError } from "../Errors.js"
 import * as validate from "./options.js"
-import type { Supervisor } from "./supervisor.js"
+import { currentTaskId, type Supervisor } from "./supervisor.js"
 
 /** What a repeating job does when a run is still going at its next tick. */
 export type Overlap = "skip" | "queue"
@@ -51,6 +63,11 @@ export const cron = (
         `a cron expression with 5 or 6 fields (${parsed.left.message})`
       )
     }
+    // Cron.parse accepts dates that never come ("0 0 30 2 *"); Cron.next then throws at the first tick.
+    const now = yield* Clock.currentTimeMillis
+    if (Either.isLeft(Either.try(() => Cron.next(parsed.right, new Date(now))))) {
+      return yield* validate.invalid("cron", expression, "a cron expression that matches some date")
+    }
     const validOverlap = yield* validate.oneOf("overlap", overlap, overlaps)
     return { _tag: "Cron", cron: parsed.right, overlap: validOverlap } as const
   })
@@ -86,33 +103,49 @@ const reportRun = (name: string) => (cause: Cause.Cause<unknown>): Effect.Effect
 /** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
 export const repeatLoop = <E, R>(
   supervisor: Supervisor,
-  id: () => number,
   name: string,
   cadence: Cadence,
   run: Effect.Effect<unknown, E, R>
 ): Effect.Effect<never, never, R> =>
   Effect.gen(function*() {
+    const id = yield* FiberRef.get(currentTaskId)
     let tick = firstTick(cadence, yield* Clock.currentTimeMillis)
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (tick > now) yield* Effect.sleep(Duration.millis(tick - now))
       if (supervisor.closing) return yield* Effect.never
-      supervisor.setRunning(id(), true, yield* Clock.currentTimeMillis)
+      supervisor.setRunning(id, true, yield* Clock.currentTimeMillis)
       yield* run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(name)))
       const end = yield* Clock.currentTimeMillis
-      supervisor.setRunning(id(), false, end)
+      supervisor.setRunning(id, false, end)
       tick = nextTick(cadence, tick, end)
     }
   })
 
 /**
- * The default restart policy for daemons: exponential backoff from 100 ms, capped at 30 s, and
- * reset after a minute without failures.
+ * Exponential backoff from `base`, doubling up to `cap`, that starts over once the daemon has run
+ * for `healthy` since its last restart. (`Schedule.resetAfter` counts from the schedule's first
+ * step instead, so a daemon failing without pause would drop back to `base` every minute.)
  */
-export const defaultRestart: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 2).pipe(
-  Schedule.union(Schedule.spaced("30 seconds")),
-  Schedule.resetAfter("1 minute")
-)
+export const backoff = (base: number, cap: number, healthy: number): Schedule.Schedule<Duration.Duration, unknown> =>
+  Schedule.makeWithState(
+    { attempt: 0, restartedAt: Number.NEGATIVE_INFINITY },
+    (now, _input, state) => {
+      const attempt = now - state.restartedAt >= healthy ? 0 : state.attempt
+      const delay = Math.min(base * 2 ** attempt, cap)
+      return Effect.succeed([
+        { attempt: delay < cap ? attempt + 1 : attempt, restartedAt: now + delay },
+        Duration.millis(delay),
+        ScheduleDecision.continueWith(ScheduleInterval.after(now + delay))
+      ] as const)
+    }
+  )
+
+/**
+ * The default restart policy for daemons: exponential backoff from 100 ms, capped at 30 s, and
+ * started over after a minute without failures.
+ */
+export const defaultRestart: Schedule.Schedule<Duration.Duration, unknown> = backoff(100, 30_000, 60_000)
 
 /**
  * Runs a daemon and restarts it by `restart` after each failure or defect. Every failure is logged;
@@ -120,16 +153,16 @@ export const defaultRestart: Schedule.Schedule<unknown, unknown> = Schedule.expo
  */
 export const daemonLoop = <E, R, Out, RS>(
   supervisor: Supervisor,
-  id: () => number,
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   restart: Schedule.Schedule<Out, Cause.Cause<E>, RS>
 ): Effect.Effect<void, E, R | RS> =>
   Effect.gen(function*() {
+    const id = yield* FiberRef.get(currentTaskId)
     const driver = yield* Schedule.driver(restart)
     let failures = 0
     while (true) {
-      supervisor.setState(id(), "running", yield* Clock.currentTimeMillis)
+      supervisor.setState(id, "running", yield* Clock.currentTimeMillis)
       const exit = yield* Effect.exit(effect)
       if (exit._tag === "Success") {
         yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
@@ -137,8 +170,11 @@ export const daemonLoop = <E, R, Out, RS>(
       }
       if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
       failures++
-      supervisor.setState(id(), "restarting")
-      yield* Effect.logError(`daemon "${name}" failed (failure #${failures}); restarting by its restart policy`, exit.cause)
+      supervisor.setState(id, "restarting")
+      yield* Effect.logError(
+        `daemon "${name}" failed (failure #${failures}); restarting by its restart policy`,
+        exit.cause
+      )
       const next = yield* Effect.option(driver.next(exit.cause))
       if (Option.isNone(next)) {
         yield* Effect.logError(

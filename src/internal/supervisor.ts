@@ -15,13 +15,22 @@ import {
   Exit,
   Fiber,
   FiberId,
+  FiberRef,
   type FiberRefs,
   Option,
   Runtime,
+  type Scope,
   Tracer
 } from "effect"
 import { QueueFullError, ShuttingDownError } from "../Errors.js"
 import { currentRequestTasks } from "./requestTasks.js"
+
+/**
+ * The id of the supervised task the current fiber runs for (0 outside any). A task's body starts
+ * running before `submit` returns its handle, so this is how a schedule's loop knows its own id
+ * from its very first run.
+ */
+export const currentTaskId: FiberRef.FiberRef<number> = FiberRef.unsafeMake(0)
 
 /** What kind of work a supervised fiber does; daemons never count as pending work. */
 export type TaskKind = "task" | "after-response" | "daemon" | "schedule"
@@ -110,7 +119,7 @@ interface TaskRecord {
   state: TaskState
   readonly submittedAt: number
   startedAt: number | undefined
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  fiber: Fiber.RuntimeFiber<unknown> | undefined
   holdsSlot: boolean
   /** An after-response task whose handler failed: ended without running. */
   skipped: boolean
@@ -139,7 +148,9 @@ export class Supervisor {
   }
 
   /** Admits and forks a task; fails without side effects when it is refused. */
-  submit<A, E, R>(spec: SubmitSpec<A, E, R>): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, R> {
+  submit<A, E, R>(
+    spec: SubmitSpec<A, E, R>
+  ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, Exclude<R, Scope.Scope>> {
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.withFiberRuntime((parent) => {
       if (this.closingFlag) {
@@ -233,8 +244,11 @@ export class Supervisor {
       }),
       Effect.annotateLogs({ task: spec.name, taskKind: spec.kind }),
       Effect.locally(currentRequestTasks, Option.none()),
+      Effect.locally(currentTaskId, id),
       Effect.interruptible,
-      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true, done))
+      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true, done)),
+      // settle has reported the failure; a failing root fiber would be logged again by the runtime
+      Effect.exit
     )
 
     const runtime = Runtime.make({
@@ -242,7 +256,7 @@ export class Supervisor {
       fiberRefs,
       runtimeFlags: Runtime.defaultRuntimeFlags
     })
-    record.fiber = Runtime.runFork(runtime)(body) as Fiber.RuntimeFiber<unknown, unknown>
+    record.fiber = Runtime.runFork(runtime)(body)
     return record.handle
   }
 

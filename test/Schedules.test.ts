@@ -1,0 +1,449 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Clock, Cron, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
+import { Background, InvalidOptionError } from "../src/index.js"
+import { makeLogCapture, startSupervisor } from "./support/unit-harness.js"
+
+/** Starts `jobs` on a fresh supervisor; `grace: 0` unless the test needs one. */
+const start = <E>(jobs: Layer.Layer<never, E, Background.Background>, options: Background.Options = { grace: 0 }) =>
+  startSupervisor(jobs.pipe(Layer.provideMerge(Background.layer(options))))
+
+/**
+ * A job body that records the instant each run starts. Run `n` (from 0) takes `durations[n]`
+ * (the last entry repeats, default 0) and then does `outcome(n)`.
+ */
+const recordedRuns = (
+  durations: ReadonlyArray<Duration.DurationInput> = [0],
+  outcome: (run: number) => Effect.Effect<void, string> = () => Effect.void
+) => {
+  const starts: Array<number> = []
+  const run = Effect.gen(function*() {
+    const n = starts.length
+    starts.push(yield* Clock.currentTimeMillis)
+    yield* Effect.sleep(durations[Math.min(n, durations.length - 1)] ?? 0)
+    yield* outcome(n)
+  })
+  return { starts, run }
+}
+
+const failAlways = () => Effect.fail("lost connection")
+
+const buildError = <E>(jobs: Layer.Layer<never, E, Background.Background>) =>
+  Effect.flip(Effect.scoped(Layer.build(jobs.pipe(Layer.provide(Background.layer())))))
+
+describe("Background.daemon", () => {
+  it.effect("restarts a failing daemon by its restart schedule", () =>
+    Effect.gen(function*() {
+      const daemon = recordedRuns([0], failAlways)
+      const bg = yield* start(
+        Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("1 second") })
+      )
+      expect(daemon.starts).toEqual([0])
+      yield* TestClock.adjust("999 millis")
+      expect(daemon.starts).toEqual([0])
+      yield* TestClock.adjust("1 millis")
+      expect(daemon.starts).toEqual([0, 1000])
+      yield* TestClock.adjust("2 seconds")
+      expect(daemon.starts).toEqual([0, 1000, 2000, 3000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("restarts after a defect just as after a failure", () =>
+    Effect.gen(function*() {
+      const daemon = recordedRuns([0], () => Effect.die(new Error("bug")))
+      const bg = yield* start(
+        Background.daemon("buggy", daemon.run, { restart: Schedule.spaced("1 second") })
+      )
+      yield* TestClock.adjust("2 seconds")
+      expect(daemon.starts).toEqual([0, 1000, 2000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("logs every failure once, with the daemon's name and cause", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const daemon = recordedRuns([0], (n) => n === 1 ? Effect.die(new Error("bug")) : Effect.fail(`failure ${n}`))
+      const bg = yield* start(Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("1 second") }))
+      yield* TestClock.adjust("2 seconds")
+      const errors = logs.errors()
+      expect(errors).toHaveLength(3)
+      for (const entry of errors) {
+        expect(entry.message).toContain("flaky")
+        expect(entry.annotations).toMatchObject({ task: "flaky" })
+      }
+      expect(errors.map((entry) => Option.getOrUndefined(Cause.failureOption(entry.cause)))).toEqual([
+        "failure 0",
+        undefined,
+        "failure 2"
+      ])
+      expect(Option.getOrUndefined(Cause.dieOption(errors[1]!.cause))).toMatchObject({ message: "bug" })
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.effect("each run gets its own Scope, closed before the restart", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      let run = 0
+      const body = Effect.gen(function*() {
+        const n = ++run
+        events.push(`run ${n}`)
+        yield* Effect.addFinalizer(() => Effect.sync(() => events.push(`close ${n}`)))
+        return yield* Effect.fail("boom")
+      })
+      const bg = yield* start(Background.daemon("scoped", body, { restart: Schedule.spaced("1 second") }))
+      yield* TestClock.adjust("1 second")
+      expect(events).toEqual(["run 1", "close 1", "run 2", "close 2"])
+      yield* bg.shutdown
+    }))
+
+  it.effect("shows as restarting in the snapshot while it waits to restart", () =>
+    Effect.gen(function*() {
+      const daemon = recordedRuns(["1 second"], failAlways)
+      const bg = yield* start(
+        Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("5 seconds") })
+      )
+      const state = bg.use(Effect.map(Background.snapshot, (tasks) => tasks.map((task) => [task.kind, task.state])))
+      expect(yield* state).toEqual([["daemon", "running"]])
+      yield* TestClock.adjust("1 second")
+      expect(yield* state).toEqual([["daemon", "restarting"]])
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* state).toEqual([["daemon", "running"]])
+      expect((yield* bg.use(Background.snapshot))[0]?.startedAt).toBe(6000)
+      yield* bg.shutdown
+    }))
+
+  it.effect("stops for good once its restart schedule is exhausted, and says so in the log", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const daemon = recordedRuns([0], failAlways)
+      const restart = Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
+      const bg = yield* start(Background.daemon("doomed", daemon.run, { restart }))
+      yield* TestClock.adjust("10 seconds")
+      expect(daemon.starts).toEqual([0, 1000, 2000])
+      const errors = logs.errors().map((entry) => entry.message)
+      expect(errors).toHaveLength(4)
+      expect(errors[3]).toContain("doomed")
+      expect(errors[3]).toContain("stopped")
+      expect(yield* bg.use(Background.snapshot)).toEqual([])
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.effect("by default backs off exponentially from 100 ms, capped at 30 seconds", () =>
+    Effect.gen(function*() {
+      const daemon = recordedRuns([0], failAlways)
+      const bg = yield* start(Background.daemon("flaky", daemon.run))
+      yield* TestClock.adjust("200 seconds")
+      const delays = daemon.starts.slice(1).map((at, i) => at - daemon.starts[i]!)
+      expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000, 30000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("by default starts the backoff over after a minute without failures", () =>
+    Effect.gen(function*() {
+      // runs 0-3 fail at once; run 4 stays healthy for two minutes; then it fails at once again
+      const daemon = recordedRuns([0, 0, 0, 0, "2 minutes", 0], failAlways)
+      const bg = yield* start(Background.daemon("flaky", daemon.run))
+      yield* TestClock.adjust("200 seconds")
+      const delays = daemon.starts.slice(1).map((at, i) => at - daemon.starts[i]!)
+      expect(delays.slice(0, 6)).toEqual([100, 200, 400, 800, 120_000 + 100, 200])
+      yield* bg.shutdown
+    }))
+
+  it.effect("a daemon that returns is not restarted, and a warning says so", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const daemon = recordedRuns([0])
+      const bg = yield* start(Background.daemon("quitter", daemon.run, { restart: Schedule.spaced("1 second") }))
+      yield* TestClock.adjust("5 seconds")
+      expect(daemon.starts).toEqual([0])
+      const warnings = logs.entries.filter((entry) => entry.level === "WARN")
+      expect(warnings.map((entry) => entry.message)).toEqual([expect.stringContaining("quitter")])
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.effect("is interrupted at shutdown even while waiting to restart, and its finalizers run", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const body = Effect.addFinalizer(() => Effect.sync(() => events.push("closed"))).pipe(
+        Effect.zipRight(Effect.sleep("1 second")),
+        Effect.zipRight(Effect.fail("boom"))
+      )
+      const bg = yield* start(Background.daemon("flaky", body, { restart: Schedule.spaced("1 minute") }))
+      yield* TestClock.adjust("2 seconds")
+      yield* bg.shutdown
+      expect(events).toEqual(["closed"])
+      expect(bg.record.stillRunning).toEqual([])
+    }))
+})
+
+describe("Background.every, spaced", () => {
+  it.effect("runs at start, then the interval after each run ends", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["300 millis"])
+      const bg = yield* start(Background.every("poll", job.run, { spaced: "1 second" }))
+      expect(job.starts).toEqual([0])
+      yield* TestClock.adjust("1299 millis")
+      expect(job.starts).toEqual([0])
+      yield* TestClock.adjust("1 millis")
+      expect(job.starts).toEqual([0, 1300])
+      yield* TestClock.adjust("1300 millis")
+      expect(job.starts).toEqual([0, 1300, 2600])
+      yield* bg.shutdown
+    }))
+
+  it.effect("a failing run is logged once with the job's name, and the schedule goes on", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const outcomes = [Effect.fail("flaky upstream"), Effect.die("bug")]
+      const job = recordedRuns([0], (n) => outcomes[n] ?? Effect.void)
+      const bg = yield* start(Background.every("sync", job.run, { spaced: "1 second" }))
+      yield* TestClock.adjust("3 seconds")
+      expect(job.starts).toEqual([0, 1000, 2000, 3000])
+      const errors = logs.errors()
+      expect(errors).toHaveLength(2)
+      expect(errors.map((entry) => entry.annotations["task"])).toEqual(["sync", "sync"])
+      expect(errors[0]!.message).toContain("sync")
+      expect(Option.getOrUndefined(Cause.failureOption(errors[0]!.cause))).toBe("flaky upstream")
+      expect(Option.getOrUndefined(Cause.dieOption(errors[1]!.cause))).toBe("bug")
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.effect("a run in progress, the first included, is pending work: awaitIdle waits for it", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["2 seconds"])
+      const bg = yield* start(Background.every("report", job.run, { spaced: "10 seconds" }))
+      const state = bg.use(Effect.map(Background.snapshot, (tasks) => tasks.map((task) => [task.kind, task.state])))
+      expect(yield* state).toEqual([["schedule", "running"]])
+      const idle = yield* Effect.fork(bg.use(Background.awaitIdle))
+      yield* TestClock.adjust("1999 millis")
+      expect(idle.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(idle)
+      expect(yield* state).toEqual([["schedule", "idle"]])
+      yield* bg.shutdown
+    }))
+
+  it.effect("at shutdown, a run in progress finishes within the grace and no new run starts", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["2 seconds"])
+      const bg = yield* start(Background.every("report", job.run, { spaced: "1 millis" }), { grace: "5 seconds" })
+      yield* TestClock.adjust("500 millis")
+      const closing = yield* Effect.fork(bg.shutdown)
+      yield* TestClock.adjust("1500 millis")
+      yield* Fiber.join(closing)
+      expect(job.starts).toEqual([0])
+      expect(bg.record).toMatchObject({ graceMillis: 1500, interruptedNames: [], stillRunning: [] })
+    }))
+
+  it.effect("once shutdown has begun no new run starts, even while other work keeps the grace going", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns()
+      const bg = yield* start(Background.every("tick", job.run, { spaced: "1 second" }), { grace: "1 minute" })
+      yield* bg.use(Background.fork(Effect.sleep("5 seconds"), "slow"))
+      yield* TestClock.adjust("500 millis")
+      const closing = yield* Effect.fork(bg.shutdown)
+      yield* TestClock.adjust("4500 millis")
+      yield* Fiber.join(closing)
+      expect(job.starts).toEqual([0])
+      expect(bg.record).toMatchObject({ graceMillis: 4500, tasksFinished: 1, stillRunning: [] })
+    }))
+
+  it.effect("at shutdown, a run past the grace is interrupted with its finalizers run", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const run = Effect.addFinalizer(() => Effect.sync(() => events.push("run closed"))).pipe(
+        Effect.zipRight(Effect.never)
+      )
+      const bg = yield* start(Background.every("stuck", run, { spaced: "1 second" }), { grace: "1 second" })
+      const closing = yield* Effect.fork(bg.shutdown)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      expect(events).toEqual(["run closed"])
+      expect(bg.record.interruptedNames).toEqual(["stuck"])
+    }))
+})
+
+describe("Background.every, fixed rate", () => {
+  it.effect("runs on a fixed grid while runs are short", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["300 millis"])
+      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second" }))
+      yield* TestClock.adjust("3 seconds")
+      expect(job.starts).toEqual([0, 1000, 2000, 3000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("with overlap \"skip\" (the default), ticks that fall during a long run are skipped", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["2500 millis"])
+      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second" }))
+      yield* TestClock.adjust("2999 millis")
+      expect(job.starts).toEqual([0])
+      yield* TestClock.adjust("1 millis")
+      expect(job.starts).toEqual([0, 3000])
+      yield* TestClock.adjust("3 seconds")
+      expect(job.starts).toEqual([0, 3000, 6000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("with overlap \"queue\", ticks missed during a long run run back to back, then the grid resumes", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["2500 millis", 0])
+      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second", overlap: "queue" }))
+      yield* TestClock.adjust("2500 millis")
+      expect(job.starts).toEqual([0, 2500, 2500])
+      yield* TestClock.adjust("1500 millis")
+      expect(job.starts).toEqual([0, 2500, 2500, 3000, 4000])
+      yield* bg.shutdown
+    }))
+})
+
+describe("Background.cron", () => {
+  const at = (expression: string, timeZone: string, from: number) =>
+    Cron.next(Either.getOrThrow(Cron.parse(expression, timeZone)), new Date(from)).getTime()
+
+  it.effect("runs at each match in UTC, the first at the next match after start", () =>
+    Effect.gen(function*() {
+      const first = at("0 3 * * *", "UTC", 0)
+      expect(first).toBe(Date.UTC(1970, 0, 1, 3))
+      const job = recordedRuns()
+      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "UTC" }))
+      yield* TestClock.adjust(first - 1)
+      expect(job.starts).toEqual([])
+      yield* TestClock.adjust(1)
+      expect(job.starts).toEqual([first])
+      yield* TestClock.adjust("1 day")
+      expect(job.starts).toEqual([first, at("0 3 * * *", "UTC", first)])
+      expect(job.starts[1]).toBe(Date.UTC(1970, 0, 2, 3))
+      yield* bg.shutdown
+    }))
+
+  it.effect("reads the expression in its time zone: 03:00 in Paris is 02:00 UTC in winter", () =>
+    Effect.gen(function*() {
+      const first = at("0 3 * * *", "Europe/Paris", 0)
+      expect(first).toBe(Date.UTC(1970, 0, 1, 2))
+      const job = recordedRuns()
+      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "Europe/Paris" }))
+      yield* TestClock.adjust(first - 1)
+      expect(job.starts).toEqual([])
+      yield* TestClock.adjust(1)
+      expect(job.starts).toEqual([first])
+      yield* bg.shutdown
+    }))
+
+  it.effect("follows daylight saving time: 03:00 in Paris is 01:00 UTC in summer", () =>
+    Effect.gen(function*() {
+      const start0 = Date.UTC(2024, 6, 1)
+      yield* TestClock.setTime(start0)
+      const job = recordedRuns()
+      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "Europe/Paris" }))
+      yield* TestClock.adjust("2 days")
+      expect(job.starts).toEqual([Date.UTC(2024, 6, 1, 1), Date.UTC(2024, 6, 2, 1)])
+      yield* bg.shutdown
+    }))
+
+  it.effect("with overlap \"skip\" (the default), matches during a long run are skipped", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["150 seconds", 0])
+      const bg = yield* start(Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC" }))
+      yield* TestClock.adjust("5 minutes")
+      expect(job.starts).toEqual([60_000, 240_000, 300_000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("with overlap \"queue\", matches during a long run run back to back afterwards", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["150 seconds", 0])
+      const bg = yield* start(
+        Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC", overlap: "queue" })
+      )
+      yield* TestClock.adjust("5 minutes")
+      expect(job.starts).toEqual([60_000, 210_000, 210_000, 240_000, 300_000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("a failing run is logged and the next match still runs", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const job = recordedRuns([0], (n) => n === 0 ? Effect.fail("disk full") : Effect.void)
+      const bg = yield* start(Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC" }))
+      yield* TestClock.adjust("2 minutes")
+      expect(job.starts).toEqual([60_000, 120_000])
+      expect(logs.errors().map((entry) => [entry.annotations["task"], Cause.squash(entry.cause)])).toEqual([
+        ["minutely", "disk full"]
+      ])
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.effect("supports a seconds field", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns()
+      const bg = yield* start(Background.cron("fast", job.run, { cron: "*/15 * * * * *", timeZone: "UTC" }))
+      yield* TestClock.adjust("1 minute")
+      expect(job.starts).toEqual([15_000, 30_000, 45_000, 60_000])
+      yield* bg.shutdown
+    }))
+})
+
+describe("options are validated when the layer is built", () => {
+  // Loosely typed on purpose: these stand for callers the type checker cannot see (JS, config files).
+  const every = (options: object, name = "job") =>
+    Background.every(name, Effect.void, options as Background.EveryOptions)
+  const cron = (options: object, name = "job") =>
+    Background.cron(name, Effect.void, { cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
+  const daemon = (name: string, options: object = {}) =>
+    Background.daemon(name, Effect.void, options as Background.DaemonOptions)
+
+  const cases: ReadonlyArray<
+    readonly [label: string, Layer.Layer<never, InvalidOptionError, Background.Background>, string, unknown]
+  > = [
+    ["every: spaced 0", every({ spaced: 0 }), "spaced", 0],
+    ["every: spaced -1", every({ spaced: -1 }), "spaced", -1],
+    ["every: spaced NaN", every({ spaced: Number.NaN }), "spaced", Number.NaN],
+    ["every: spaced Infinity", every({ spaced: Number.POSITIVE_INFINITY }), "spaced", Number.POSITIVE_INFINITY],
+    ["every: spaced \"-1 seconds\"", every({ spaced: "-1 seconds" }), "spaced", "-1 seconds"],
+    ["every: spaced \"0 millis\"", every({ spaced: "0 millis" }), "spaced", "0 millis"],
+    ["every: spaced \"often\"", every({ spaced: "often" }), "spaced", "often"],
+    ["every: fixedRate 0", every({ fixedRate: 0 }), "fixedRate", 0],
+    ["every: fixedRate -5", every({ fixedRate: -5 }), "fixedRate", -5],
+    ["every: overlap \"both\"", every({ fixedRate: 10, overlap: "both" }), "overlap", "both"],
+    ["every: no cadence", every({}), "every", {}],
+    ["every: both cadences", every({ spaced: 10, fixedRate: 10 }), "every", { spaced: 10, fixedRate: 10 }],
+    ["every: empty name", every({ spaced: 10 }, ""), "name", ""],
+    ["every: padded name", every({ spaced: 10 }, " job"), "name", " job"],
+    ["cron: out of range", cron({ cron: "61 * * * *" }), "cron", "61 * * * *"],
+    ["cron: too few fields", cron({ cron: "* * *" }), "cron", "* * *"],
+    ["cron: words", cron({ cron: "every day" }), "cron", "every day"],
+    ["cron: a date that never comes", cron({ cron: "0 0 30 2 *" }), "cron", "0 0 30 2 *"],
+    ["cron: unknown time zone", cron({ timeZone: "Mars/Olympus" }), "timeZone", "Mars/Olympus"],
+    ["cron: empty time zone", cron({ timeZone: "" }), "timeZone", ""],
+    ["cron: overlap \"later\"", cron({ overlap: "later" }), "overlap", "later"],
+    ["cron: empty name", cron({}, ""), "name", ""],
+    ["daemon: empty name", daemon(""), "name", ""],
+    ["daemon: padded name", daemon("d "), "name", "d "],
+    ["daemon: restart not a Schedule", daemon("d", { restart: "1 second" }), "restart", "1 second"]
+  ]
+
+  for (const [label, layer, option, value] of cases) {
+    it.effect(`${label} fails with InvalidOptionError naming "${option}"`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildError(layer)
+        expect(error).toBeInstanceOf(InvalidOptionError)
+        expect(error.option).toBe(option)
+        expect(error.value).toEqual(value)
+      }))
+  }
+
+  it.effect("a malformed cron expression never starts the job", () =>
+    Effect.gen(function*() {
+      let ran = false
+      const layer = Background.cron("j", Effect.sync(() => (ran = true)), { cron: "* * * * * * *", timeZone: "UTC" })
+      yield* buildError(layer)
+      yield* TestClock.adjust("1 day")
+      expect(ran).toBe(false)
+    }))
+})
