@@ -34,13 +34,14 @@ import {
 import {
   type Implementation,
   type IsolateModule,
+  receiver,
   type TaskDefinition,
   type TasksModule,
   WorkerModuleTypeId
 } from "./internal/offload/definitions.js"
 import { IsolateWorker } from "./internal/offload/isolate.js"
 import { type Job, type JobResult, Pool, type PoolStats } from "./internal/offload/pool.js"
-import { deserializeDefect, type ToWorker } from "./internal/offload/protocol.js"
+import { deserializeDefect, type JobMessage } from "./internal/offload/protocol.js"
 import { toModuleUrl } from "./internal/offload/spawn.js"
 import * as validate from "./internal/options.js"
 import { ShutdownRecorder } from "./internal/report.js"
@@ -371,10 +372,19 @@ export type RunError =
 
 let nextJobId = 1
 
-const submit = (label: string, message: ToWorker, transfer: ReadonlyArray<ArrayBuffer>) =>
+/**
+ * Sends one job and resumes with `onResult(result)`. Interruption removes a queued job or
+ * terminates the worker running it.
+ */
+const submit = <A, E>(
+  label: string,
+  message: JobMessage,
+  transfer: ReadonlyArray<ArrayBuffer>,
+  onResult: (result: JobResult, pool: Pool) => Effect.Effect<A, E>
+): Effect.Effect<A, E | QueueFullError | ShuttingDownError, Offload> =>
   Effect.flatMap(Offload, ({ pool }) =>
-    Effect.async<JobResult, QueueFullError | ShuttingDownError>((resume) => {
-      const job: Job = { label, message, transfer, onResult: (result) => resume(Effect.succeed(result)) }
+    Effect.async<A, E | QueueFullError | ShuttingDownError>((resume) => {
+      const job: Job = { label, message, transfer, onResult: (result) => resume(onResult(result, pool)) }
       const status = pool.submit(job)
       if (status === "closing") return resume(Effect.fail(new ShuttingDownError({ task: label })))
       if (status === "full") {
@@ -383,7 +393,7 @@ const submit = (label: string, message: ToWorker, transfer: ReadonlyArray<ArrayB
         ))
       }
       return Effect.promise(() => pool.cancel(job))
-    }).pipe(Effect.map((result) => ({ pool, result }))))
+    }))
 
 const settle = <O, F>(
   label: string,
@@ -487,7 +497,7 @@ const codecsOf = (task: AnyTask): MainCodecs => {
   if (codecs === undefined) {
     codecs = {
       encodeInput: Schema.encodeEither(task.input),
-      decodeOutput: Schema.decodeUnknownEither(task.output),
+      decodeOutput: receiver(task.output),
       decodeFailure: Schema.decodeUnknownEither(task.failure)
     }
     codecsCache.set(task, codecs)
@@ -504,9 +514,11 @@ const runTask = <I, IE, O, OE, F, FE>(
     const codecs = codecsOf(self as unknown as AnyTask)
     const encoded = codecs.encodeInput(input)
     if (Either.isLeft(encoded)) return Effect.fail(schemaError(self.name, "input")(encoded.left))
-    return Effect.flatMap(
-      submit(self.name, { _tag: "Run", id: nextJobId++, task: self.name, input: encoded.right }, options?.transfer ?? []),
-      ({ pool, result }) =>
+    return submit(
+      self.name,
+      { _tag: "Run", id: nextJobId++, task: self.name, input: encoded.right },
+      options?.transfer ?? [],
+      (result, pool) =>
         settle(
           self.name,
           result,
@@ -595,17 +607,18 @@ export const blocking = <A, B>(
 ): Effect.Effect<Awaited<B>, RunError, Offload> =>
   Effect.gen(function*() {
     const label = options?.name ?? (fn.name.length > 0 ? `blocking ${fn.name}` : "blocking call")
-    const { pool, result } = yield* submit(
+    return yield* submit(
       label,
       { _tag: "Blocking", id: nextJobId++, source: fn.toString(), arg },
-      options?.transfer ?? []
-    )
-    return yield* settle(
-      label,
-      result,
-      (output) => Effect.succeed(output as Awaited<B>),
-      () => Effect.die(new Error("unreachable: blocking calls have no typed failure")),
-      pool.options.maxHeapMb
+      options?.transfer ?? [],
+      (result, pool) =>
+        settle(
+          label,
+          result,
+          (output) => Effect.succeed(output as Awaited<B>),
+          () => Effect.die(new Error("unreachable: blocking calls have no typed failure")),
+          pool.options.maxHeapMb
+        )
     )
   })
 

@@ -2,7 +2,11 @@
  * The values a worker module exports and the task definitions shared by both sides. Plain data
  * tagged with a registry symbol, so the worker's copy of this module recognises them.
  */
-import type { Effect, Queue, Schema } from "effect"
+import type { Effect, Queue } from "effect"
+import * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 
 export const WorkerModuleTypeId: unique symbol = Symbol.for("effect-background/Offload/WorkerModule") as never
 
@@ -40,3 +44,12 @@ export type WorkerModule = TasksModule | IsolateModule
 
 export const isWorkerModule = (value: unknown): value is WorkerModule =>
   typeof value === "object" && value !== null && WorkerModuleTypeId in value
+
+/**
+ * Decoding on the receiving side, or nothing when the schema has no transformation: then the
+ * sender's encode already checked exactly what a decode would check, and the value arrives as is.
+ */
+export const receiver = <A, I>(schema: Schema.Schema<A, I>): (u: unknown) => Either.Either<A, ParseResult.ParseError> =>
+  SchemaAST.typeAST(schema.ast) === schema.ast
+    ? (u) => Either.right(u as A)
+    : Schema.decodeUnknownEither(schema)

@@ -7,7 +7,15 @@
  * nobody wants.
  */
 import type { MessagePort, Worker } from "node:worker_threads"
-import { describeDefect, type FromWorker, type SerializedDefect, serializeDefect, type ToWorker } from "./protocol.js"
+import {
+  CellState,
+  describeDefect,
+  type FromWorker,
+  type JobMessage,
+  PIPELINE_DEPTH,
+  type SerializedDefect,
+  serializeDefect
+} from "./protocol.js"
 import { spawnWorker, stopWorker } from "./spawn.js"
 
 export type JobResult =
@@ -18,7 +26,7 @@ export type JobResult =
 
 export interface Job {
   readonly label: string
-  readonly message: ToWorker
+  readonly message: JobMessage
   readonly transfer: ReadonlyArray<ArrayBuffer | MessagePort>
   readonly onResult: (result: JobResult) => void
 }
@@ -39,12 +47,31 @@ interface Slot {
   ready: boolean
   /** Bounds how long the worker may take to load its module. */
   startupTimer: NodeJS.Timeout | undefined
-  job: Job | undefined
+  /**
+   * Jobs sent to this worker, oldest first: at most {@link PIPELINE_DEPTH}, the first normally
+   * running. A cancelled entry whose job never started stays until the worker says it skipped it,
+   * because its cell is still in use.
+   */
+  entries: Array<Entry>
+  readonly cells: Int32Array
   /** Being terminated on purpose (cancelled job, idle, shutdown): its exit is not a crash. */
   retiring: boolean
   lastError: (Error & { code?: string }) | undefined
-  idleTimer: NodeJS.Timeout | undefined
+  /** When the slot last became idle (performance.now), for the idle sweep. */
+  idleSince: number | undefined
   onReady: ((error: SerializedDefect | undefined) => void) | undefined
+}
+
+interface Entry {
+  readonly job: Job
+  readonly cell: number
+  cancelled: boolean
+}
+
+const live = (slot: Slot): number => {
+  let count = 0
+  for (const entry of slot.entries) if (!entry.cancelled) count++
+  return count
 }
 
 export interface PoolStats {
@@ -67,13 +94,22 @@ export class Pool {
   private spawned = 0
   private crashed = 0
   private idleWaiters: Array<() => void> = []
+  private sweeper: NodeJS.Timeout | undefined = undefined
 
   constructor(readonly options: PoolOptions) {}
 
-  get stats(): PoolStats {
+  private busyCount(): number {
     let busy = 0
-    for (const slot of this.slots) if (slot.job !== undefined) busy++
-    return { threads: this.liveSlots(), busy, queued: this.queue.length, spawned: this.spawned, crashed: this.crashed }
+    for (const slot of this.slots) if (live(slot) > 0) busy++
+    return busy
+  }
+
+  get stats(): PoolStats {
+    const busy = this.busyCount()
+    // Jobs waiting behind a thread's running one are waiting for a thread as much as queued ones.
+    let queued = this.queue.length
+    for (const slot of this.slots) queued += Math.max(0, live(slot) - 1)
+    return { threads: this.liveSlots(), busy, queued, spawned: this.spawned, crashed: this.crashed }
   }
 
   /** Starts the minimum number of workers (at least one, to prove the module loads). */
@@ -103,16 +139,26 @@ export class Pool {
     })
   }
 
+  private outstanding(): number {
+    let count = this.queue.length
+    for (const slot of this.slots) count += live(slot)
+    return count
+  }
+
   /** Queues a job, or says why it cannot be accepted. */
   submit(job: Job): "accepted" | "closing" | "full" {
     if (this.closing) return "closing"
-    if (this.stats.busy + this.queue.length >= this.options.maxThreads + this.options.maxQueued) return "full"
+    if (this.outstanding() >= this.options.maxThreads + this.options.maxQueued) return "full"
     this.queue.push(job)
     this.dispatch()
     return "accepted"
   }
 
-  /** Removes a queued job, or terminates the worker running it (a replacement starts at once). */
+  /**
+   * Removes a queued job; takes back a job sent to a worker that has not started it; or terminates
+   * the worker running it (a replacement starts at once), handing back to the queue the job that
+   * was waiting behind it there.
+   */
   cancel(job: Job): Promise<void> {
     const index = this.queue.indexOf(job)
     if (index >= 0) {
@@ -121,17 +167,45 @@ export class Pool {
       return Promise.resolve()
     }
     for (const slot of this.slots) {
-      if (slot.job === job) {
-        slot.job = undefined
-        const retired = this.retire(slot)
-        // Replace it now rather than on its exit, which a call blocked in native code delays.
-        if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
-        this.dispatch()
+      const entry = slot.entries.find((candidate) => candidate.job === job && !candidate.cancelled)
+      if (entry === undefined) continue
+      entry.cancelled = true
+      if (this.claim(slot, entry)) {
         this.notifyIdle()
-        return retired
+        return Promise.resolve()
       }
+      // It started. Take back what waits behind it; if one of those had started already, the
+      // cancelled job is done (its result is on the way) and the thread can stay.
+      const reclaimed: Array<Job> = []
+      let finished = false
+      for (const other of slot.entries) {
+        if (other.cancelled) continue
+        if (this.claim(slot, other)) {
+          other.cancelled = true
+          reclaimed.push(other.job)
+        } else {
+          finished = true
+        }
+      }
+      this.queue.unshift(...reclaimed)
+      if (finished) {
+        this.dispatch()
+        return Promise.resolve()
+      }
+      slot.entries = []
+      const retired = this.retire(slot)
+      // Replace it now rather than on its exit, which a call blocked in native code delays.
+      if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
+      this.dispatch()
+      this.notifyIdle()
+      return retired
     }
     return Promise.resolve()
+  }
+
+  /** Claims an entry's cell for the pool: true if the worker had not started it (it never will). */
+  private claim(slot: Slot, entry: Entry): boolean {
+    return Atomics.compareExchange(slot.cells, entry.cell, CellState.PENDING, CellState.CANCELLED) === CellState.PENDING
   }
 
   private liveSlots(): number {
@@ -141,21 +215,24 @@ export class Pool {
   }
 
   private spawn(): Slot {
+    const cells = new SharedArrayBuffer(PIPELINE_DEPTH * Int32Array.BYTES_PER_ELEMENT)
     const worker = spawnWorker({
       module: this.options.module,
       maxHeapMb: this.options.maxHeapMb,
       name: this.options.name,
-      kind: "tasks"
+      kind: "tasks",
+      cells
     })
     this.spawned++
     const slot: Slot = {
       worker,
       ready: false,
       startupTimer: undefined,
-      job: undefined,
+      entries: [],
+      cells: new Int32Array(cells),
       retiring: false,
       lastError: undefined,
-      idleTimer: undefined,
+      idleSince: undefined,
       onReady: undefined
     }
     // Every worker, not only the first ones, must load in time: a replacement that hangs while
@@ -193,13 +270,12 @@ export class Pool {
       case "Success":
       case "Failure":
       case "Defect":
-      case "SchemaError": {
-        const job = slot.job
-        // A result always answers the slot's current job (one job per worker at a time); the id
-        // check guards against a stray message all the same.
-        if (job === undefined || !("id" in job.message) || job.message.id !== message.id) return
-        slot.job = undefined
-        job.onResult(message)
+      case "SchemaError":
+      case "Skipped": {
+        const index = slot.entries.findIndex((entry) => entry.job.message.id === message.id)
+        if (index < 0) return
+        const [entry] = slot.entries.splice(index, 1)
+        if (message._tag !== "Skipped" && !entry!.cancelled) entry!.job.onResult(message)
         this.dispatch()
         this.settleIdle(slot)
         this.notifyIdle()
@@ -222,7 +298,7 @@ export class Pool {
 
   private onExit(slot: Slot, exitCode: number): void {
     this.slots.delete(slot)
-    if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer)
+    slot.idleSince = undefined
     if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
     if (!slot.ready) {
       slot.onReady?.({
@@ -242,16 +318,24 @@ export class Pool {
       this.notifyIdle()
       return
     }
-    const job = slot.job
-    slot.job = undefined
-    if (job !== undefined) {
+    const entries = slot.entries
+    slot.entries = []
+    const unstarted: Array<Job> = []
+    for (const entry of entries) {
+      if (entry.cancelled) continue
+      if (this.claim(slot, entry)) {
+        // Sent, never started: it goes back to the queue for another thread.
+        unstarted.push(entry.job)
+        continue
+      }
       this.crashed++
-      job.onResult(
+      entry.job.onResult(
         slot.lastError?.code === "ERR_WORKER_OUT_OF_MEMORY"
           ? { _tag: "OutOfMemory" }
           : { _tag: "Crash", exitCode, reason: slot.lastError?.message }
       )
     }
+    this.queue.unshift(...unstarted)
     if (!this.closing) {
       while (this.liveSlots() < this.options.minThreads) this.spawn()
       this.dispatch()
@@ -261,10 +345,11 @@ export class Pool {
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      const free = this.freeSlot()
-      if (free === undefined) break
-      this.run(free, this.queue.shift()!)
+      const target = this.target()
+      if (target === undefined) break
+      this.send(target, this.queue.shift()!)
     }
+    if (this.queue.length === 0) this.steal()
     if (this.closing) return
     let starting = 0
     for (const slot of this.slots) if (!slot.ready && !slot.retiring) starting++
@@ -275,42 +360,83 @@ export class Pool {
     }
   }
 
-  private freeSlot(): Slot | undefined {
-    for (const slot of this.slots) if (slot.ready && !slot.retiring && slot.job === undefined) return slot
-    return undefined
+  /**
+   * Where the next queued job goes: an idle thread; or, once the pool has all its threads, behind
+   * the job a busy thread is running, so the thread never waits for the main thread between jobs.
+   */
+  private target(): Slot | undefined {
+    let behind: Slot | undefined
+    for (const slot of this.slots) {
+      if (!slot.ready || slot.retiring || slot.entries.length >= PIPELINE_DEPTH) continue
+      if (live(slot) === 0) return slot
+      behind ??= slot
+    }
+    return behind !== undefined && this.liveSlots() >= this.options.maxThreads ? behind : undefined
   }
 
-  private run(slot: Slot, job: Job): void {
-    if (slot.idleTimer !== undefined) {
-      clearTimeout(slot.idleTimer)
-      slot.idleTimer = undefined
+  /** An idle thread takes a job still waiting behind another thread's running one. */
+  private steal(): void {
+    for (const idle of this.slots) {
+      if (!idle.ready || idle.retiring || live(idle) > 0 || idle.entries.length >= PIPELINE_DEPTH) continue
+      for (const busy of this.slots) {
+        if (busy === idle || live(busy) < 2) continue
+        const last = busy.entries[busy.entries.length - 1]!
+        if (last.cancelled || !this.claim(busy, last)) continue
+        last.cancelled = true
+        this.send(idle, last.job)
+        break
+      }
     }
-    slot.job = job
+  }
+
+  private send(slot: Slot, job: Job): void {
+    slot.idleSince = undefined
+    const used = slot.entries.map((entry) => entry.cell)
+    let cell = 0
+    while (used.includes(cell)) cell++
+    Atomics.store(slot.cells, cell, CellState.PENDING)
+    const entry: Entry = { job, cell, cancelled: false }
+    slot.entries.push(entry)
     try {
-      slot.worker.postMessage(job.message, job.transfer as Array<ArrayBuffer | MessagePort>)
+      slot.worker.postMessage({ ...job.message, cell }, job.transfer as Array<ArrayBuffer | MessagePort>)
     } catch (error) {
       // Not structured-clonable, or a transfer list naming a detached buffer: the job never left.
-      slot.job = undefined
-      job.onResult({ _tag: "Defect", id: "id" in job.message ? job.message.id : -1, defect: serializeDefect(error) })
+      slot.entries.splice(slot.entries.indexOf(entry), 1)
+      job.onResult({ _tag: "Defect", id: job.message.id, defect: serializeDefect(error) })
       this.settleIdle(slot)
       this.notifyIdle()
     }
   }
 
-  /** Retires an idle worker above the minimum after the idle timeout. */
+  /** Marks a slot idle; the sweep retires it if it stays idle past the idle timeout. */
   private settleIdle(slot: Slot): void {
-    if (slot.job !== undefined || slot.retiring || !slot.ready || slot.idleTimer !== undefined) return
-    slot.idleTimer = setTimeout(() => {
-      slot.idleTimer = undefined
-      if (slot.job === undefined && !slot.retiring && this.liveSlots() > this.options.minThreads) void this.retire(slot)
-    }, this.options.idleTimeoutMillis)
-    slot.idleTimer.unref()
+    if (live(slot) > 0 || slot.retiring || !slot.ready || slot.idleSince !== undefined) return
+    slot.idleSince = performance.now()
+    if (this.sweeper === undefined && this.liveSlots() > this.options.minThreads) {
+      // One timer for the pool rather than one per idle period: no timer work per task.
+      const every = Math.max(10, Math.floor(this.options.idleTimeoutMillis / 4))
+      this.sweeper = setInterval(() => this.sweep(), every)
+      this.sweeper.unref()
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now()
+    for (const slot of this.slots) {
+      if (this.liveSlots() <= this.options.minThreads) break
+      if (live(slot) === 0 && !slot.retiring && slot.idleSince !== undefined && now - slot.idleSince >= this.options.idleTimeoutMillis) {
+        void this.retire(slot)
+      }
+    }
+    if (this.liveSlots() <= this.options.minThreads && this.sweeper !== undefined) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
   }
 
   private retire(slot: Slot): Promise<void> {
     slot.retiring = true
-    if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer)
-    slot.idleTimer = undefined
+    slot.idleSince = undefined
     return stopWorker(slot.worker)
   }
 
@@ -322,7 +448,7 @@ export class Pool {
 
   private isIdle(): boolean {
     if (this.queue.length > 0) return false
-    for (const slot of this.slots) if (slot.job !== undefined) return false
+    for (const slot of this.slots) if (live(slot) > 0) return false
     return true
   }
 
@@ -339,6 +465,7 @@ export class Pool {
    */
   async shutdown(graceMillis: number): Promise<{ readonly interrupted: number }> {
     this.closing = true
+    if (this.sweeper !== undefined) clearInterval(this.sweeper)
     if (!this.isIdle()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMillis)
@@ -355,11 +482,12 @@ export class Pool {
     }
     const retiring: Array<Promise<void>> = []
     for (const slot of this.slots) {
-      const job = slot.job
-      slot.job = undefined
-      if (job !== undefined) {
+      const entries = slot.entries
+      slot.entries = []
+      for (const entry of entries) {
+        if (entry.cancelled) continue
         interrupted++
-        job.onResult({ _tag: "Interrupted" })
+        entry.job.onResult({ _tag: "Interrupted" })
       }
       retiring.push(this.retire(slot))
     }

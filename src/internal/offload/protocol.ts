@@ -3,9 +3,22 @@
  * clone data; typed values cross in their Schema-encoded form.
  */
 
-export type ToWorker =
+/**
+ * A job's claim cell, shared between the threads: whichever side moves it away from `PENDING`
+ * first decides whether the job runs (the worker, to `STARTED`) or not (the pool, to `CANCELLED`).
+ * A worker is sent at most {@link PIPELINE_DEPTH} jobs at a time, each with a cell of its own.
+ */
+export const CellState = { PENDING: 0, STARTED: 1, CANCELLED: 2 } as const
+
+/** Jobs sent to one worker at a time: the one running and one waiting behind it. */
+export const PIPELINE_DEPTH = 2
+
+export type JobMessage =
   | { readonly _tag: "Run"; readonly id: number; readonly task: string; readonly input: unknown }
   | { readonly _tag: "Blocking"; readonly id: number; readonly source: string; readonly arg: unknown }
+
+export type ToWorker =
+  | (JobMessage & { readonly cell: number })
   | { readonly _tag: "Message"; readonly payload: unknown }
   | { readonly _tag: "Stop" }
 
@@ -22,6 +35,7 @@ export type FromWorker =
   | { readonly _tag: "Failure"; readonly id: number; readonly error: unknown }
   | { readonly _tag: "Defect"; readonly id: number; readonly defect: SerializedDefect }
   | { readonly _tag: "SchemaError"; readonly id: number; readonly phase: "input" | "output" | "failure"; readonly message: string }
+  | { readonly _tag: "Skipped"; readonly id: number }
   | { readonly _tag: "Stopped" }
 
 export const serializeDefect = (error: unknown): SerializedDefect =>

@@ -47,6 +47,8 @@ export interface SpawnOptions {
   readonly name: string
   /** What the module's default export must be: tasks for a pool, a program for an isolate. */
   readonly kind: "tasks" | "isolate"
+  /** The job claim cells shared with a pool worker (see `CellState`). */
+  readonly cells?: SharedArrayBuffer | undefined
 }
 
 /** Resolves a module path or URL to a file URL string. */
@@ -62,6 +64,7 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
       bootstrap: bootstrapUrl,
       module: options.module,
       kind: options.kind,
+      cells: options.cells,
       tsx: needsTsx ? resolveTsx() : undefined
     },
     ...(options.maxHeapMb !== undefined

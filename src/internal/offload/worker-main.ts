@@ -19,8 +19,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { parentPort, workerData } from "node:worker_threads"
-import { type Implementation, type IsolateModule, isWorkerModule, type TasksModule } from "./definitions.js"
-import { collectTransferables, type FromWorker, serializeDefect, type ToWorker } from "./protocol.js"
+import { type Implementation, type IsolateModule, isWorkerModule, receiver, type TasksModule } from "./definitions.js"
+import { CellState, collectTransferables, type FromWorker, serializeDefect, type ToWorker } from "./protocol.js"
 
 const port = parentPort!
 const post = (message: FromWorker, transfer: ReadonlyArray<ArrayBuffer> = []) =>
@@ -60,7 +60,7 @@ const serveTasks = (module: TasksModule | undefined) => {
     let found = codecs.get(definition.name)
     if (found === undefined) {
       found = {
-        decodeInput: Schema.decodeUnknownEither(definition.input),
+        decodeInput: receiver(definition.input),
         encodeOutput: Schema.encodeEither(definition.output),
         encodeFailure: Schema.encodeEither(definition.failure),
         isFailure: Schema.is(definition.failure)
@@ -70,7 +70,8 @@ const serveTasks = (module: TasksModule | undefined) => {
     return found
   }
 
-  const run = (message: Extract<ToWorker, { _tag: "Run" }>): void => {
+  /** Runs one task; returns a promise when the handler is asynchronous, nothing when it is done. */
+  const run = (message: Extract<ToWorker, { _tag: "Run" }>): Promise<void> | void => {
     const { id } = message
     const implementation = module?.implementations.get(message.task)
     if (implementation === undefined) {
@@ -101,19 +102,22 @@ const serveTasks = (module: TasksModule | undefined) => {
       return fail(error)
     }
     if (Effect.isEffect(result)) {
-      void Effect.runPromiseExit(result as Effect.Effect<unknown, unknown>).then((exit) => {
+      return Effect.runPromiseExit(result as Effect.Effect<unknown, unknown>).then((exit) => {
         if (Exit.isSuccess(exit)) return succeed(exit.value)
         const failure = Cause.failureOption(exit.cause)
         return fail(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
       })
-    } else if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
-      ;(result as PromiseLike<unknown>).then(succeed, fail)
-    } else {
-      succeed(result)
     }
+    if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
+      return Promise.resolve(result as PromiseLike<unknown>).then(succeed, fail)
+    }
+    succeed(result)
   }
 
-  const blocking = async (message: Extract<ToWorker, { _tag: "Blocking" }>) => {
+  const blocking = (message: Extract<ToWorker, { _tag: "Blocking" }>): Promise<void> | void => {
+    const { id } = message
+    const defect = (error: unknown) => reply({ _tag: "Defect", id, defect: serializeDefect(error) })
+    const succeed = (output: unknown) => reply({ _tag: "Success", id, output }, collectTransferables(output))
     let output: unknown
     try {
       const fn = new Function("modules", "arg", "__name", `"use strict"; return (${message.source})(modules, arg)`) as (
@@ -121,16 +125,44 @@ const serveTasks = (module: TasksModule | undefined) => {
         arg: unknown,
         name: typeof __name
       ) => unknown
-      output = await fn(modules, message.arg, __name)
+      output = fn(modules, message.arg, __name)
     } catch (error) {
-      return reply({ _tag: "Defect", id: message.id, defect: serializeDefect(error) })
+      return defect(error)
     }
-    reply({ _tag: "Success", id: message.id, output }, collectTransferables(output))
+    if (typeof (output as PromiseLike<unknown> | null)?.then === "function") {
+      return Promise.resolve(output as PromiseLike<unknown>).then(succeed, defect)
+    }
+    succeed(output)
+  }
+
+  // Jobs run one at a time, in arrival order. Before starting one, the worker claims its cell; if
+  // the pool claimed it first (cancelled, or moved to an idle thread), the job is skipped.
+  const cells = new Int32Array((workerData as { cells: SharedArrayBuffer }).cells)
+  const waiting: Array<Extract<ToWorker, { _tag: "Run" | "Blocking" }>> = []
+  let active = false
+  const pump = (): void => {
+    while (!active && waiting.length > 0) {
+      const message = waiting.shift()!
+      if (Atomics.compareExchange(cells, message.cell, CellState.PENDING, CellState.STARTED) !== CellState.PENDING) {
+        post({ _tag: "Skipped", id: message.id })
+        continue
+      }
+      const pending = message._tag === "Run" ? run(message) : blocking(message)
+      if (pending !== undefined) {
+        active = true
+        void pending.then(() => {
+          active = false
+          pump()
+        })
+      }
+    }
   }
 
   port.on("message", (message: ToWorker) => {
-    if (message._tag === "Run") run(message)
-    else if (message._tag === "Blocking") void blocking(message)
+    if (message._tag === "Run" || message._tag === "Blocking") {
+      waiting.push(message)
+      pump()
+    }
   })
   post({ _tag: "Ready", kind: "tasks", tasks: module === undefined ? [] : Array.from(module.implementations.keys()) })
 }
