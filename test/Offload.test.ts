@@ -425,3 +425,49 @@ describe("Offload.isolate", () => {
       expect(error).toMatchObject({ _tag: "InvalidOptionError", option: "name" })
     }).pipe(Effect.scoped))
 })
+
+// Each busy thread is sent the next job before it finishes the current one. These tests pin down
+// that a job waiting inside a thread is never lost, never run twice, and never stuck behind a
+// long job while another thread is free.
+layer(
+  Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 4 }),
+  { excludeTestServices: true, timeout: 30_000 }
+)("Offload pipelining on one thread", (it) => {
+  it.effect("a job waiting behind a cancelled running job is handed back and runs on the replacement thread", () =>
+    Effect.gen(function*() {
+      const file = scratchFile()
+      const gate = scratchFile()
+      const running = yield* Effect.fork(Offload.run(WaitFor, gate))
+      yield* statsWhen((stats) => stats.busy === 1)
+      const behind = yield* Effect.fork(Offload.run(Append, { file, line: "behind" }))
+      yield* statsWhen((stats) => stats.queued === 1)
+      // The gate is never opened: only terminating the thread ends the first job.
+      yield* Fiber.interrupt(running)
+      yield* Fiber.join(behind)
+      expect(linesOf(file)).toEqual(["behind"])
+    }))
+})
+
+layer(
+  Offload.layer({ module: tasksModule, minThreads: 2, maxThreads: 2, maxQueued: 4 }),
+  { excludeTestServices: true, timeout: 30_000 }
+)("Offload pipelining on two threads", (it) => {
+  it.effect("a thread that becomes free takes the job waiting behind another thread's long job", () =>
+    Effect.gen(function*() {
+      const file = scratchFile()
+      const [long, short] = [scratchFile(), scratchFile()]
+      const first = yield* Effect.fork(Offload.run(WaitFor, long))
+      const second = yield* Effect.fork(Offload.run(WaitFor, short))
+      yield* statsWhen((stats) => stats.busy === 2)
+      const third = yield* Effect.fork(Offload.run(Append, { file, line: "third" }))
+      yield* statsWhen((stats) => stats.queued === 1)
+      writeFileSync(short, "")
+      yield* Fiber.join(second)
+      // The long job is still running, so the third can only have run on the freed thread.
+      yield* Fiber.join(third)
+      expect(linesOf(file)).toEqual(["third"])
+      expect(Option.isNone(yield* Fiber.poll(first))).toBe(true)
+      writeFileSync(long, "")
+      yield* Fiber.join(first)
+    }))
+})
