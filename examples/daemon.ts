@@ -11,7 +11,7 @@
 import { HttpRouter } from "@effect/platform"
 import { Effect, Schedule } from "effect"
 import { Background, Server } from "../src/index.js"
-import { env, isMain, serverOptions } from "./env.js"
+import { env, isMain, launchOptions, serverOptions } from "./env.js"
 
 const hello = Effect.gen(function*() {
   // A daemon runs in its own scope, so this finalizer runs when the server interrupts it.
@@ -27,5 +27,5 @@ export const helloDaemon = Background.daemon("hello", hello, { restart: Schedule
 
 if (isMain(import.meta.url)) {
   const router = HttpRouter.empty.pipe(HttpRouter.get("/health", Server.health))
-  Server.launch(Server.app(router, { ...serverOptions, jobs: helloDaemon }))
+  Server.launch(Server.app(router, { ...serverOptions, jobs: helloDaemon }), launchOptions)
 }

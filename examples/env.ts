@@ -1,9 +1,11 @@
 /**
  * Shared settings for the examples: every example listens on 127.0.0.1:$PORT (default 3000) and
- * drains within DRAIN_MS (default 10000), then gives background work GRACE_MS (default 5000).
+ * drains within DRAIN_MS (default 10000), then gives background work GRACE_MS (default 5000);
+ * HARD_DEADLINE_MS, when set, bounds the whole shutdown.
  */
 import { realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import type { Server } from "../src/index.js"
 
 const numberFromEnv = (name: string, fallback: number): number => {
   const raw = process.env[name]
@@ -25,6 +27,11 @@ export const env = {
   logFile: process.env.LOG_FILE ?? "./log.txt",
   number: numberFromEnv
 }
+
+/** `Server.launch` options: HARD_DEADLINE_MS replaces the default hard deadline (the bounds plus 5 s). */
+export const launchOptions: Server.LaunchOptions = process.env.HARD_DEADLINE_MS
+  ? { hardDeadline: numberFromEnv("HARD_DEADLINE_MS", 0) }
+  : {}
 
 /** The server options every example shares. */
 export const serverOptions = {

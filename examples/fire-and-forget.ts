@@ -13,7 +13,7 @@ import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { appendFile } from "node:fs/promises"
 import { Background, Server } from "../src/index.js"
-import { env, isMain, serverOptions } from "./env.js"
+import { env, isMain, launchOptions, serverOptions } from "./env.js"
 
 const taskDelay = env.taskDelayMillis(50)
 
@@ -50,5 +50,5 @@ if (isMain(import.meta.url)) {
     HttpRouter.get("/health", Server.health),
     HttpRouter.post("/track", track)
   )
-  Server.launch(Server.app(router, { ...serverOptions, ...supervisorOptions }))
+  Server.launch(Server.app(router, { ...serverOptions, ...supervisorOptions }), launchOptions)
 }

@@ -11,7 +11,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Context, Effect, Layer, Schema } from "effect"
 import { Offload, Server } from "../src/index.js"
-import { isMain, serverOptions } from "./env.js"
+import { isMain, launchOptions, serverOptions } from "./env.js"
 import { AnalyticsEvent } from "./workers/analytics.events.js"
 
 /** The batcher's mailbox, as a service handlers can use. */
@@ -49,5 +49,5 @@ if (isMain(import.meta.url)) {
     HttpRouter.get("/health", Server.health),
     HttpRouter.post("/event", postEvent)
   )
-  Server.launch(Server.app(router, serverOptions).pipe(Layer.provide(AnalyticsLive)))
+  Server.launch(Server.app(router, serverOptions).pipe(Layer.provide(AnalyticsLive)), launchOptions)
 }

@@ -10,7 +10,7 @@ import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { appendFile } from "node:fs/promises"
 import { BackgroundTasks, Server } from "../src/index.js"
-import { env, isMain, serverOptions } from "./env.js"
+import { env, isMain, launchOptions, serverOptions } from "./env.js"
 
 const taskDelay = env.taskDelayMillis(0)
 
@@ -32,5 +32,5 @@ if (isMain(import.meta.url)) {
     HttpRouter.get("/health", Server.health),
     HttpRouter.post("/send-notification/:email", sendNotification)
   )
-  Server.launch(Server.app(router, serverOptions))
+  Server.launch(Server.app(router, serverOptions), launchOptions)
 }

@@ -13,7 +13,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Effect, Layer, Schema } from "effect"
 import * as os from "node:os"
 import { Offload, Server } from "../src/index.js"
-import { env, isMain, serverOptions } from "./env.js"
+import { env, isMain, launchOptions, serverOptions } from "./env.js"
 import { Crunch } from "./workers/cpu.tasks.js"
 import { crunch } from "./workers/crunch.js"
 
@@ -73,5 +73,5 @@ export const OffloadLive = Offload.layer({
 // Launch only when run directly (examples/server.ts imports the routes and the pool).
 if (isMain(import.meta.url)) {
   const router = offloadRoutes.pipe(HttpRouter.get("/health", Server.health))
-  Server.launch(Server.app(router, serverOptions).pipe(Layer.provide(OffloadLive)))
+  Server.launch(Server.app(router, serverOptions).pipe(Layer.provide(OffloadLive)), launchOptions)
 }

@@ -15,7 +15,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Effect, Layer, Schema } from "effect"
 import { Background, Server } from "../src/index.js"
 import { helloDaemon } from "./daemon.js"
-import { env, serverOptions } from "./env.js"
+import { env, launchOptions, serverOptions } from "./env.js"
 import { supervisorOptions, track } from "./fire-and-forget.js"
 import { AnalyticsLive, postEvent } from "./isolated-loop.js"
 import { sendNotification } from "./notify.js"
@@ -85,5 +85,6 @@ process.stdout.write(
 Server.launch(
   Server.app(router, { ...serverOptions, ...supervisorOptions, jobs }).pipe(
     Layer.provide(Layer.merge(OffloadLive, AnalyticsLive))
-  )
+  ),
+  launchOptions
 )

@@ -9,7 +9,7 @@ import { type Cause, Context, Duration, Effect, Layer, Schedule, type Scope } fr
 import { dual } from "effect/Function"
 import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Errors.js"
 import * as validate from "./internal/options.js"
-import { ShutdownRecorder } from "./internal/report.js"
+import { currentRecord } from "./internal/report.js"
 import * as internalSchedule from "./internal/schedule.js"
 import { Supervisor, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
 
@@ -145,13 +145,22 @@ export const resolveOptions = (options: Options = {}) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
+export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> => makeLayer(options, false)
+
+/**
+ * @internal The supervisor with its daemons and schedules held until `supervisor.releaseJobs()`:
+ * `Server.app` releases them once the whole app has started.
+ */
+export const layerHoldingJobs = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
+  makeLayer(options, true)
+
+const makeLayer = (options: Options | undefined, holdJobs: boolean): Layer.Layer<Background, InvalidOptionError> =>
   Layer.scoped(
     Background,
     Effect.gen(function*() {
       const resolved = yield* resolveOptions(options)
-      const supervisor = new Supervisor(resolved)
-      const recorder = yield* ShutdownRecorder
+      const supervisor = new Supervisor(resolved, holdJobs)
+      const recorder = yield* currentRecord
       recorder.budgetMillis += Duration.toMillis(resolved.grace) + Duration.toMillis(resolved.interruptTimeout)
       recorder.probes.push(() => supervisor.liveNames.map((name) => `task ${name}`))
       yield* Effect.addFinalizer(() =>
@@ -166,6 +175,7 @@ export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionE
           record.tasksInterrupted = stats.interrupted
           record.tasksRejected = stats.rejected
           record.tasksSkipped = stats.skipped
+          record.jobsStopped = stats.jobsStopped
           record.interruptedNames = outcome.interruptedNames
           record.stillRunning.push(...outcome.stillRunning)
           record.backgroundDoneAt = Date.now()
@@ -359,7 +369,10 @@ export const daemon = <E, R>(
     yield* supervisor.submit({
       name: validName,
       kind: "daemon",
-      effect: internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart),
+      effect: Effect.zipRight(
+        supervisor.awaitJobsReleased,
+        internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
+      ),
       capped: false,
       enforceQueueBound: false,
       reportFailure: false
@@ -482,7 +495,10 @@ const repeating = <E, R>(
     yield* supervisor.submit({
       name: validName,
       kind: "schedule",
-      effect: internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect)),
+      effect: Effect.zipRight(
+        supervisor.awaitJobsReleased,
+        internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))
+      ),
       capped: false,
       enforceQueueBound: false
     }).pipe(Effect.orDie)

@@ -44,7 +44,7 @@ import { type Job, type JobResult, Pool, type PoolStats } from "./internal/offlo
 import { deserializeDefect, type JobMessage } from "./internal/offload/protocol.js"
 import { toModuleUrl } from "./internal/offload/spawn.js"
 import * as validate from "./internal/options.js"
-import { ShutdownRecorder } from "./internal/report.js"
+import { currentRecord } from "./internal/report.js"
 
 /**
  * A typed task: its name and the schemas of its input, output and typed failure. Define it in a
@@ -331,18 +331,15 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
         catch: (error) =>
           new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
       })
-      const recorder = yield* ShutdownRecorder
+      const recorder = yield* currentRecord
       recorder.budgetMillis += resolved.graceMillis
-      const probe = () => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : [])
-      recorder.probes.push(probe)
+      recorder.probes.push(() => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : []))
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           const start = Date.now()
           const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
           recorder.offloadMillis = Date.now() - start
           recorder.offloadInterrupted += outcome.interrupted
-          // the record may outlive this pool (the default one is process-wide)
-          recorder.probes.splice(recorder.probes.indexOf(probe), 1)
         })
       )
       return { stats: Effect.sync(() => pool.stats), pool }

@@ -17,6 +17,7 @@ import {
 import { type NodeContext, NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import {
   Cause,
+  Chunk,
   Context,
   Deferred,
   Duration,
@@ -33,7 +34,7 @@ import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
 import type { InvalidOptionError } from "./Errors.js"
 import * as validate from "./internal/options.js"
-import { ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
+import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
 
 /**
  * Whether the server is taking traffic. It turns `false` the moment shutdown begins.
@@ -224,17 +225,9 @@ export const layer = (
     )
     const server = Http.createServer()
     const graceful = new Graceful(server, drainTimeout, interruptTimeout)
-    const recorder = yield* ShutdownRecorder
+    const recorder = yield* currentRecord
     recorder.budgetMillis += Duration.toMillis(drainTimeout) + Duration.toMillis(interruptTimeout)
-    const probe = () => graceful.live()
-    recorder.probes.push(probe)
-    // Without `launch` the recorder is a process-wide default: let go of this server when it is gone.
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        const index = recorder.probes.indexOf(probe)
-        if (index >= 0) recorder.probes.splice(index, 1)
-      })
-    )
+    recorder.probes.push(() => graceful.live())
     const listening = Layer.effectDiscard(Effect.flatMap(HttpServer.addressFormattedWith(Effect.succeed), (address) =>
       Effect.log(`listening on ${address}`)))
     return Layer.mergeAll(
@@ -282,7 +275,7 @@ export const serve = <E, R>(
 > =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const graceful = yield* GracefulServer
-    const recorder = yield* ShutdownRecorder
+    const recorder = yield* currentRecord
     // The platform runs a served app uninterruptibly (only HttpRouter routes opt back in), which
     // would let a stuck handler outlive the drain timeout and the layers it uses.
     yield* HttpServer.serveEffect(Effect.interruptible(app), (inner) => graceful.track(BackgroundTasks.middleware(inner)))
@@ -386,10 +379,11 @@ export const app = <E, R, EJ = never, RJ = never>(
     | NodeContext.NodeContext
   >
 > =>
-  Layer.mergeAll(
-    serve(httpApp).pipe(Layer.provide(layer(options))),
-    options.jobs ?? Layer.empty
-  ).pipe(Layer.provide(Background.layer(options))) as Layer.Layer<
+  releaseJobs.pipe(
+    // Built after everything else: jobs start only once options are checked and the port is bound.
+    Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), options.jobs ?? Layer.empty)),
+    Layer.provide(Background.layerHoldingJobs(options))
+  ) as Layer.Layer<
     never,
     InvalidOptionError | HttpServerError.ServeError | EJ,
     // The composed requirement is exactly R | RJ minus what the two layers provide; TypeScript
@@ -406,6 +400,22 @@ export const app = <E, R, EJ = never, RJ = never>(
       | NodeContext.NodeContext
     >
   >
+
+/**
+ * The errors behind a failure's errors — `ServeError` says only "An error has occurred" and keeps
+ * the `EADDRINUSE` that matters in its `cause`.
+ */
+const underlying = (cause: Cause.Cause<unknown>): string =>
+  Chunk.toReadonlyArray(Cause.failures(cause))
+    .flatMap((error) => {
+      const inner = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
+      return inner === undefined ? [] : [`\ncaused by: ${inner instanceof Error ? inner.message : String(inner)}`]
+    })
+    .join("")
+
+const releaseJobs = Layer.effectDiscard(
+  Effect.flatMap(Background.Background, ({ supervisor }) => Effect.sync(() => supervisor.releaseJobs()))
+)
 
 /**
  * Options of {@link launch}.
@@ -476,7 +486,7 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
     process.off("SIGTERM", onSignal)
     const end = Date.now()
     if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
+      process.stderr.write(`${Cause.pretty(exit.cause)}${underlying(exit.cause)}\n`)
       process.exit(1)
     }
     const services = record.backgroundDoneAt === undefined ? undefined : end - record.backgroundDoneAt

@@ -469,7 +469,15 @@ describe("shutdown", () => {
       // the daemon does not count as pending work: the grace ends when "pending" does
       yield* Fiber.join(closing)
       expect(events).toEqual(["daemon finalized"])
-      expect(bg.record).toMatchObject({ graceMillis: 2000, interruptedNames: [], stillRunning: [] })
+      expect(bg.record).toMatchObject({
+        graceMillis: 2000,
+        interruptedNames: [],
+        stillRunning: [],
+        // a daemon is stopped, not counted as interrupted work
+        tasksFinished: 1,
+        tasksInterrupted: 0,
+        jobsStopped: 1
+      })
     }))
 
   it.effect("gives up on a finalizer that outlasts interruptTimeout, names it, and logs it", () => {

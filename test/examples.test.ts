@@ -3,6 +3,7 @@
  * gets real HTTP requests and real signals, and is judged by its exit code, its shutdown report and
  * its log file. Waits are upper bounds for "eventually", never timing thresholds.
  */
+import * as Net from "node:net"
 import { describe, expect, test as base } from "vitest"
 import {
   ExampleLauncher,
@@ -25,7 +26,7 @@ const test = base.extend<{ examples: ExampleLauncher }>({
 })
 
 const reportShape =
-  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
+  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; jobs stopped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
 
 /** Waits for a clean exit and returns the report line, after checking its shape. */
 const expectCleanExit = async (example: RunningExample): Promise<string> => {
@@ -99,6 +100,48 @@ describe.concurrent("examples/notify.ts", () => {
     expect(exit.stderr).toMatch(/shutdown aborted \(second signal SIGINT\); still running: .*task notify stuck@example\.com/)
     expect(app.report()).toBeUndefined()
     expect(await app.logLines()).toEqual([])
+  })
+})
+
+describe.concurrent("Server.launch limits", () => {
+  test("past the hard deadline the process exits 1 at once, naming the task still running", async ({ examples }) => {
+    const app = await examples.start("notify", { TASK_DELAY_MS: "600000", GRACE_MS: "600000", HARD_DEADLINE_MS: "500" })
+
+    const response = await request(app.port, "POST", "/send-notification/stuck@example.com")
+    expect(response.status).toBe(200)
+    app.signal("SIGTERM")
+
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(1)
+    expect(exit.stderr).toMatch(/shutdown aborted \(hard deadline of 500ms passed\); still running: .*task notify stuck@example\.com/)
+    expect(app.report()).toBeUndefined()
+  })
+
+  test("a port already in use fails startup with the reason, exit 1, and no job ever runs", async ({ examples }) => {
+    const blocker = Net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve))
+    const { port } = blocker.address() as Net.AddressInfo
+    try {
+      const app = await examples.spawn("daemon", { PORT: String(port), INTERVAL_MS: "10" })
+      const exit = await app.waitForExit()
+      expect(exit.code, app.output()).toBe(1)
+      expect(exit.stderr).toContain("EADDRINUSE")
+      // jobs are held until the whole app is up; this one never started
+      expect(exit.stdout).not.toContain("Hello")
+      expect(exit.stdout).not.toContain("daemon stopped")
+    } finally {
+      blocker.close()
+    }
+  })
+
+  test("a bad option fails startup with a typed error naming it, before any job runs", async ({ examples }) => {
+    const app = await examples.spawn("server", { CRON_TZ: "Mars/Base", INTERVAL_MS: "10", REFRESH_MS: "10" })
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(1)
+    expect(exit.stderr).toContain('InvalidOptionError: Invalid option "timeZone"')
+    expect(exit.stderr).toContain('"Mars/Base"')
+    expect(exit.stdout).not.toContain("Hello")
+    expect(exit.stdout).not.toContain("cache refreshed")
   })
 })
 

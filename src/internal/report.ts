@@ -3,6 +3,8 @@
  * printed as one line by the launcher.
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 
 export class ShutdownRecord {
   /** Epoch milliseconds when shutdown began (signal or scope close). */
@@ -17,6 +19,7 @@ export class ShutdownRecord {
   tasksInterrupted = 0
   tasksRejected = 0
   tasksSkipped = 0
+  jobsStopped = 0
   interruptedNames: ReadonlyArray<string> = []
   stillRunning: Array<string> = []
   offloadMillis: number | undefined = undefined
@@ -40,6 +43,7 @@ export class ShutdownRecord {
       `requests drained=${this.requestsDrained} interrupted=${this.requestsInterrupted}`,
       `tasks finished=${this.tasksFinished} failed=${this.tasksFailed} interrupted=${this.tasksInterrupted}` +
       ` rejected=${this.tasksRejected} skipped=${this.tasksSkipped}`,
+      `jobs stopped=${this.jobsStopped}`,
       `phases drain=${ms(this.drainMillis)} grace=${ms(this.graceMillis)} interrupt=${ms(this.interruptMillis)}` +
       (this.offloadMillis === undefined ? "" : ` offload=${ms(this.offloadMillis)}`) +
       ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
@@ -50,8 +54,14 @@ export class ShutdownRecord {
   }
 }
 
-/** The record of the current shutdown; a launcher provides one, otherwise each layer gets its own. */
-export class ShutdownRecorder extends Context.Reference<ShutdownRecorder>()(
-  "effect-background/ShutdownRecorder",
-  { defaultValue: () => new ShutdownRecord() }
-) {}
+/** The record of the current shutdown, provided by a launcher (`Server.launch`) or a test. */
+export class ShutdownRecorder extends Context.Tag("effect-background/ShutdownRecorder")<ShutdownRecorder, ShutdownRecord>() {}
+
+/**
+ * The launcher's record, or a fresh one for a layer used without a launcher — never a shared
+ * process-wide default, which would keep every layer ever built reachable through its probes.
+ */
+export const currentRecord: Effect.Effect<ShutdownRecord> = Effect.map(
+  Effect.serviceOption(ShutdownRecorder),
+  Option.getOrElse(() => new ShutdownRecord())
+)

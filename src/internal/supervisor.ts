@@ -77,6 +77,8 @@ export interface SupervisorStats {
   rejected: number
   /** After-response tasks skipped because their handler failed. */
   skipped: number
+  /** Daemons and schedules stopped at shutdown while idle (a schedule cut mid-run counts as interrupted). */
+  jobsStopped: number
 }
 
 export interface ShutdownOutcome {
@@ -139,9 +141,26 @@ export class Supervisor {
   private idleWaiters: Array<Deferred.Deferred<void>> = []
   private emptyWaiters: Array<Deferred.Deferred<void>> = []
   private closingFlag = false
-  readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0 }
+  readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0, jobsStopped: 0 }
 
-  constructor(readonly options: ResolvedOptions) {}
+  /**
+   * Daemons and schedules wait for this before their first step. Open from the start unless the
+   * supervisor was made to hold them — by `Server.app`, until the whole app (options checked, port
+   * bound) is up, so a failed start never runs a job's first iteration.
+   */
+  private readonly jobsReleased = Deferred.unsafeMake<void>(FiberId.none)
+
+  constructor(readonly options: ResolvedOptions, holdJobs = false) {
+    if (!holdJobs) this.releaseJobs()
+  }
+
+  /** Lets held daemons and schedules start. */
+  releaseJobs(): void {
+    Deferred.unsafeDone(this.jobsReleased, Exit.void)
+  }
+
+  /** Waits until jobs may start. */
+  readonly awaitJobsReleased: Effect.Effect<void> = Deferred.await(this.jobsReleased)
 
   get closing(): boolean {
     return this.closingFlag
@@ -306,7 +325,9 @@ export class Supervisor {
       } else if (record.skipped) {
         this.stats.skipped++
       } else if (Cause.isInterruptedOnly(exit.cause)) {
-        this.stats.interrupted++
+        // A daemon or a schedule between runs is stopped, not cut short: nothing was lost.
+        if ((record.kind === "daemon" || record.kind === "schedule") && !record.pending) this.stats.jobsStopped++
+        else this.stats.interrupted++
       } else {
         this.stats.finished++
         this.stats.failed++

@@ -185,7 +185,14 @@ export class ExampleLauncher {
 
   /** Spawns `examples/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens. */
   async start(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
-    const port = await freePort()
+    const example = await this.spawn(name, env)
+    await example.waitForLine(new RegExp(`listening on http://127\\.0\\.0\\.1:${example.port}\\b`))
+    return example
+  }
+
+  /** Spawns `examples/<name>.ts` (on `env.PORT`, or a free port) without waiting for it to listen. */
+  async spawn(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
+    const port = env.PORT === undefined ? await freePort() : Number(env.PORT)
     const dir = await mkdtemp(join(tmpdir(), `effect-background-${name}-`))
     this.dirs.push(dir)
     const logFile = join(dir, "log.txt")
@@ -196,7 +203,6 @@ export class ExampleLauncher {
     })
     const example = new RunningExample(name, child, port, logFile)
     this.running.push(example)
-    await example.waitForLine(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}\\b`))
     return example
   }
 
