@@ -8,7 +8,7 @@
  */
 import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Effect, Exit, FiberRef, Option } from "effect"
+import { Effect, Exit, FiberRef, Option, type Scope } from "effect"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
 import { type AddOptions, currentRequestTasks, RequestTasks } from "./internal/requestTasks.js"
@@ -67,7 +67,10 @@ export interface Options extends AddOptions {
  * @since 0.1.0
  * @category adding
  */
-export const add = <A, E, R>(effect: Effect.Effect<A, E, R>, options: Options = {}): Effect.Effect<void, never, R> =>
+export const add = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options: Options = {}
+): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
   Effect.flatMap(FiberRef.get(currentRequestTasks), (tasks) =>
     Option.isSome(tasks)
       ? tasks.value.add(effect, options)

@@ -38,7 +38,8 @@ export class InvalidOptionError extends Data.TaggedError("InvalidOptionError")<{
 }
 
 /**
- * The supervisor has begun shutting down, so it accepts no new work. The task was not started.
+ * Shutdown has begun (of the supervisor, the offload pool or an isolate), so no new work is
+ * accepted. The task was not started.
  *
  * @example
  * ```ts
@@ -58,13 +59,13 @@ export class ShuttingDownError extends Data.TaggedError("ShuttingDownError")<{
   readonly task: string
 }> {
   override get message(): string {
-    return `Background task "${this.task}" was rejected: the server is shutting down and accepts no new background work`
+    return `Task "${this.task}" was rejected: shutdown has begun and no new background or offloaded work is accepted`
   }
 }
 
 /**
- * Every concurrency slot is taken and the waiting queue is full. The task was not started; a
- * handler would usually answer 503 with a `Retry-After` header.
+ * Every slot (supervisor concurrency, or offload thread) is taken and the waiting queue is full.
+ * The task was not started; a handler would usually answer 503 with a `Retry-After` header.
  *
  * @example
  * ```ts
@@ -86,13 +87,13 @@ export class ShuttingDownError extends Data.TaggedError("ShuttingDownError")<{
 export class QueueFullError extends Data.TaggedError("QueueFullError")<{
   /** The name of the task that was refused. */
   readonly task: string
-  /** The configured number of tasks that may run at once. */
+  /** The configured number of tasks that may run at once (`concurrency`, or `maxThreads` for offload). */
   readonly concurrency: number
   /** The configured number of tasks that may wait for a slot. */
   readonly maxQueued: number
 }> {
   override get message(): string {
-    return `Background task "${this.task}" was rejected: all ${this.concurrency} slots are busy and ${this.maxQueued} tasks are already queued; retry later or raise "concurrency"/"maxQueued"`
+    return `Task "${this.task}" was rejected: all ${this.concurrency} slots are busy and ${this.maxQueued} tasks are already queued; retry later, or raise the limits ("concurrency" of Background.layer or "maxThreads" of Offload.layer, and "maxQueued")`
   }
 }
 

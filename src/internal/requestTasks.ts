@@ -3,7 +3,7 @@
  * soon as they are added (so shutdown accounts for them), and held at a gate that opens once the
  * response has been written and the handler's outcome is known.
  */
-import { Deferred, Effect, Exit, FiberId, FiberRef, Option } from "effect"
+import { Deferred, Effect, Exit, FiberId, FiberRef, Option, type Scope } from "effect"
 import type { Supervisor, TaskHandle } from "./supervisor.js"
 
 export interface AddOptions {
@@ -21,7 +21,7 @@ export class RequestTasks {
 
   constructor(readonly supervisor: Supervisor, readonly label: string) {}
 
-  add<A, E, R>(effect: Effect.Effect<A, E, R>, options: AddOptions): Effect.Effect<void, never, R> {
+  add<A, E, R>(effect: Effect.Effect<A, E, R>, options: AddOptions): Effect.Effect<void, never, Exclude<R, Scope.Scope>> {
     return Effect.suspend(() => {
       if (this.sealed) {
         return Effect.dieMessage(
