@@ -149,6 +149,7 @@ export class Supervisor {
    * bound) is up, so a failed start never runs a job's first iteration.
    */
   private readonly jobsReleased = Deferred.unsafeMake<void>(FiberId.none)
+  private jobsHeld = true
 
   constructor(readonly options: ResolvedOptions, holdJobs = false) {
     if (!holdJobs) this.releaseJobs()
@@ -156,11 +157,14 @@ export class Supervisor {
 
   /** Lets held daemons and schedules start. */
   releaseJobs(): void {
+    this.jobsHeld = false
     Deferred.unsafeDone(this.jobsReleased, Exit.void)
   }
 
-  /** Waits until jobs may start. */
-  readonly awaitJobsReleased: Effect.Effect<void> = Deferred.await(this.jobsReleased)
+  /** Waits until jobs may start (without yielding when they already may). */
+  readonly awaitJobsReleased: Effect.Effect<void> = Effect.suspend(() =>
+    this.jobsHeld ? Deferred.await(this.jobsReleased) : Effect.void
+  )
 
   get closing(): boolean {
     return this.closingFlag
