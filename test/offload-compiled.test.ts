@@ -1,0 +1,59 @@
+/**
+ * The production path: the library compiled to JavaScript, a worker module in plain `.js`, and
+ * plain `node` with no TypeScript loader anywhere — the same call site as under tsx.
+ */
+import { execFile } from "node:child_process"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import { afterAll, beforeAll, describe, expect, test } from "vitest"
+
+const run = promisify(execFile)
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+let out = ""
+
+beforeAll(async () => {
+  // Compile inside the project so that `effect` resolves from its node_modules.
+  out = await mkdtemp(join(root, "node_modules", ".dist-test-"))
+  await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", out], { cwd: root })
+  await writeFile(join(out, "package.json"), JSON.stringify({ type: "module" }))
+  await writeFile(
+    join(out, "square.worker.js"),
+    `import * as Offload from "./Offload.js"
+import { Square } from "./square.tasks.js"
+export default Offload.worker(Offload.implement(Square, (n) => n * n))
+`
+  )
+  await writeFile(
+    join(out, "square.tasks.js"),
+    `import { Schema } from "effect"
+import * as Offload from "./Offload.js"
+export const Square = Offload.task("square", { input: Schema.Number, output: Schema.Number })
+`
+  )
+  await writeFile(
+    join(out, "main.js"),
+    `import { Effect } from "effect"
+import * as Offload from "./Offload.js"
+import { Square } from "./square.tasks.js"
+const program = Effect.gen(function*() {
+  const results = yield* Effect.forEach([1, 2, 3, 12], (n) => Offload.run(Square, n), { concurrency: 4 })
+  const stuck = yield* Effect.exit(Offload.blocking(({ crypto }) => crypto.randomBytes(4).length, null).pipe(Effect.timeout("10 seconds")))
+  console.log(JSON.stringify({ results, blocking: stuck._tag, execArgv: process.execArgv }))
+}).pipe(Effect.provide(Offload.layer({ module: new URL("./square.worker.js", import.meta.url), maxThreads: 2 })))
+Effect.runPromise(program)
+`
+  )
+}, 120_000)
+
+afterAll(async () => {
+  if (out !== "") await rm(out, { recursive: true, force: true })
+})
+
+describe("Offload from compiled JavaScript", () => {
+  test("runs typed tasks and blocking calls with a .js worker module under plain node", async () => {
+    const { stdout } = await run(process.execPath, [join(out, "main.js")], { cwd: out, timeout: 60_000 })
+    expect(JSON.parse(stdout.trim())).toEqual({ results: [1, 4, 9, 144], blocking: "Success", execArgv: [] })
+  })
+})
