@@ -333,6 +333,30 @@ export interface AppOptions<EJ, RJ> extends Options, Background.Options {
 }
 
 /**
+ * What {@link app} provides to the app and its jobs: the request, its scope, the supervisor,
+ * readiness and the platform services.
+ *
+ * @example
+ * ```ts
+ * import type { Server } from "effect-background"
+ *
+ * type Needs<R> = Exclude<R, Server.AppProvides>
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AppProvides =
+  | HttpServerRequest.HttpServerRequest
+  | Scope.Scope
+  | Background.Background
+  | Readiness
+  | HttpServer.HttpServer
+  | HttpPlatform.HttpPlatform
+  | Etag.Generator
+  | NodeContext.NodeContext
+
+/**
  * Everything wired in the order of the lifetimes: the server (drained first), then the
  * supervisor with the jobs, whose release gives background work its grace period; whatever
  * services you provide to the result are built first and released last.
@@ -364,42 +388,14 @@ export interface AppOptions<EJ, RJ> extends Options, Background.Options {
 export const app = <E, R, EJ = never, RJ = never>(
   httpApp: HttpApp.Default<E, R>,
   options: AppOptions<EJ, RJ> = {}
-): Layer.Layer<
-  never,
-  InvalidOptionError | HttpServerError.ServeError | EJ,
-  Exclude<
-    R | RJ,
-    | HttpServerRequest.HttpServerRequest
-    | Scope.Scope
-    | Background.Background
-    | Readiness
-    | HttpServer.HttpServer
-    | HttpPlatform.HttpPlatform
-    | Etag.Generator
-    | NodeContext.NodeContext
-  >
-> =>
+): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
   releaseJobs.pipe(
     // Built after everything else: jobs start only once options are checked and the port is bound.
     Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), options.jobs ?? Layer.empty)),
     Layer.provide(Background.layerHoldingJobs(options))
-  ) as Layer.Layer<
-    never,
-    InvalidOptionError | HttpServerError.ServeError | EJ,
-    // The composed requirement is exactly R | RJ minus what the two layers provide; TypeScript
-    // cannot see that through `Layer.provide` on the merged layer, hence this one cast.
-    Exclude<
-      R | RJ,
-      | HttpServerRequest.HttpServerRequest
-      | Scope.Scope
-      | Background.Background
-      | Readiness
-      | HttpServer.HttpServer
-      | HttpPlatform.HttpPlatform
-      | Etag.Generator
-      | NodeContext.NodeContext
-    >
-  >
+    // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
+    // see that through `Layer.provide` on the merged layer, hence this one cast.
+  ) as Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>>
 
 /**
  * The errors behind a failure's errors — `ServeError` says only "An error has occurred" and keeps

@@ -3,28 +3,11 @@
  * real signals. Waits are upper bounds for "eventually", never timing thresholds.
  */
 import { pbkdf2Sync } from "node:crypto"
-import { describe, expect, test as base } from "vitest"
+import { describe, expect } from "vitest"
 import { crunch } from "../examples/workers/crunch.js"
-import { ExampleLauncher, request, type RunningExample } from "./support/process-example.js"
+import { exampleTest, expectCleanExit, request } from "./support/process-example.js"
 
-const test = base.extend<{ examples: ExampleLauncher }>({
-  examples: async ({}, use) => {
-    const launcher = new ExampleLauncher()
-    try {
-      await use(launcher)
-    } finally {
-      await launcher.cleanup()
-    }
-  }
-})
-
-const expectCleanExit = async (example: RunningExample): Promise<string> => {
-  const exit = await example.waitForExit()
-  expect(exit.code, example.output()).toBe(0)
-  const report = example.report()
-  expect(report, example.output()).toMatch(/^shutdown report: /)
-  return report ?? ""
-}
+const test = exampleTest
 
 describe.concurrent("examples/offload.ts", () => {
   test("serves CPU work from a worker thread and on the event loop with the same result", async ({ examples }) => {

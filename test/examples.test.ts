@@ -4,39 +4,17 @@
  * its log file. Waits are upper bounds for "eventually", never timing thresholds.
  */
 import * as Net from "node:net"
-import { describe, expect, test as base } from "vitest"
+import { describe, expect } from "vitest"
 import {
-  ExampleLauncher,
+  exampleTest,
+  expectCleanExit,
   heldRequest,
   request,
-  type RunningExample,
   waitUntilRefusing
 } from "./support/process-example.js"
 
 /** Each test owns its launcher; its children are killed by PID when the test ends, pass or fail. */
-const test = base.extend<{ examples: ExampleLauncher }>({
-  examples: async ({}, use) => {
-    const launcher = new ExampleLauncher()
-    try {
-      await use(launcher)
-    } finally {
-      await launcher.cleanup()
-    }
-  }
-})
-
-const reportShape =
-  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; jobs stopped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
-
-/** Waits for a clean exit and returns the report line, after checking its shape. */
-const expectCleanExit = async (example: RunningExample): Promise<string> => {
-  const exit = await example.waitForExit()
-  expect(exit.code, example.output()).toBe(0)
-  expect(exit.signal).toBeNull()
-  const report = example.report()
-  expect(report, example.output()).toMatch(reportShape)
-  return report ?? ""
-}
+const test = exampleTest
 
 const notification = (email: string) => `notification for ${email}: some notification`
 

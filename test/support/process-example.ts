@@ -10,6 +10,7 @@ import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { expect, test as base } from "vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -313,3 +314,30 @@ export const waitUntilRefusing = async (port: number, timeout = patience): Promi
     await sleep(20)
   }
 }
+
+/** A vitest `test` whose `examples` fixture is a launcher of its own; its children are killed by PID when the test ends, pass or fail. */
+export const exampleTest = base.extend<{ examples: ExampleLauncher }>({
+  examples: async ({}, use) => {
+    const launcher = new ExampleLauncher()
+    try {
+      await use(launcher)
+    } finally {
+      await launcher.cleanup()
+    }
+  }
+})
+
+/** The shape of the one-line shutdown report. */
+export const reportShape =
+  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; jobs stopped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
+
+/** Waits for a clean exit and returns the report line, after checking its shape. */
+export const expectCleanExit = async (example: RunningExample): Promise<string> => {
+  const exit = await example.waitForExit()
+  expect(exit.code, example.output()).toBe(0)
+  expect(exit.signal).toBeNull()
+  const report = example.report()
+  expect(report, example.output()).toMatch(reportShape)
+  return report ?? ""
+}
+
