@@ -9,7 +9,8 @@
  * Run: `npm start` (or `npx tsx examples/server.ts`), try the routes it prints, then press Ctrl-C
  * while `curl '127.0.0.1:3000/slow?ms=3000'` is still waiting to watch the drain.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
- *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS.
+ *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS,
+ *      SNAPSHOT_TOKEN (when set, /background requires it as a bearer token).
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
@@ -34,8 +35,11 @@ const slow = HttpServerRequest.schemaSearchParams(Schema.Struct({
   Effect.catchTag("ParseError", () => HttpServerResponse.json({ error: "ms must be 0..600000" }, { status: 400 }))
 )
 
-/** `GET /background` — what the supervisor owns right now. */
-const background = Effect.flatMap(Background.snapshot, (tasks) => HttpServerResponse.json({ tasks }))
+/**
+ * `GET /background` — what the supervisor owns right now. Opt-in, as every such route is; set
+ * SNAPSHOT_TOKEN to require `Authorization: Bearer <token>`.
+ */
+const background = Server.snapshotRoute({ token: process.env.SNAPSHOT_TOKEN || undefined })
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get("/health", Server.health),

@@ -29,10 +29,11 @@ import {
   Option,
   type Scope
 } from "effect"
+import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
-import type { InvalidOptionError } from "./Errors.js"
+import { InvalidOptionError } from "./Errors.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
 
@@ -307,6 +308,72 @@ export const health: Effect.Effect<HttpServerResponse.HttpServerResponse, never,
       : HttpServerResponse.unsafeJson({ status: "draining" }, { status: 503 })
   )
 )
+
+/**
+ * Options of {@link snapshotRoute}.
+ *
+ * @example
+ * ```ts
+ * import type { Server } from "effect-background"
+ *
+ * const options: Server.SnapshotRouteOptions = { token: process.env.SNAPSHOT_TOKEN }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SnapshotRouteOptions {
+  /**
+   * When set, a request must carry `Authorization: Bearer <token>`; otherwise it is answered 401
+   * and sees nothing. When `undefined`, the route is open: mount it only where that is safe.
+   */
+  readonly token?: string | undefined
+}
+
+/**
+ * An opt-in route that answers the supervisor's snapshot as JSON (`{"tasks": [...]}`): each task's
+ * name, key, id, kind, state and times — never its input. Nothing is mounted unless you mount this;
+ * give it a bearer `token` to keep it private. An empty token is refused at once with
+ * `InvalidOptionError`, since it would guard nothing.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Server } from "effect-background"
+ *
+ * export const router = HttpRouter.empty.pipe(
+ *   HttpRouter.get("/internal/background", Server.snapshotRoute({ token: "s3cret-from-config" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category routes
+ */
+export const snapshotRoute = (
+  options: SnapshotRouteOptions = {}
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Background.Background | HttpServerRequest.HttpServerRequest> => {
+  const { token } = options
+  if (token !== undefined && (typeof token !== "string" || token.length === 0)) {
+    throw new InvalidOptionError({ option: "token", value: token, expected: "a non-empty string, or undefined for an open route" })
+  }
+  const expected = token === undefined ? undefined : createHash("sha256").update(token).digest()
+  const authorized = (header: string | undefined): boolean => {
+    if (expected === undefined) return true
+    const match = /^Bearer (.+)$/i.exec(header ?? "")
+    if (match === null) return false
+    // Compare digests so the comparison takes the same time whatever the length of the guess.
+    return timingSafeEqual(createHash("sha256").update(match[1]!).digest(), expected)
+  }
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    authorized(request.headers.authorization)
+      ? Effect.map(Background.snapshot, (tasks) => HttpServerResponse.unsafeJson({ tasks }))
+      : Effect.succeed(
+        HttpServerResponse.unsafeJson({ error: "unauthorized" }, {
+          status: 401,
+          headers: { "www-authenticate": "Bearer" }
+        })
+      ))
+}
 
 /**
  * Options of {@link app}: the server's and the supervisor's, plus the jobs to run.

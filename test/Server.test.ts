@@ -310,3 +310,41 @@ describe("Server: graceful shutdown on a real server", () => {
       expect((error as ShuttingDownError).task).toBe("late")
     }).pipe(Effect.scoped))
 })
+
+describe("Server.snapshotRoute", () => {
+  it.scopedLive("answers the snapshot only to a request with the right bearer token, and never a task's input", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/internal/background", Server.snapshotRoute({ token: "s3cret" })),
+        HttpRouter.post(
+          "/work",
+          Effect.gen(function*() {
+            const secretInput = { card: "4242-4242" }
+            yield* Background.fork(Effect.zipRight(Deferred.await(release), Effect.log(secretInput.card)), "charge")
+            return HttpServerResponse.empty({ status: 202 })
+          })
+        )
+      )
+      const server = yield* serving(app)
+      expect((yield* request(server.port, "/work", { method: "POST" })).status).toBe(202)
+
+      const anonymous = yield* request(server.port, "/internal/background")
+      expect(anonymous.status).toBe(401)
+      expect(anonymous.headers["www-authenticate"]).toBe("Bearer")
+      expect(anonymous.body).not.toContain("charge")
+      const wrong = yield* request(server.port, "/internal/background", { headers: { authorization: "Bearer guess" } })
+      expect(wrong.status).toBe(401)
+
+      const allowed = yield* request(server.port, "/internal/background", { headers: { authorization: "Bearer s3cret" } })
+      expect(allowed.status).toBe(200)
+      const { tasks } = JSON.parse(allowed.body) as { tasks: ReadonlyArray<Record<string, unknown>> }
+      expect(tasks.map((task) => [task.name, task.kind, task.state])).toEqual([["charge", "task", "running"]])
+      expect(allowed.body).not.toContain("4242")
+      yield* Deferred.succeed(release, undefined)
+    }))
+
+  it("refuses an empty token when the route is made", () => {
+    expect(() => Server.snapshotRoute({ token: "" })).toThrow(/Invalid option "token"/)
+  })
+})
