@@ -83,6 +83,9 @@ export const add = <A, E, R>(
  * Requests that do not come from a Node server count as written when the app returns.
  */
 const whenWritten = (request: HttpServerRequest.HttpServerRequest, f: () => void): void => {
+  // An upgraded (WebSocket) request has no response to finish: the app returning is the end.
+  const incoming = NodeHttpServerRequest.toIncomingMessage(request) as unknown
+  if (incoming instanceof Http.IncomingMessage && incoming.headers.upgrade !== undefined) return f()
   const response = NodeHttpServerRequest.toServerResponse(request) as unknown
   if (!(response instanceof Http.ServerResponse) || response.writableFinished || response.destroyed) return f()
   const done = () => {

@@ -16,6 +16,7 @@ import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Layer, Schema, Stream } from "effect"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import { Background, BackgroundTasks, Server } from "../src/index.js"
 import { open, RawConnection, rawGet, request } from "./support/http-client.js"
 import { captureLogs, orHang, serving, start } from "./support/http-server.js"
@@ -468,4 +469,39 @@ describe("BackgroundTasks on a real server", () => {
       yield* server.use(Background.awaitIdle).pipe(orHang("the slot to free up"))
       expect((yield* request(server.port, "/track", { method: "POST" })).status).toBe(202)
     }).pipe(Effect.scoped))
+})
+
+describe("BackgroundTasks with an upgraded (WebSocket) request", () => {
+  it.scopedLive("a task added before the upgrade runs once the handler returns, not at shutdown", () =>
+    Effect.gen(function*() {
+      const ran = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/ws",
+          Effect.gen(function*() {
+            yield* BackgroundTasks.add(Deferred.succeed(ran, undefined), { name: "after-upgrade" })
+            const socket = yield* HttpServerRequest.upgrade
+            // serves the connection until the client goes away
+            yield* socket.runRaw(() => Effect.void).pipe(Effect.ignore)
+            return HttpServerResponse.empty()
+          })
+        )
+      )
+      const server = yield* serving(app)
+      const handshake = yield* Effect.async<string>((resume) => {
+        const socket = Net.connect(server.port, "127.0.0.1", () => {
+          socket.write(
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+          )
+        })
+        socket.once("data", (chunk) => {
+          resume(Effect.succeed(chunk.toString("latin1")))
+          socket.destroy()
+        })
+      })
+      expect(handshake).toMatch(/^HTTP\/1\.1 101 /)
+      // the server is still up: had the task waited for a `finish` that never comes, this would hang
+      yield* Deferred.await(ran).pipe(orHang("the after-upgrade task"))
+    }))
 })
