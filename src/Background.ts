@@ -17,12 +17,34 @@ export type {
   /**
    * A running or finished task, returned by {@link fork}.
    *
+   * @example
+   * ```ts
+   * import { Effect, Exit } from "effect"
+   * import { Background } from "effect-background"
+   *
+   * const program = Effect.gen(function*() {
+   *   const handle: Background.TaskHandle = yield* Background.fork(Effect.sleep("1 minute"), "slow")
+   *   yield* handle.interrupt
+   *   const exit = yield* handle.await
+   *   yield* Effect.log(`${handle.name} interrupted: ${Exit.isInterrupted(exit)}`)
+   * })
+   * ```
+   *
    * @since 0.1.0
    * @category models
    */
   TaskHandle,
   /**
    * One entry of {@link snapshot}: a task's name, key, id, kind, state and times.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Background } from "effect-background"
+   *
+   * const describe = (task: Background.TaskInfo) => `${task.kind} ${task.name}: ${task.state}`
+   * const lines = Effect.map(Background.snapshot, (tasks) => tasks.map(describe))
+   * ```
    *
    * @since 0.1.0
    * @category models
@@ -32,6 +54,13 @@ export type {
 export type {
   /**
    * What the supervisor counted so far.
+   *
+   * @example
+   * ```ts
+   * import type { Background } from "effect-background"
+   *
+   * const summary = (stats: Background.SupervisorStats) => `${stats.finished} finished, ${stats.failed} failed`
+   * ```
    *
    * @since 0.1.0
    * @category models
@@ -176,6 +205,7 @@ const makeLayer = (options: Options | undefined, holdJobs: boolean): Layer.Layer
           record.tasksRejected = stats.rejected
           record.tasksSkipped = stats.skipped
           record.jobsStopped = stats.jobsStopped
+          record.jobFailures = stats.jobFailures
           record.interruptedNames = outcome.interruptedNames
           record.stillRunning.push(...outcome.stillRunning)
           record.backgroundDoneAt = Date.now()

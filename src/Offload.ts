@@ -21,7 +21,9 @@ import * as Runtime from "effect/Runtime"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { existsSync } from "node:fs"
 import * as os from "node:os"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import {
   type InvalidOptionError,
   QueueFullError,
@@ -195,7 +197,11 @@ export const isolated = <M, ME>(
  * @category models
  */
 export interface Options {
-  /** The worker module (path or URL; `.ts` under tsx or compiled `.js`). Without it only {@link blocking} works. */
+  /**
+   * The worker module (path or URL; `.ts` under tsx or compiled `.js`). A `.ts` path that does not
+   * exist while its `.js` sibling does means the sibling, so `new URL("./x.worker.ts",
+   * import.meta.url)` works before and after compiling. Without a module only {@link blocking} works.
+   */
   readonly module?: string | URL | undefined
   /** Threads kept alive when idle. Default 1 (at most `maxThreads`). */
   readonly minThreads?: number | undefined
@@ -266,8 +272,23 @@ export class Offload extends Context.Tag("effect-background/Offload")<Offload, O
 
 const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> => {
   if (value === undefined) return Effect.succeed(undefined)
-  if (value instanceof URL || (typeof value === "string" && value.length > 0)) return Effect.succeed(toModuleUrl(value))
+  if (value instanceof URL || (typeof value === "string" && value.length > 0)) {
+    return Effect.sync(() => compiledSibling(toModuleUrl(value)))
+  }
   return validate.invalid("module", value, "a file path or file URL of a worker module")
+}
+
+/**
+ * `new URL("./x.worker.ts", import.meta.url)` still says `.ts` once the code is compiled; when that
+ * file is not there but its compiled sibling is, the sibling is meant.
+ */
+const compiledSibling = (url: string): string => {
+  if (!url.startsWith("file:")) return url
+  const source = fileURLToPath(url)
+  const match = /\.([cm]?)ts$/.exec(source)
+  if (match === null || existsSync(source)) return url
+  const compiled = `${source.slice(0, -match[0].length)}.${match[1]}js`
+  return existsSync(compiled) ? pathToFileURL(compiled).href : url
 }
 
 const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOptionError> =>
@@ -338,7 +359,8 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
         Effect.gen(function*() {
           const start = Date.now()
           const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
-          recorder.offloadMillis = Date.now() - start
+          recorder.offloadDoneAt = Date.now()
+          recorder.offloadMillis = recorder.offloadDoneAt - start
           recorder.offloadInterrupted += outcome.interrupted
         })
       )

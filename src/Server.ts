@@ -381,9 +381,10 @@ export const snapshotRoute = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Background, type Server } from "effect-background"
+ * import { Background, type InvalidOptionError, type Server } from "effect-background"
  *
- * const options: Server.AppOptions<never, never> = {
+ * // The type parameters are the jobs' error and requirements.
+ * const options: Server.AppOptions<InvalidOptionError, Background.Background> = {
  *   port: 3000,
  *   drainTimeout: "10 seconds",
  *   grace: "5 seconds",
@@ -552,7 +553,9 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
       process.stderr.write(`${Cause.pretty(exit.cause)}${underlying(exit.cause)}\n`)
       process.exit(1)
     }
-    const services = record.backgroundDoneAt === undefined ? undefined : end - record.backgroundDoneAt
+    // Services are released after the supervisor and, when there is one, the offload pool.
+    const lastPhaseEnd = record.offloadDoneAt ?? record.backgroundDoneAt
+    const services = lastPhaseEnd === undefined ? undefined : end - lastPhaseEnd
     const total = record.startedAt === undefined ? undefined : end - record.startedAt
     process.stdout.write(`${record.format(services, total)}\n`)
     process.exit(record.stillRunning.length > 0 ? 1 : 0)

@@ -7,6 +7,15 @@
 /**
  * The server-lifetime supervisor: forks, keyed forks, daemons, schedules, `awaitIdle`, `snapshot`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * export const BackgroundLive = Background.layer({ grace: "5 seconds" })
+ * export const track = Background.fork(Effect.log("signup"), "analytics")
+ * ```
+ *
  * @since 0.1.0
  */
 export * as Background from "./Background.js"
@@ -21,6 +30,18 @@ export * from "./Errors.js"
 /**
  * Per-request tasks that run after the response is written (`BackgroundTasks.add`).
  *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { BackgroundTasks } from "effect-background"
+ *
+ * // a handler served by Server.serve (or with BackgroundTasks.middleware)
+ * export const handler = BackgroundTasks.add(Effect.log("after the response")).pipe(
+ *   Effect.as(HttpServerResponse.text("queued"))
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 export * as BackgroundTasks from "./BackgroundTasks.js"
@@ -28,12 +49,31 @@ export * as BackgroundTasks from "./BackgroundTasks.js"
 /**
  * Server glue: graceful Node HTTP server, readiness, `app` wiring and `launch`.
  *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Server } from "effect-background"
+ *
+ * Server.launch(Server.app(HttpServerResponse.text("ok"), { port: 3000 }))
+ * ```
+ *
  * @since 0.1.0
  */
 export * as Server from "./Server.js"
 
 /**
  * Worker-thread offloading: typed tasks, true cancellation, blocking calls, isolated runtimes.
+ *
+ * @example
+ * ```ts
+ * // A worker module imports the Offload module alone, so the thread loads little.
+ * import { Schema } from "effect"
+ * import * as Offload from "effect-background/Offload"
+ *
+ * const Double = Offload.task("double", { input: Schema.Number, output: Schema.Number })
+ *
+ * export default Offload.worker(Offload.implement(Double, (n) => n * 2))
+ * ```
  *
  * @since 0.1.0
  */

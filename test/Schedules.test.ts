@@ -126,6 +126,8 @@ describe("Background.daemon", () => {
       expect(errors[3]).toContain("stopped")
       expect(yield* bg.use(Background.snapshot)).toEqual([])
       yield* bg.shutdown
+      // three failures of a job, and a stopped job — not a failed task
+      expect(bg.record).toMatchObject({ jobFailures: 3, jobsStopped: 1, tasksFailed: 0, tasksFinished: 0 })
     }).pipe(Effect.provide(logs.layer))
   })
 

@@ -1,6 +1,7 @@
 /**
  * The production path: the library compiled to JavaScript, a worker module in plain `.js`, and
- * plain `node` with no TypeScript loader anywhere — the same call site as under tsx.
+ * plain `node` with no TypeScript loader anywhere — the same call site as under tsx, down to the
+ * `.ts` in the worker module's URL, which resolves to its compiled `.js` sibling.
  */
 import { execFile } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -41,7 +42,7 @@ const program = Effect.gen(function*() {
   const results = yield* Effect.forEach([1, 2, 3, 12], (n) => Offload.run(Square, n), { concurrency: 4 })
   const stuck = yield* Effect.exit(Offload.blocking(({ crypto }) => crypto.randomBytes(4).length, null).pipe(Effect.timeout("10 seconds")))
   console.log(JSON.stringify({ results, blocking: stuck._tag, execArgv: process.execArgv }))
-}).pipe(Effect.provide(Offload.layer({ module: new URL("./square.worker.js", import.meta.url), maxThreads: 2 })))
+}).pipe(Effect.provide(Offload.layer({ module: new URL("./square.worker.ts", import.meta.url), maxThreads: 2 })))
 Effect.runPromise(program)
 `
   )

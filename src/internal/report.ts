@@ -20,10 +20,13 @@ export class ShutdownRecord {
   tasksRejected = 0
   tasksSkipped = 0
   jobsStopped = 0
+  jobFailures = 0
   interruptedNames: ReadonlyArray<string> = []
   stillRunning: Array<string> = []
   offloadMillis: number | undefined = undefined
   offloadInterrupted = 0
+  /** Epoch milliseconds when the offload pool finished its shutdown, if there is one. */
+  offloadDoneAt: number | undefined = undefined
   /** Epoch milliseconds when the supervisor finished its shutdown. */
   backgroundDoneAt: number | undefined = undefined
   /** Sum of the configured phase bounds, so a launcher can set a hard deadline past them. */
@@ -43,11 +46,12 @@ export class ShutdownRecord {
       `requests drained=${this.requestsDrained} interrupted=${this.requestsInterrupted}`,
       `tasks finished=${this.tasksFinished} failed=${this.tasksFailed} interrupted=${this.tasksInterrupted}` +
       ` rejected=${this.tasksRejected} skipped=${this.tasksSkipped}`,
-      `jobs stopped=${this.jobsStopped}`,
+      `jobs stopped=${this.jobsStopped} failures=${this.jobFailures}`,
       `phases drain=${ms(this.drainMillis)} grace=${ms(this.graceMillis)} interrupt=${ms(this.interruptMillis)}` +
       (this.offloadMillis === undefined ? "" : ` offload=${ms(this.offloadMillis)}`) +
       ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
     ]
+    if (this.offloadMillis !== undefined) parts.push(`offload tasks interrupted=${this.offloadInterrupted}`)
     if (this.interruptedNames.length > 0) parts.push(`interrupted: ${this.interruptedNames.join(", ")}`)
     if (this.stillRunning.length > 0) parts.push(`still running: ${this.stillRunning.join(", ")}`)
     return `shutdown report: ${parts.join("; ")}`

@@ -95,10 +95,11 @@ export const nextTick = (cadence: Cadence, tick: number, end: number): number =>
   }
 }
 
-const reportRun = (name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
-  Cause.isInterruptedOnly(cause)
-    ? Effect.interrupt
-    : Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+  supervisor.stats.jobFailures++
+  return Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+}
 
 /** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
 export const repeatLoop = <E, R>(
@@ -115,7 +116,7 @@ export const repeatLoop = <E, R>(
       if (tick > now) yield* Effect.sleep(Duration.millis(tick - now))
       if (supervisor.closing) return yield* Effect.never
       supervisor.setRunning(id, true, yield* Clock.currentTimeMillis)
-      yield* run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(name)))
+      yield* run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(supervisor, name)))
       const end = yield* Clock.currentTimeMillis
       supervisor.setRunning(id, false, end)
       tick = nextTick(cadence, tick, end)
@@ -170,11 +171,10 @@ export const daemonLoop = <E, R, Out, RS>(
       }
       if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
       failures++
+      supervisor.stats.jobFailures++
       supervisor.setState(id, "restarting")
-      yield* Effect.logError(
-        `daemon "${name}" failed (failure #${failures}); restarting by its restart policy`,
-        exit.cause
-      )
+      yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, exit.cause)
+      // The policy both decides and waits: it answers after the backoff, or at once when exhausted.
       const next = yield* Effect.option(driver.next(exit.cause))
       if (Option.isNone(next)) {
         yield* Effect.logError(
@@ -182,5 +182,6 @@ export const daemonLoop = <E, R, Out, RS>(
         )
         return yield* Effect.failCause(exit.cause)
       }
+      yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
     }
   })

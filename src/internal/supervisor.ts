@@ -79,6 +79,8 @@ export interface SupervisorStats {
   skipped: number
   /** Daemons and schedules stopped at shutdown while idle (a schedule cut mid-run counts as interrupted). */
   jobsStopped: number
+  /** Failed schedule runs and daemon failures (each was logged once). */
+  jobFailures: number
 }
 
 export interface ShutdownOutcome {
@@ -141,7 +143,7 @@ export class Supervisor {
   private idleWaiters: Array<Deferred.Deferred<void>> = []
   private emptyWaiters: Array<Deferred.Deferred<void>> = []
   private closingFlag = false
-  readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0, jobsStopped: 0 }
+  readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0, jobsStopped: 0, jobFailures: 0 }
 
   /**
    * Daemons and schedules wait for this before their first step. Open from the start unless the
@@ -324,14 +326,16 @@ export class Supervisor {
       this.records.delete(record.id)
       if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
       let report: Effect.Effect<void> = Effect.void
-      if (Exit.isSuccess(exit)) {
+      const job = record.kind === "daemon" || record.kind === "schedule"
+      if (job && !(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && record.pending)) {
+        // A job's failures were counted run by run; its end is a stop, unless cut off mid-run.
+        this.stats.jobsStopped++
+      } else if (Exit.isSuccess(exit)) {
         this.stats.finished++
       } else if (record.skipped) {
         this.stats.skipped++
       } else if (Cause.isInterruptedOnly(exit.cause)) {
-        // A daemon or a schedule between runs is stopped, not cut short: nothing was lost.
-        if ((record.kind === "daemon" || record.kind === "schedule") && !record.pending) this.stats.jobsStopped++
-        else this.stats.interrupted++
+        this.stats.interrupted++
       } else {
         this.stats.finished++
         this.stats.failed++

@@ -329,7 +329,7 @@ export const exampleTest = base.extend<{ examples: ExampleLauncher }>({
 
 /** The shape of the one-line shutdown report. */
 export const reportShape =
-  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; jobs stopped=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
+  /^shutdown report: requests drained=\d+ interrupted=\d+; tasks finished=\d+ failed=\d+ interrupted=\d+ rejected=\d+ skipped=\d+; jobs stopped=\d+ failures=\d+; phases drain=\d+ms grace=\d+ms interrupt=\d+ms(?: offload=\d+ms)? services=\d+ms total=\d+ms/
 
 /** Waits for a clean exit and returns the report line, after checking its shape. */
 export const expectCleanExit = async (example: RunningExample): Promise<string> => {
