@@ -11,7 +11,7 @@ import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Er
 import * as validate from "./internal/options.js"
 import { currentRecord } from "./internal/report.js"
 import * as internalSchedule from "./internal/schedule.js"
-import { Supervisor, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
+import { Supervisor, type SupervisorStats, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
 
 export type {
   /**
@@ -119,6 +119,8 @@ export interface BackgroundService {
   readonly snapshot: Effect.Effect<ReadonlyArray<TaskInfo>>
   /** Whether shutdown has begun (new forks are then rejected). */
   readonly isShuttingDown: Effect.Effect<boolean>
+  /** What the supervisor has counted so far: finished, failed, interrupted, rejected, skipped tasks and job figures. */
+  readonly stats: Effect.Effect<SupervisorStats>
   /** @internal */
   readonly supervisor: Supervisor
 }
@@ -143,6 +145,7 @@ const make = (supervisor: Supervisor): BackgroundService => ({
   awaitIdle: supervisor.awaitIdle,
   snapshot: supervisor.snapshot,
   isShuttingDown: Effect.sync(() => supervisor.closing),
+  stats: Effect.sync(() => ({ ...supervisor.stats })),
   supervisor
 })
 
@@ -341,6 +344,22 @@ export const snapshot: Effect.Effect<ReadonlyArray<TaskInfo>, never, Background>
   Background,
   (s) => s.snapshot
 )
+
+/**
+ * What the supervisor has counted since it started — for metrics and health pages.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const failures = Effect.map(Background.stats, (stats) => stats.failed + stats.jobFailures)
+ * ```
+ *
+ * @since 0.1.0
+ * @category observing
+ */
+export const stats: Effect.Effect<SupervisorStats, never, Background> = Effect.flatMap(Background, (s) => s.stats)
 
 /**
  * Options of {@link daemon}.

@@ -566,3 +566,13 @@ describe("Background.layer options", () => {
       expect([...states]).toEqual(["running"])
     }).pipe(Effect.provide(Background.layer({ maxQueued: 0, grace: 0 }))))
 })
+
+describe("Background.stats", () => {
+  it.effect("counts finished, failed and rejected tasks as they happen", () =>
+    Effect.gen(function*() {
+      yield* Background.fork(Effect.void, "ok")
+      yield* Background.fork(Effect.fail("boom"), "bad")
+      yield* Background.awaitIdle
+      expect(yield* Background.stats).toMatchObject({ finished: 2, failed: 1, interrupted: 0, rejected: 0 })
+    }).pipe(Effect.provide(Background.layer()), Effect.provide(Logger.remove(Logger.defaultLogger))))
+})
