@@ -31,6 +31,7 @@ import {
 } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
 import { InvalidOptionError } from "./Errors.js"
@@ -70,14 +71,16 @@ class Graceful {
     readonly drainTimeout: Duration.Duration,
     readonly interruptTimeout: Duration.Duration
   ) {
-    server.on("request", (_request, response) => {
+    server.on("request", (request, response) => {
       this.responses.add(response)
       if (this.draining) response.setHeader("connection", "close")
+      const socket = request.socket
       response.once("close", () => {
         this.responses.delete(response)
-        // A response whose headers went out before the drain could not say `Connection: close`;
-        // its connection is idle now, so close it rather than wait for the keep-alive timeout.
-        if (this.draining) this.server.closeIdleConnections()
+        // A response whose headers went out before the drain could not say `Connection: close`:
+        // end its own connection now that it is done. (Closing *all* idle connections here would
+        // also cut connections whose next request is on its way but not yet parsed.)
+        if (this.draining) socket.end()
         this.check()
       })
     })
@@ -121,10 +124,15 @@ class Graceful {
       const start = Date.now()
       record.startedAt ??= start
       this.draining = true
-      this.server.close()
+      // Stop accepting connections only: `http.Server#close` would also drop idle keep-alive
+      // connections at once, including ones whose next request is already on the wire.
+      Net.Server.prototype.close.call(this.server)
       for (const response of this.responses) {
         if (!response.headersSent) response.setHeader("connection", "close")
       }
+      // A request a client sent just before the signal may still be in the socket's buffers; let
+      // it arrive (it is served, with `Connection: close`) before idle connections are closed.
+      yield* Effect.sleep(Duration.min(IDLE_LINGER, this.drainTimeout))
       this.server.closeIdleConnections()
       const finished = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.drainTimeout))
       if (Option.isNone(finished)) {
@@ -158,6 +166,9 @@ class Graceful {
     ]
   }
 }
+
+/** How long idle keep-alive connections linger at the start of a drain (see `drain`). */
+const IDLE_LINGER = Duration.millis(100)
 
 class GracefulServer extends Context.Tag("effect-background/GracefulServer")<GracefulServer, Graceful>() {}
 

@@ -102,7 +102,7 @@ describe("Server: graceful shutdown on a real server", () => {
       yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
     }).pipe(Effect.scoped))
 
-  it.live("the drain closes idle keep-alive connections at once, while in-flight requests go on", () =>
+  it.live("the drain closes idle keep-alive connections (after a short linger), while in-flight requests go on", () =>
     Effect.gen(function*() {
       const slow = yield* makeSlow
       const sockets: Array<Net.Socket> = []
@@ -127,8 +127,8 @@ describe("Server: graceful shutdown on a real server", () => {
 
       const shutdown = yield* server.shutdown
       yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
-      expect(sockets[0]!.destroyed).toBe(true)
       yield* idle.awaitClosed.pipe(orHang("the idle connection to close"))
+      expect(sockets[0]!.destroyed).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(inFlight))).toBe(true)
 
       yield* Deferred.succeed(slow.release, undefined)
@@ -140,15 +140,10 @@ describe("Server: graceful shutdown on a real server", () => {
     Effect.gen(function*() {
       const slow = yield* makeSlow
       const lastChunk = yield* Deferred.make<void>()
-      // Whether the connection was already closed when its response emitted 'close'.
-      const closedWithResponse = yield* Deferred.make<boolean>()
       const app = HttpRouter.empty.pipe(
         HttpRouter.get(
           "/feed",
           Effect.gen(function*() {
-            const socket = yield* serverSocket
-            const response = NodeHttpServerRequest.toServerResponse(yield* HttpServerRequest.HttpServerRequest)
-            response.once("close", () => Deferred.unsafeDone(closedWithResponse, Exit.succeed(socket.destroyed)))
             return HttpServerResponse.stream(
               Stream.concat(Stream.make("first;"), Stream.fromEffect(Effect.as(Deferred.await(lastChunk), "last")))
                 .pipe(Stream.encodeText)
@@ -171,7 +166,7 @@ describe("Server: graceful shutdown on a real server", () => {
       // Its headers went out before the drain, so it could not say `Connection: close`.
       yield* Deferred.succeed(lastChunk, undefined)
       yield* connection.received("last").pipe(orHang("the last chunk"))
-      expect(yield* Deferred.await(closedWithResponse).pipe(orHang("the response to close"))).toBe(true)
+      // closed while the drain still waits for the slow request, not at its end
       yield* connection.awaitClosed.pipe(orHang("the client to see the close"))
       expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
 

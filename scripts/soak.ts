@@ -1,0 +1,129 @@
+/**
+ * `npm run soak`: the long runs of the reliability suite.
+ *
+ * 1. A million fire-and-forget tasks (scripts/soak-tasks.ts, in a child process with --expose-gc):
+ *    the heap returns to its baseline, the supervisor holds nothing, and once the layer is released
+ *    the process exits by itself, with nothing left holding the event loop.
+ * 2. Shutdown under load, SHUTDOWN_TRIALS times (default 20): test/reliability/shutdown-under-load.test.ts.
+ *
+ * Prints what it measured and exits non-zero if any check failed. Every child is bounded in time
+ * and killed by its PID past the bound.
+ */
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const tasks = Number(process.env.SOAK_TASKS ?? 1_000_000)
+const trials = Math.max(20, Number(process.env.SHUTDOWN_TRIALS ?? 20))
+/** How far above its baseline the heap may settle once all tasks are done. */
+const heapSlackBytes = 8 * 1024 * 1024
+/** Handles a finished process may still list: its own standard streams. */
+const stdio = new Set(["PipeWrap", "TTYWrap", "FSReqCallback"])
+
+interface Run {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+  readonly exitedAt: number
+  readonly timedOut: boolean
+}
+
+/** Runs a child to its end, at most `timeoutMillis`; past that it is killed by its PID. */
+const run = (command: string, args: ReadonlyArray<string>, env: Record<string, string>, timeoutMillis: number) =>
+  new Promise<Run>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    let timedOut = false
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    const timer = setTimeout(() => {
+      timedOut = true
+      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL")
+    }, timeoutMillis)
+    child.once("error", reject)
+    child.once("close", (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr, exitedAt: Date.now(), timedOut })
+    })
+  })
+
+const failures: Array<string> = []
+/** Prints one measured line, ending in `ok` or `FAILED`; a failure is summed up at the end. */
+const report = (text: string, ok?: boolean) => {
+  if (ok === false) failures.push(text)
+  process.stdout.write(`  ${text}${ok === undefined ? "" : ok ? ": ok" : ": FAILED"}\n`)
+}
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+
+interface TaskSoak {
+  readonly total: number
+  readonly ran: number
+  readonly errorsLogged: number
+  readonly stats: { finished: number; failed: number; interrupted: number; rejected: number }
+  readonly owned: number
+  readonly held: number
+  readonly elapsedMillis: number
+  readonly baselineHeap: number
+  readonly pendingHeapMax: number | undefined
+  readonly finalHeap: number
+  readonly activeResources: ReadonlyArray<string>
+  readonly printedAt: number
+}
+
+// 1. A million tasks.
+process.stdout.write(`soak: ${tasks} fire-and-forget tasks…\n`)
+const soak = await run(process.execPath, ["--expose-gc", "--import", "tsx", "scripts/soak-tasks.ts"], {
+  SOAK_TASKS: String(tasks)
+}, 15 * 60_000)
+const line = soak.stdout.split("\n").find((candidate) => candidate.startsWith("soak-tasks "))
+if (line === undefined || soak.timedOut) {
+  report(`the task soak finished${soak.timedOut ? " within 15 minutes" : ""}:\n${soak.stdout}\n${soak.stderr}`, false)
+} else {
+  const m = JSON.parse(line.slice("soak-tasks ".length)) as TaskSoak
+  const { failed, finished, interrupted, rejected } = m.stats
+  const rate = Math.round(m.total / (m.elapsedMillis / 1000))
+  report(`${m.total} tasks in ${(m.elapsedMillis / 1000).toFixed(1)} s (${rate} tasks/s)`)
+  report(
+    `supervisor: finished=${finished} failed=${failed} interrupted=${interrupted} (keyed, replaced) ` +
+      `rejected=${rejected}; bodies ran=${m.ran}; error lines=${m.errorsLogged}`
+  )
+  report("every task accounted for (finished + interrupted = total)", finished + interrupted === m.total && rejected === 0)
+  report("each failure logged once (error lines = failed)", m.errorsLogged === failed)
+  report(`the supervisor holds nothing (snapshot ${m.owned} tasks, ${m.held} records)`, m.owned === 0 && m.held === 0)
+  const growth = m.finalHeap - m.baselineHeap
+  report(
+    `heap: baseline ${mb(m.baselineHeap)}, ` +
+      `with a batch pending ${m.pendingHeapMax === undefined ? "-" : mb(m.pendingHeapMax)}, ` +
+      `after ${mb(m.finalHeap)} (${growth >= 0 ? "+" : ""}${mb(growth)}; allowed +${mb(heapSlackBytes)})`,
+    growth <= heapSlackBytes
+  )
+  const leftover = m.activeResources.filter((resource) => !stdio.has(resource))
+  report(`after release, active resources: [${m.activeResources.join(", ")}]`, leftover.length === 0)
+  report(
+    `the process exited by itself (code ${soak.code}, ${soak.exitedAt - m.printedAt} ms after its last line)`,
+    soak.code === 0 && soak.signal === null
+  )
+}
+
+// 2. Shutdown under load.
+process.stdout.write(`soak: shutdown under load, ${trials} trials…\n`)
+const vitest = await run(
+  process.execPath,
+  ["node_modules/vitest/vitest.mjs", "run", "test/reliability/shutdown-under-load.test.ts"],
+  { SHUTDOWN_TRIALS: String(trials) },
+  30 * 60_000
+)
+for (const trialLine of vitest.stdout.split("\n").filter((candidate) => /^trial \d+ /.test(candidate))) report(trialLine)
+const summary = vitest.stdout.split("\n").find((candidate) => /^\s+Tests\s/.test(candidate))?.trim() ?? "no summary"
+report(`shutdown-under-load ${summary}`, vitest.code === 0 && !vitest.timedOut)
+if (vitest.code !== 0) {
+  // What failed, in vitest's words: each failing trial and its first assertion.
+  const reasons = vitest.stdout.split("\n").filter((candidate) => /^\s+(×|→) /.test(candidate))
+  process.stdout.write(`${reasons.length > 0 ? reasons.join("\n") : `${vitest.stdout}\n${vitest.stderr}`}\n`)
+}
+
+const failed = failures.map((failure) => `  ${failure}\n`).join("")
+process.stdout.write(failures.length === 0 ? "soak: all checks passed\n" : `soak: ${failures.length} check(s) failed:\n${failed}`)
+if (failures.length > 0) process.exitCode = 1

@@ -1,0 +1,353 @@
+/**
+ * Bad input, table-driven over every public option: each bad value is refused with an
+ * `InvalidOptionError` whose message names the option and the value — when the layer is built (or,
+ * for `fork`, when it is called), before anything starts.
+ *
+ * The last section lists inputs the library does not refuse yet (reported, not fixed here): each is
+ * an expected failure (`fails`), so when the library starts refusing it the test turns red and
+ * should become an ordinary one.
+ */
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Fiber, Layer, Schedule, Schema, Scope } from "effect"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Background, BackgroundTasks, InvalidOptionError, Offload, Server } from "../../src/index.js"
+import { WaitFor } from "../fixtures/tasks.js"
+import { request } from "../support/http-client.js"
+import { serving } from "../support/http-server.js"
+import { exampleTest, request as processRequest } from "../support/process-example.js"
+
+const tasksModule = new URL("../fixtures/tasks.worker.ts", import.meta.url)
+const isolateModule = new URL("../fixtures/batcher.isolate.ts", import.meta.url)
+
+/** What the message must show for a value: strings quoted, numbers as written, objects as JSON. */
+const shown = (value: unknown): string => {
+  if (typeof value === "function") return "function"
+  if (typeof value === "string" || (typeof value === "object" && value !== null)) return JSON.stringify(value)
+  return String(value)
+}
+
+const buildError = <A, E>(layer: Layer.Layer<A, E>) => Effect.flip(Effect.scoped(Layer.build(layer)))
+
+const withSupervisor = <E>(layer: Layer.Layer<never, E, Background.Background>) =>
+  layer.pipe(Layer.provide(Background.layer()))
+
+// Bad values by kind of option.
+const wrongTypes = ["4", {}, true, [1]]
+const counts = [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, ...wrongTypes]
+const durations = [
+  -1,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  "-1 seconds",
+  "soon",
+  " 5 seconds",
+  "5",
+  [-1, 0],
+  {},
+  true
+]
+const positiveDurations = [...durations, 0, "0 millis"]
+const names = ["", "   ", " padded", "padded ", 5, {}]
+
+interface Case {
+  readonly label: string
+  readonly option: string
+  readonly value: unknown
+  /** Builds the layer (or runs the call) that must fail. */
+  readonly run: () => Effect.Effect<unknown, unknown>
+}
+
+const cases = (
+  family: string,
+  option: string,
+  values: ReadonlyArray<unknown>,
+  make: (value: unknown) => Effect.Effect<unknown, unknown>
+): ReadonlyArray<Case> => values.map((value) => ({ label: `${family} ${option}`, option, value, run: () => make(value) }))
+
+const background = (options: object) => buildError(Background.layer(options as Background.Options))
+const fork = (options: unknown) =>
+  Effect.flip(Background.fork(Effect.void, options as Background.ForkOptions).pipe(Effect.provide(Background.layer())))
+const every = (options: unknown, name = "job") =>
+  buildError(withSupervisor(Background.every(name, Effect.void, options as Background.EveryOptions)))
+const cron = (options: object, name = "job") =>
+  buildError(withSupervisor(
+    Background.cron(name, Effect.void, { cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
+  ))
+const daemon = (name: unknown, options: object = {}) =>
+  buildError(withSupervisor(Background.daemon(name as string, Effect.never, options as Background.DaemonOptions)))
+const server = (options: object) => buildError(Server.layer({ port: 0, ...options } as Server.Options))
+const app = (options: object) =>
+  buildError(Server.app(HttpRouter.empty, { port: 0, ...options } as Server.AppOptions<never, never>))
+const offload = (options: object) =>
+  buildError(Offload.layer({ module: tasksModule, maxThreads: 1, ...options } as Offload.Options))
+const isolate = (options: object) =>
+  Effect.flip(Effect.scoped(Offload.isolate({
+    name: "batcher",
+    module: isolateModule,
+    message: Schema.String,
+    ...options
+  } as Offload.IsolateOptions<string, string>)))
+
+const table: ReadonlyArray<Case> = [
+  ...cases("Background.layer", "concurrency", [0, ...counts], (v) => background({ concurrency: v })),
+  ...cases("Background.layer", "maxQueued", counts, (v) => background({ maxQueued: v })),
+  ...cases("Background.layer", "grace", durations, (v) => background({ grace: v })),
+  ...cases("Background.layer", "interruptTimeout", durations, (v) => background({ interruptTimeout: v })),
+
+  ...cases("Background.fork(effect, { name })", "name", [...names, undefined, null], (v) => fork({ name: v })),
+  ...cases("Background.fork(effect, name)", "name", names.filter((v) => typeof v === "string"), (v) => fork(v)),
+  ...cases("Background.fork", "key", [...names, null], (v) => fork({ name: "task", key: v })),
+  ...cases("Background.fork", "onConflict", ["merge", "", "KEEP", 1, null], (v) => fork({ name: "task", key: "k", onConflict: v })),
+
+  ...cases("Background.daemon", "name", names, (v) => daemon(v)),
+  ...cases("Background.daemon", "restart", ["1 second", 5, {}, Schedule.spaced], (v) => daemon("d", { restart: v })),
+
+  ...cases("Background.every", "name", names, (v) => every({ spaced: 10 }, v as string)),
+  ...cases("Background.every", "spaced", positiveDurations, (v) => every({ spaced: v })),
+  ...cases("Background.every", "fixedRate", positiveDurations, (v) => every({ fixedRate: v })),
+  ...cases("Background.every", "overlap", ["both", "", "SKIP", 1], (v) => every({ fixedRate: 10, overlap: v })),
+  ...cases("Background.every", "every", [{}, { spaced: 10, fixedRate: 10 }, null, 5, "10 seconds"], (v) => every(v)),
+
+  ...cases("Background.cron", "name", names, (v) => cron({}, v as string)),
+  ...cases(
+    "Background.cron",
+    "cron",
+    ["61 * * * *", "* * *", "* * * * * * *", "every day", "0 0 30 2 *", "", 5, null],
+    (v) => cron({ cron: v })
+  ),
+  ...cases("Background.cron", "timeZone", ["Mars/Olympus", "", " UTC", "UTC ", 5, null], (v) => cron({ timeZone: v })),
+  ...cases("Background.cron", "overlap", ["later", "", 1], (v) => cron({ overlap: v })),
+
+  ...cases("Server.layer", "port", [-1, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "3000", {}, true], (v) => server({ port: v })),
+  ...cases("Server.layer", "host", ["", " 127.0.0.1", "127.0.0.1 ", 5, {}], (v) => server({ host: v })),
+  ...cases("Server.layer", "drainTimeout", durations, (v) => server({ drainTimeout: v })),
+  ...cases("Server.layer", "interruptTimeout", durations, (v) => server({ interruptTimeout: v })),
+
+  // Server.app takes the server's and the supervisor's options, and the jobs' errors flow out.
+  ...cases("Server.app", "port", [-1, 65536], (v) => app({ port: v })),
+  ...cases("Server.app", "drainTimeout", ["soon"], (v) => app({ drainTimeout: v })),
+  ...cases("Server.app", "concurrency", [0], (v) => app({ concurrency: v })),
+  ...cases("Server.app", "maxQueued", [-1], (v) => app({ maxQueued: v })),
+  ...cases("Server.app", "grace", [-1], (v) => app({ grace: v })),
+  ...cases("Server.app", "interruptTimeout", [Number.NaN], (v) => app({ interruptTimeout: v })),
+  ...cases("Server.app jobs", "cron", ["0 0 31 2 *"], (v) =>
+    app({ jobs: Background.cron("nightly", Effect.void, { cron: v as string, timeZone: "UTC" }) })),
+
+  ...cases("Offload.layer", "module", ["", 5, {}, true], (v) => offload({ module: v })),
+  ...cases("Offload.layer", "maxThreads", [0, ...counts], (v) => offload({ maxThreads: v })),
+  ...cases("Offload.layer", "minThreads", counts, (v) => offload({ minThreads: v })),
+  ...cases("Offload.layer", "minThreads", [3], (v) => offload({ minThreads: v, maxThreads: 2 })),
+  ...cases("Offload.layer", "maxQueued", counts, (v) => offload({ maxQueued: v })),
+  ...cases("Offload.layer", "idleTimeout", positiveDurations, (v) => offload({ idleTimeout: v })),
+  ...cases("Offload.layer", "maxHeapMb", [4, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, "64", {}, null], (v) => offload({ maxHeapMb: v })),
+  ...cases("Offload.layer", "grace", durations, (v) => offload({ grace: v })),
+  ...cases("Offload.layer", "startupTimeout", positiveDurations, (v) => offload({ startupTimeout: v })),
+
+  ...cases("Offload.isolate", "name", [...names, null], (v) => isolate({ name: v })),
+  ...cases("Offload.isolate", "module", ["", 5, null], (v) => isolate({ module: v })),
+  ...cases("Offload.isolate", "stopTimeout", durations, (v) => isolate({ stopTimeout: v })),
+  ...cases("Offload.isolate", "startupTimeout", positiveDurations, (v) => isolate({ startupTimeout: v })),
+  ...cases("Offload.isolate", "maxHeapMb", [4, Number.NaN, "64"], (v) => isolate({ maxHeapMb: v }))
+]
+
+const expectRefused = (error: unknown, option: string, value: unknown) => {
+  expect(error).toBeInstanceOf(InvalidOptionError)
+  const refused = error as InvalidOptionError
+  expect(refused.option).toBe(option)
+  expect(refused.value).toEqual(value)
+  expect(refused.message).toContain(`"${option}"`)
+  expect(refused.message).toContain(shown(value))
+}
+
+describe("bad input is refused with InvalidOptionError naming the option and the value", () => {
+  for (const { label, option, run, value } of table) {
+    it.effect(`${label}: ${shown(value)}`, () =>
+      Effect.gen(function*() {
+        expectRefused(yield* run(), option, value)
+      }))
+  }
+
+  it("Server.snapshotRoute token: an empty or non-string token is refused when the route is made", () => {
+    for (const token of ["", 5, {}]) {
+      let thrown: unknown
+      try {
+        Server.snapshotRoute({ token: token as string })
+      } catch (error) {
+        thrown = error
+      }
+      expectRefused(thrown, "token", token)
+    }
+  })
+
+  it.effect("a malformed job never starts, nor does anything beside it", () =>
+    Effect.gen(function*() {
+      let ran = false
+      const started = Effect.sync(() => (ran = true))
+      const jobs = Layer.mergeAll(
+        Background.daemon("beside", started),
+        Background.cron("broken", started, { cron: "61 * * * *", timeZone: "UTC" })
+      )
+      expectRefused(yield* app({ jobs }), "cron", "61 * * * *")
+      expect(ran).toBe(false)
+    }))
+})
+
+/**
+ * Inputs not refused today. Each test states the behaviour wanted and is expected to fail until
+ * the library provides it.
+ */
+describe.concurrent("not refused yet (reported to the lead)", () => {
+  const nulls: ReadonlyArray<readonly [string, string, () => Effect.Effect<unknown, unknown>]> = [
+    ["Background.layer", "concurrency", () => background({ concurrency: null })],
+    ["Background.layer", "grace", () => background({ grace: null })],
+    ["Server.layer", "host", () => server({ host: null })],
+    ["Server.layer", "drainTimeout", () => server({ drainTimeout: null })],
+    ["Offload.layer", "minThreads", () => offload({ minThreads: null })],
+    ["Background.daemon", "restart", () => daemon("d", { restart: null })],
+    ["Background.every", "overlap", () => every({ fixedRate: 10, overlap: null })],
+    ["Background.cron", "overlap", () => cron({ overlap: null })],
+    ["Offload.isolate", "stopTimeout", () => isolate({ stopTimeout: null })]
+  ]
+  for (const [family, option, run] of nulls) {
+    it.effect.fails(`${family} ${option}: null is refused, not taken as "not given" (the default)`, () =>
+      Effect.gen(function*() {
+        expectRefused(yield* run(), option, null)
+      }))
+  }
+
+  const nullOptions: ReadonlyArray<readonly [string, () => Effect.Effect<unknown, unknown>]> = [
+    ["Background.layer(null)", () => background(null as never)],
+    ["Server.layer(null)", () => buildError(Server.layer(null as never))],
+    ["Offload.layer(null)", () => buildError(Offload.layer(null as never))],
+    ["Offload.isolate(null)", () => Effect.flip(Effect.scoped(Offload.isolate(null as never)))],
+    ["Background.fork(effect, null)", () => fork(null)],
+    ["Background.cron(name, effect, null)", () => Effect.suspend(() => buildError(withSupervisor(Background.cron("j", Effect.void, null as never))))]
+  ]
+  for (const [call, run] of nullOptions) {
+    it.effect.fails(`${call} is refused with InvalidOptionError, not a TypeError defect`, () =>
+      Effect.gen(function*() {
+        expect(yield* run()).toBeInstanceOf(InvalidOptionError)
+      }))
+  }
+
+  it.effect.fails("Server.app jobs: a value that is not a Layer is refused, not a defect", () =>
+    Effect.gen(function*() {
+      expectRefused(yield* app({ jobs: "nightly" }), "jobs", "nightly")
+    }))
+
+  it.effect.fails("Offload.isolate message: a value that is not a Schema is refused, not a defect", () =>
+    Effect.gen(function*() {
+      expectRefused(yield* isolate({ message: undefined }), "message", undefined)
+    }))
+
+  it.effect.fails("Background.every: overlap given with spaced (where it means nothing) is refused, not ignored", () =>
+    Effect.gen(function*() {
+      expectRefused(yield* every({ spaced: 10, overlap: "queue" }), "overlap", "queue")
+    }))
+
+  it.effect.fails("two jobs with the same name are refused when the layer is built", () =>
+    Effect.gen(function*() {
+      const jobs = Layer.mergeAll(
+        Background.daemon("sync", Effect.never),
+        Background.every("sync", Effect.void, { spaced: "1 minute" })
+      )
+      expectRefused(yield* buildError(withSupervisor(jobs)), "name", "sync")
+    }))
+
+  it.effect.fails("Background.cron timeZone: an offset outside ±14:00 is refused", () =>
+    Effect.gen(function*() {
+      expectRefused(yield* cron({ timeZone: "+25:00" }), "timeZone", "+25:00")
+    }))
+
+  it.effect.fails("the message shows an infinite part of an [seconds, nanos] duration as Infinity, not null", () =>
+    Effect.gen(function*() {
+      const error = yield* background({ grace: [Number.POSITIVE_INFINITY, 0] })
+      expect(error).toBeInstanceOf(InvalidOptionError)
+      expect((error as InvalidOptionError).message).toContain("Infinity")
+    }))
+
+  /** Honoured, or refused when the layer is built — never cut to Node's 1 ms fallback. */
+  const honouredOrRefused = <A, E>(build: Effect.Effect<A, E>, option: string) =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(build)
+      if (Exit.isFailure(exit)) expectRefused(Cause.squash(exit.cause), option, "30 days")
+      return exit
+    })
+
+  it.live.fails("Offload.layer startupTimeout beyond Node's timer range (30 days) is honoured or refused, not a timeout at once", () =>
+    honouredOrRefused(
+      Effect.scoped(Layer.build(Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, startupTimeout: "30 days" }))),
+      "startupTimeout"
+    ))
+
+  it.live.fails("Offload.layer grace beyond Node's timer range (30 days) lets a running task finish, or is refused", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "bad-input-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const gate = join(dir, "gate")
+      const scope = yield* Scope.make()
+      const built = yield* honouredOrRefused(
+        Layer.buildWithScope(Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, grace: "30 days" }), scope),
+        "grace"
+      )
+      if (Exit.isFailure(built)) return
+      const running = yield* Effect.fork(Effect.exit(Offload.run(WaitFor, gate).pipe(Effect.provide(built.value))))
+      yield* Effect.sleep("200 millis")
+      // The task can finish 300 ms into the pool's shutdown: well within its grace.
+      const release = setTimeout(() => writeFileSync(gate, ""), 300)
+      yield* Scope.close(scope, Exit.void)
+      clearTimeout(release)
+      expect(Exit.isSuccess(yield* Fiber.join(running))).toBe(true)
+    }).pipe(Effect.scoped))
+
+  for (const [label, options] of [
+    ["an empty name", { name: "" }],
+    ["a padded name", { name: " email" }],
+    ["always that is not a boolean", { always: "yes" }],
+    ["concurrent that is not a boolean", { concurrent: 1 }]
+  ] as const) {
+    it.scopedLive.fails(`BackgroundTasks.add: ${label} is refused`, () =>
+      Effect.gen(function*() {
+        const route = HttpRouter.empty.pipe(HttpRouter.get(
+          "/add",
+          Effect.gen(function*() {
+            const exit = yield* Effect.exit(BackgroundTasks.add(Effect.void, options as BackgroundTasks.Options))
+            const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+            return yield* HttpServerResponse.json({ refused: error instanceof InvalidOptionError })
+          })
+        ))
+        const running = yield* serving(route)
+        const reply = yield* request(running.port, "/add")
+        expect(JSON.parse(reply.body)).toEqual({ refused: true })
+      }))
+  }
+
+  exampleTest.fails("Server.launch hardDeadline: a negative one is refused at start, not a 0 ms deadline", async ({ examples }) => {
+    const app = await examples.spawn("notify", { HARD_DEADLINE_MS: "-1" })
+    const first = await Promise.race([
+      app.exited.then(() => "exited"),
+      app.waitForLine(/listening on/).then(() => "listening")
+    ])
+    expect(first).toBe("exited")
+    expect(app.stderr).toContain('Invalid option "hardDeadline"')
+  })
+
+  exampleTest.fails("Server.launch: phase bounds beyond Node's timer range (a 30-day drain) are honoured, or refused at start; the hard deadline does not fire at once", async ({ examples }) => {
+    const app = await examples.spawn("server", { DRAIN_MS: String(30 * 24 * 3600 * 1000) })
+    const first = await Promise.race([
+      app.exited.then(() => "exited"),
+      app.waitForLine(/listening on/).then(() => "listening")
+    ])
+    if (first === "exited") return expect(app.stderr).toContain('Invalid option "drainTimeout"')
+    const slow = processRequest(app.port, "GET", "/slow?ms=500")
+    await app.waitForLine(/slow request: answering in 500ms/)
+    app.signal("SIGTERM")
+    expect((await slow).status).toBe(200)
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(0)
+  })
+})
