@@ -150,13 +150,18 @@ const make = (supervisor: Supervisor): BackgroundService => ({
 })
 
 /** @internal Validates {@link Options} into the supervisor's settings. */
-export const resolveOptions = (options: Options = {}) =>
-  Effect.all({
-    concurrency: validate.count("concurrency", options.concurrency ?? "unbounded", 1, true),
-    maxQueued: validate.count("maxQueued", options.maxQueued ?? 1000, 0),
-    grace: validate.duration("grace", options.grace ?? "5 seconds", "nonNegative"),
-    interruptTimeout: validate.duration("interruptTimeout", options.interruptTimeout ?? "5 seconds", "nonNegative")
-  })
+export const resolveOptions = (given?: Options) =>
+  Effect.flatMap(validate.record("options", given), (options) =>
+    Effect.all({
+      concurrency: validate.count("concurrency", validate.orDefault(options.concurrency, "unbounded"), 1, true),
+      maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0),
+      grace: validate.duration("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
+      interruptTimeout: validate.duration(
+        "interruptTimeout",
+        validate.orDefault(options.interruptTimeout, "5 seconds"),
+        "nonNegative"
+      )
+    }))
 
 /**
  * Builds the supervisor. Releasing the layer runs the shutdown phases: new forks are rejected,
@@ -261,8 +266,10 @@ type Forked<R> = Effect.Effect<
 >
 
 const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
-  const spec = typeof options === "string" ? { name: options } : options
   return Effect.gen(function*() {
+    const spec = typeof options === "string"
+      ? { name: options }
+      : yield* validate.record("options", options as Exclude<ForkOptions, string>)
     const name = yield* validate.name("name", spec.name)
     if (spec.key !== undefined) yield* validate.name("key", spec.key)
     if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
@@ -410,11 +417,12 @@ export const daemon = <E, R>(
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
-    const restart = options?.restart ?? internalSchedule.defaultRestart
+    const restart = validate.orDefault(options?.restart, internalSchedule.defaultRestart)
     if (!Schedule.isSchedule(restart)) {
       return yield* validate.invalid("restart", restart, "a Schedule")
     }
     const { supervisor } = yield* Background
+    yield* claimJobName(supervisor, validName)
     yield* supervisor.submit({
       name: validName,
       kind: "daemon",
@@ -482,9 +490,13 @@ const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cad
   if (hasSpaced === hasFixedRate) {
     return validate.invalid("every", given, "either { spaced } or { fixedRate }, not both")
   }
-  return "spaced" in options
-    ? internalSchedule.spaced(options.spaced)
-    : internalSchedule.fixedRate(options.fixedRate, options.overlap ?? "skip")
+  if ("spaced" in options) {
+    const overlap: unknown = (options as { readonly overlap?: unknown }).overlap
+    return overlap === undefined
+      ? internalSchedule.spaced(options.spaced)
+      : validate.invalid("overlap", overlap, "no overlap with { spaced }: spaced runs never overlap (use fixedRate)")
+  }
+  return internalSchedule.fixedRate(options.fixedRate, validate.orDefault(options.overlap, "skip"))
 }
 
 /**
@@ -530,7 +542,20 @@ export const cron = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: CronOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  repeating(name, effect, internalSchedule.cron(options.cron, options.timeZone, options.overlap ?? "skip"))
+  repeating(
+    name,
+    effect,
+    Effect.flatMap(
+      validate.record("options", options),
+      (given) => internalSchedule.cron(given.cron, given.timeZone, validate.orDefault(given.overlap, "skip"))
+    )
+  )
+
+/** Jobs are told apart by name in logs, snapshots and the report, so two may not share one. */
+const claimJobName = (supervisor: Supervisor, name: string): Effect.Effect<void, InvalidOptionError> =>
+  supervisor.claimJobName(name)
+    ? Effect.void
+    : validate.invalid("name", name, "a name no other daemon or job of this supervisor has")
 
 const repeating = <E, R>(
   name: string,
@@ -541,6 +566,7 @@ const repeating = <E, R>(
     const validName = yield* validate.name("name", name)
     const validCadence = yield* cadence
     const { supervisor } = yield* Background
+    yield* claimJobName(supervisor, validName)
     yield* supervisor.submit({
       name: validName,
       kind: "schedule",

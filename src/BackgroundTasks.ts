@@ -27,7 +27,10 @@ import { type AddOptions, currentRequestTasks, RequestTasks } from "./internal/r
  * @category models
  */
 export interface Options extends AddOptions {
-  /** Shown in logs, snapshots and the shutdown report. Default: `after-response <METHOD> <path> #<n>`. */
+  /**
+   * Shown in logs, snapshots and the shutdown report. Default: `after-response <METHOD> <route> #<n>`
+   * with the route's pattern (`/users/:id`), never the URL, which may carry data.
+   */
   readonly name?: string | undefined
   /** Run even when the handler failed or answered 4xx/5xx (for logging and cleanup). Default `false`. */
   readonly always?: boolean | undefined
@@ -123,7 +126,7 @@ export const middleware = HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const { supervisor } = yield* Background
     const request = yield* HttpServerRequest.HttpServerRequest
-    const tasks = new RequestTasks(supervisor, `after-response ${request.method} ${request.url.split("?")[0]}`)
+    const tasks = new RequestTasks(supervisor, `after-response ${request.method}`)
     const exit = yield* Effect.exit(Effect.locally(app, currentRequestTasks, Option.some(tasks)))
     whenWritten(request, () => tasks.settle(succeeded(exit)))
     return yield* exit

@@ -212,7 +212,10 @@ const describeValue = (value: unknown): string => {
   }
   if (typeof value === "bigint") return `${value}n`
   try {
-    return JSON.stringify(value) ?? typeof value
+    // JSON has no Infinity or NaN (it writes null): keep them visible, they are often the mistake.
+    const json = JSON.stringify(value, (_key, part: unknown) =>
+      typeof part === "number" && !Number.isFinite(part) ? `\u0000${part}\u0000` : part)
+    return json === undefined ? typeof value : json.replace(/"\\u0000(-?Infinity|NaN)\\u0000"/g, "$1")
   } catch {
     return typeof value
   }

@@ -298,27 +298,34 @@ const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOp
     ? Effect.succeed(value)
     : validate.invalid("maxHeapMb", value, "a number of megabytes, at least 8")
 
-const resolveOptions = (options: Options) =>
+const resolveOptions = (given: Options | undefined) =>
   Effect.gen(function*() {
+    const options = yield* validate.record("options", given)
     const module = yield* moduleOption(options.module)
-    const maxThreads = yield* validate.count("maxThreads", options.maxThreads ?? Math.max(1, os.availableParallelism() - 1), 1)
-    const minThreads = yield* validate.count("minThreads", options.minThreads ?? Math.min(1, maxThreads), 0)
+    const maxThreads = yield* validate.count(
+      "maxThreads",
+      validate.orDefault(options.maxThreads, Math.max(1, os.availableParallelism() - 1)),
+      1
+    )
+    const minThreads = yield* validate.count("minThreads", validate.orDefault(options.minThreads, Math.min(1, maxThreads)), 0)
     if (minThreads > maxThreads) {
       return yield* validate.invalid("minThreads", minThreads, `at most maxThreads (${maxThreads})`)
     }
+    // These end up in Node timers, which cannot wait longer than about 24 days.
+    const timer = (option: string, value: unknown, bound: "positive" | "nonNegative") =>
+      Effect.map(validate.duration(option, value, bound, validate.NODE_TIMER_MAX_MILLIS), Duration.toMillis)
     return {
       module,
       minThreads,
       maxThreads,
-      maxQueued: yield* validate.count("maxQueued", options.maxQueued ?? 1000, 0),
-      idleTimeoutMillis: Duration.toMillis(yield* validate.duration("idleTimeout", options.idleTimeout ?? "30 seconds", "positive")),
+      maxQueued: yield* validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0),
+      idleTimeoutMillis: yield* timer("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
       maxHeapMb: yield* heapOption(options.maxHeapMb),
-      graceMillis: Duration.toMillis(yield* validate.duration("grace", options.grace ?? "5 seconds", "nonNegative")),
-      startupTimeoutMillis: Duration.toMillis(
-        yield* validate.duration("startupTimeout", options.startupTimeout ?? "10 seconds", "positive")
-      )
+      graceMillis: yield* timer("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
+      startupTimeoutMillis: yield* timer("startupTimeout", validate.orDefault(options.startupTimeout, "10 seconds"), "positive")
     }
   })
+
 
 /**
  * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until each
@@ -733,13 +740,27 @@ export interface IsolateOptions<M, ME> {
  * @category constructors
  */
 export const isolate = <M, ME>(
-  options: IsolateOptions<M, ME>
+  given: IsolateOptions<M, ME>
 ): Effect.Effect<Isolate<M>, InvalidOptionError | WorkerLoadError, Scope.Scope> =>
   Effect.gen(function*() {
+    const options = yield* validate.record("options", given)
     const name = yield* validate.name("name", options.name)
     const module = yield* moduleOption(options.module)
-    const stopTimeout = yield* validate.duration("stopTimeout", options.stopTimeout ?? "5 seconds", "nonNegative")
-    const startupTimeout = yield* validate.duration("startupTimeout", options.startupTimeout ?? "10 seconds", "positive")
+    if (options.module === undefined) return yield* validate.invalid("module", undefined, "a file path or file URL of a worker module")
+    if (!Schema.isSchema(options.message)) return yield* validate.invalid("message", options.message, "a Schema for the messages")
+    const message: Schema.Schema<M, ME> = options.message
+    const stopTimeout = yield* validate.duration(
+      "stopTimeout",
+      validate.orDefault(options.stopTimeout, "5 seconds"),
+      "nonNegative",
+      validate.NODE_TIMER_MAX_MILLIS
+    )
+    const startupTimeout = yield* validate.duration(
+      "startupTimeout",
+      validate.orDefault(options.startupTimeout, "10 seconds"),
+      "positive",
+      validate.NODE_TIMER_MAX_MILLIS
+    )
     const maxHeapMb = yield* heapOption(options.maxHeapMb)
     const moduleUrl = module ?? ""
     // The caller's runtime, so the report goes through the caller's logger.
@@ -767,7 +788,7 @@ export const isolate = <M, ME>(
           if (!clean) yield* Effect.logWarning(`isolate "${name}" did not stop within ${Duration.format(stopTimeout)}; its thread was terminated`)
         })
     )
-    const encode = Schema.encode(options.message)
+    const encode = Schema.encode(message)
     return {
       name,
       send: (message: M) =>

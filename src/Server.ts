@@ -216,7 +216,7 @@ export interface Options {
  * @category layers
  */
 export const layer = (
-  options: Options = {}
+  given?: Options
 ): Layer.Layer<
   | HttpServer.HttpServer
   | Readiness
@@ -227,12 +227,17 @@ export const layer = (
   InvalidOptionError | HttpServerError.ServeError
 > =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const port = yield* validate.port("port", options.port ?? 3000)
-    const host = yield* validate.name("host", options.host ?? "127.0.0.1")
-    const drainTimeout = yield* validate.duration("drainTimeout", options.drainTimeout ?? "10 seconds", "nonNegative")
+    const options = yield* validate.record("options", given)
+    const port = yield* validate.port("port", validate.orDefault(options.port, 3000))
+    const host = yield* validate.name("host", validate.orDefault(options.host, "127.0.0.1"))
+    const drainTimeout = yield* validate.duration(
+      "drainTimeout",
+      validate.orDefault(options.drainTimeout, "10 seconds"),
+      "nonNegative"
+    )
     const interruptTimeout = yield* validate.duration(
       "interruptTimeout",
-      options.interruptTimeout ?? "5 seconds",
+      validate.orDefault(options.interruptTimeout, "5 seconds"),
       "nonNegative"
     )
     const server = Http.createServer()
@@ -470,7 +475,7 @@ export const app = <E, R, EJ = never, RJ = never>(
 ): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
   releaseJobs.pipe(
     // Built after everything else: jobs start only once options are checked and the port is bound.
-    Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), options.jobs ?? Layer.empty)),
+    Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), jobsLayer(options.jobs))),
     Layer.provide(Background.layerHoldingJobs(options))
     // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
     // see that through `Layer.provide` on the merged layer, hence this one cast.
@@ -487,6 +492,14 @@ const underlying = (cause: Cause.Cause<unknown>): string =>
       return inner === undefined ? [] : [`\ncaused by: ${inner instanceof Error ? inner.message : String(inner)}`]
     })
     .join("")
+
+/** The `jobs` option: a layer, or nothing; anything else fails the build with a typed error. */
+const jobsLayer = <EJ, RJ>(jobs: Layer.Layer<never, EJ, RJ> | undefined): Layer.Layer<never, EJ | InvalidOptionError, RJ> =>
+  jobs === undefined
+    ? Layer.empty
+    : Layer.isLayer(jobs)
+    ? jobs
+    : Layer.fail(new InvalidOptionError({ option: "jobs", value: jobs, expected: "a Layer (Background.daemon, every, cron, or several merged)" }))
 
 const releaseJobs = Layer.effectDiscard(
   Effect.flatMap(Background.Background, ({ supervisor }) => Effect.sync(() => supervisor.releaseJobs()))
@@ -533,10 +546,19 @@ export interface LaunchOptions {
  */
 export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOptions = {}): void => {
   const record = new ShutdownRecord()
-  const deadline = Option.getOrUndefined(Option.map(
-    Option.fromNullable(options.hardDeadline),
-    (input) => Duration.toMillis(input)
+  const checked = Effect.runSync(Effect.either(
+    options.hardDeadline === undefined
+      ? Effect.succeed(undefined)
+      : Effect.map(
+        validate.duration("hardDeadline", options.hardDeadline, "positive", validate.NODE_TIMER_MAX_MILLIS),
+        Duration.toMillis
+      )
   ))
+  if (checked._tag === "Left") {
+    process.stderr.write(`${checked.left.name}: ${checked.left.message}\n`)
+    return process.exit(1)
+  }
+  const deadline = checked.right
   const fiber = Effect.runFork(Layer.launch(self).pipe(Effect.provideService(ShutdownRecorder, record)))
   let timer: NodeJS.Timeout | undefined
   const exitNow = (reason: string) => {
@@ -549,7 +571,8 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
   const onSignal = (signal: NodeJS.Signals) => {
     if (record.startedAt !== undefined) return exitNow(`second signal ${signal}`)
     record.startedAt = Date.now()
-    const limit = deadline ?? record.budgetMillis + 5000
+    // The bounds may add up past what a Node timer can wait; a deadline that far off is no deadline.
+    const limit = Math.min(deadline ?? record.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
     timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
     fiber.unsafeInterruptAsFork(FiberId.none)
   }

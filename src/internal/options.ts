@@ -19,15 +19,42 @@ const isNegativeOrNaN = (value: unknown): boolean => {
   return false
 }
 
-/** A duration that must be finite; `positive` also rules out zero. */
+/** The longest delay a Node timer honours (about 24.8 days); longer ones fire after 1 ms. */
+export const NODE_TIMER_MAX_MILLIS = 2 ** 31 - 1
+
+/** `fallback` when the option was not given; `null` counts as given, and is then refused. */
+export const orDefault = <A>(value: A | undefined, fallback: A): A => (value === undefined ? fallback : value)
+
+/** The options object itself: `undefined` means none were given; anything but an object is refused. */
+export const record = <A extends object>(option: string, value: A | undefined): Effect.Effect<Partial<A>, InvalidOptionError> =>
+  value === undefined
+    ? Effect.succeed({})
+    : typeof value === "object" && value !== null && !Array.isArray(value)
+    ? Effect.succeed(value)
+    : invalid(option, value, "an object of options")
+
+/** `true`, `false`, or not given (`undefined`, then `fallback`). */
+export const boolean = (option: string, value: unknown, fallback: boolean): Effect.Effect<boolean, InvalidOptionError> =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : typeof value === "boolean"
+    ? Effect.succeed(value)
+    : invalid(option, value, "true or false")
+
+/**
+ * A duration that must be finite; `positive` also rules out zero. Options that end up in a Node
+ * timer pass `maxMillis` ({@link NODE_TIMER_MAX_MILLIS}), since Node fires longer delays at once.
+ */
 export const duration = (
   option: string,
   value: unknown,
-  bound: "nonNegative" | "positive"
+  bound: "nonNegative" | "positive",
+  maxMillis: number = Number.POSITIVE_INFINITY
 ): Effect.Effect<Duration.Duration, InvalidOptionError> => {
+  const limit = Number.isFinite(maxMillis) ? `, at most ${maxMillis} ms (about 24 days)` : ""
   const expected = bound === "positive"
-    ? "a finite duration greater than zero (e.g. 500, \"2 seconds\")"
-    : "a finite duration of zero or more (e.g. 0, 500, \"2 seconds\")"
+    ? `a finite duration greater than zero${limit} (e.g. 500, "2 seconds")`
+    : `a finite duration of zero or more${limit} (e.g. 0, 500, "2 seconds")`
   if (isNegativeOrNaN(value)) return invalid(option, value, expected)
   const decoded = Duration.decodeUnknown(value)
   if (Option.isNone(decoded)) return invalid(option, value, expected)
@@ -36,6 +63,7 @@ export const duration = (
   if (bound === "positive" && Duration.lessThanOrEqualTo(d, Duration.zero)) {
     return invalid(option, value, expected)
   }
+  if (Duration.toMillis(d) > maxMillis) return invalid(option, value, expected)
   return Effect.succeed(d)
 }
 

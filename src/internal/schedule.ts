@@ -52,7 +52,9 @@ export const cron = (
       return yield* validate.invalid("cron", expression, "a cron expression with 5 or 6 fields")
     }
     const zoneCheck = Cron.parse("* * * * *", timeZone)
-    if (Either.isLeft(zoneCheck)) {
+    const offset = /^[+-](\d{2}):?(\d{2})$/.exec(timeZone)
+    const offsetOutOfRange = offset !== null && (Number(offset[1]) > 14 || Number(offset[2]) > 59)
+    if (Either.isLeft(zoneCheck) || offsetOutOfRange) {
       return yield* validate.invalid("timeZone", timeZone, "an IANA time zone name such as \"UTC\" or \"Europe/Paris\"")
     }
     const parsed = Cron.parse(expression, timeZone)

@@ -157,6 +157,15 @@ export class Supervisor {
     if (!holdJobs) this.releaseJobs()
   }
 
+  private readonly jobNames = new Set<string>()
+
+  /** Reserves a daemon's or schedule's name; false when another job has it. */
+  claimJobName(name: string): boolean {
+    if (this.jobNames.has(name)) return false
+    this.jobNames.add(name)
+    return true
+  }
+
   /** Lets held daemons and schedules start. */
   releaseJobs(): void {
     this.jobsHeld = false
