@@ -16,7 +16,8 @@ import {
   Fiber,
   FiberId,
   FiberRef,
-  type FiberRefs,
+  FiberRefs,
+  HashMap,
   Option,
   Runtime,
   type Scope,
@@ -221,7 +222,6 @@ export class Supervisor {
     replaced: TaskRecord | undefined
   ): TaskHandle {
     const id = this.nextId++
-    const done = Deferred.unsafeMake<Exit.Exit<unknown, unknown>>(FiberId.none)
     const record: TaskRecord = {
       id,
       name: spec.name,
@@ -240,7 +240,14 @@ export class Supervisor {
         name: spec.name,
         key: spec.key,
         started: true,
-        await: Deferred.await(done),
+        // The fiber ends with the task's exit (see the end of `body`), after `settle` ran — or, when
+        // the fiber itself was interrupted, with that interruption.
+        await: Effect.suspend(() =>
+          Effect.map(
+            Fiber.await(record.fiber!),
+            (outer) => (Exit.isSuccess(outer) ? outer.value as Exit.Exit<unknown, unknown> : outer)
+          )
+        ),
         interrupt: Effect.suspend(() =>
           record.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(record.fiber))
         )
@@ -271,23 +278,34 @@ export class Supervisor {
       Effect.withSpan(`background ${spec.name}`, {
         root: true,
         kind: "internal",
+        // A stack trace per fork costs more than the rest of the fork; the name says where it is from.
+        captureStackTrace: false,
         attributes: { "background.task": spec.name, "background.kind": spec.kind },
         links: Option.isSome(parentSpan)
           ? [{ _tag: "SpanLink", span: parentSpan.value, attributes: { "link.reason": "forked-by" } }]
           : []
       }),
-      Effect.annotateLogs({ task: spec.name, taskKind: spec.kind }),
-      Effect.locally(currentRequestTasks, Option.none()),
-      Effect.locally(currentTaskId, id),
       Effect.interruptible,
-      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true, done)),
+      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true)),
       // settle has reported the failure; a failing root fiber would be logged again by the runtime
       Effect.exit
     )
 
+    // The task's own fiber refs, set once here rather than by an effect per ref in the task: its
+    // log annotations, no per-request task list, and (for jobs) its id.
+    let refs = fiberRefs
+    const set = <V>(fiberRef: FiberRef.FiberRef<V>, value: V) => {
+      refs = FiberRefs.updateAs(refs, { fiberId: FiberId.none, fiberRef, value })
+    }
+    set(
+      FiberRef.currentLogAnnotations,
+      HashMap.set(HashMap.set(FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations), "task", spec.name), "taskKind", spec.kind)
+    )
+    if (Option.isSome(FiberRefs.getOrDefault(refs, currentRequestTasks))) set(currentRequestTasks, Option.none())
+    if (spec.kind === "daemon" || spec.kind === "schedule") set(currentTaskId, id)
     const runtime = Runtime.make({
       context: Context.omit(Tracer.ParentSpan)(context) as Context.Context<R>,
-      fiberRefs,
+      fiberRefs: refs,
       runtimeFlags: Runtime.defaultRuntimeFlags
     })
     record.fiber = Runtime.runFork(runtime)(body)
@@ -327,8 +345,7 @@ export class Supervisor {
   private settle(
     record: TaskRecord,
     exit: Exit.Exit<unknown, unknown>,
-    reportFailure: boolean,
-    done: Deferred.Deferred<Exit.Exit<unknown, unknown>>
+    reportFailure: boolean
   ): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.releaseSlot(record)
@@ -359,7 +376,6 @@ export class Supervisor {
         this.pendingCount--
       }
       this.notify()
-      Deferred.unsafeDone(done, Exit.succeed(exit))
       return report
     })
   }
