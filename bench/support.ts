@@ -8,7 +8,7 @@ export const machine = (): string => {
   const cpus = os.cpus()
   return `machine: ${cpus[0]?.model ?? "unknown cpu"} × ${cpus.length} (available parallelism ${os.availableParallelism()}), ` +
     `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, node ${process.version}, ` +
-    `measured ${new Date().toISOString()}`
+    `load average ${os.loadavg().map((load) => load.toFixed(2)).join(" ")}, measured ${new Date().toISOString()}`
 }
 
 /** The q-quantile (0..1) by nearest rank; NaN for no samples. */
@@ -55,3 +55,86 @@ export const waitForListening = (child: ChildProcess, timeoutMillis: number): Pr
       reject(new Error(`exited with ${code} before listening:\n${output}`))
     })
   })
+
+/** The median by nearest rank; NaN for no samples. */
+export const median = (samples: ReadonlyArray<number>): number => percentile(samples, 0.5)
+
+/** How a figure stands against its goal, as printed next to it. */
+export const verdict = (met: boolean): string => (met ? "MET" : "NOT MET")
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`; rejects after `timeoutMillis`. */
+export const waitForPort = async (port: number, timeoutMillis: number): Promise<void> => {
+  const deadline = performance.now() + timeoutMillis
+  while (performance.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1")
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+    if (open) return
+    await sleep(100)
+  }
+  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMillis}ms`)
+}
+
+/** How a child process ended, with everything it printed. */
+export interface ChildExit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** A child process whose output is kept, and a promise of its exit. */
+export interface Running {
+  readonly child: ChildProcess
+  readonly output: () => { readonly stdout: string; readonly stderr: string }
+  readonly exited: Promise<ChildExit>
+}
+
+/** Keeps a spawned child's output and settles `exited` once it has exited and its streams closed. */
+export const track = (child: ChildProcess): Running => {
+  let stdout = ""
+  let stderr = ""
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk
+  })
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<ChildExit>((resolve, reject) => {
+    child.once("error", reject)
+    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+  exited.catch(() => undefined)
+  return { child, output: () => ({ stdout, stderr }), exited }
+}
+
+/**
+ * Waits for a child to exit, at most `timeoutMillis`; past that it is killed (SIGKILL, by its own
+ * pid) and the promise rejects, so a stuck child never outlives its benchmark.
+ */
+export const awaitExit = async (running: Running, timeoutMillis: number): Promise<ChildExit> => {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      running.exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          running.child.kill("SIGKILL")
+          const { stdout, stderr } = running.output()
+          reject(new Error(`child ${running.child.pid} did not exit within ${timeoutMillis}ms (killed)\n${stdout}\n${stderr}`))
+        }, timeoutMillis)
+      })
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The one line a `Server.launch` process prints when it has shut down, if it printed it. */
+export const shutdownReport = (stdout: string): string | undefined =>
+  stdout.split("\n").find((line) => line.startsWith("shutdown report:"))
