@@ -15,12 +15,13 @@ import {
   Exit,
   Fiber,
   FiberId,
+  DefaultServices,
   FiberRef,
   FiberRefs,
   HashMap,
   Option,
   Runtime,
-  type Scope,
+  Scope,
   Tracer
 } from "effect"
 import { QueueFullError, ShuttingDownError } from "../Errors.js"
@@ -32,6 +33,9 @@ import { currentRequestTasks } from "./requestTasks.js"
  * from its very first run.
  */
 export const currentTaskId: FiberRef.FiberRef<number> = FiberRef.unsafeMake(0)
+
+/** Effect's built-in tracer, which exports nothing. */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** What kind of work a supervised fiber does; daemons never count as pending work. */
 export type TaskKind = "task" | "after-response" | "daemon" | "schedule"
@@ -210,7 +214,7 @@ export class Supervisor {
         this.stats.rejected++
         return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
       }
-      return Effect.succeed(this.register(spec, now, parent.currentContext, parent.getFiberRefs(), replaced))
+      return Effect.map(Scope.make(), (scope) => this.register(spec, now, parent.currentContext, parent.getFiberRefs(), scope, replaced))
     }))
   }
 
@@ -219,6 +223,7 @@ export class Supervisor {
     now: number,
     context: Context.Context<never>,
     fiberRefs: FiberRefs.FiberRefs,
+    scope: Scope.CloseableScope,
     replaced: TaskRecord | undefined
   ): TaskHandle {
     const id = this.nextId++
@@ -257,36 +262,64 @@ export class Supervisor {
     if (record.pending) this.pendingCount++
     if (spec.key !== undefined) this.keys.set(spec.key, record)
 
+    // The span is made here and ended with the task, rather than by withSpan around it (whose
+    // frames stay on the task's stack for its whole life); none for Effect's built-in tracer,
+    // which exports nothing.
+    const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
+    const tracer = Context.get(services, Tracer.Tracer)
+    const clock = Context.get(services, Clock.Clock)
+    const timing = FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
     const parentSpan = Context.getOption(context, Tracer.ParentSpan)
-    const body = Effect.gen(this, function*() {
-      if (replaced?.fiber !== undefined) yield* Fiber.interrupt(replaced.fiber)
-      if (spec.gate !== undefined) {
-        const go = yield* spec.gate
-        if (!go) {
-          record.skipped = true
-          return yield* Effect.interrupt
-        }
-      }
-      if (spec.capped) yield* this.acquireSlot(record)
-      if (record.kind !== "schedule") {
-        record.state = "running"
-        record.startedAt = yield* Clock.currentTimeMillis
-      }
-      return yield* spec.effect
-    }).pipe(
-      Effect.scoped,
-      Effect.withSpan(`background ${spec.name}`, {
-        root: true,
-        kind: "internal",
-        // A stack trace per fork costs more than the rest of the fork; the name says where it is from.
-        captureStackTrace: false,
-        attributes: { "background.task": spec.name, "background.kind": spec.kind },
-        links: Option.isSome(parentSpan)
+    const span = tracer !== nativeTracer && FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerEnabled)
+      ? tracer.span(
+        `background ${spec.name}`,
+        Option.none(),
+        Context.empty(),
+        Option.isSome(parentSpan)
           ? [{ _tag: "SpanLink", span: parentSpan.value, attributes: { "link.reason": "forked-by" } }]
-          : []
-      }),
-      Effect.interruptible,
-      Effect.onExit((exit) => this.settle(record, exit, spec.reportFailure ?? true)),
+          : [],
+        timing ? clock.unsafeCurrentTimeNanos() : BigInt(0),
+        "internal"
+      )
+      : undefined
+    span?.attribute("background.task", spec.name)
+    span?.attribute("background.kind", spec.kind)
+
+    const run = record.kind === "schedule" ? spec.effect : Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
+      record.state = "running"
+      record.startedAt = startedAt
+      return spec.effect
+    })
+    // A plain task goes straight to its effect; no generator frame stays under it.
+    const body = replaced === undefined && spec.gate === undefined
+      ? spec.capped ? Effect.zipRight(this.acquireSlot(record), run) : run
+      : Effect.gen(this, function*() {
+        if (replaced?.fiber !== undefined) yield* Fiber.interrupt(replaced.fiber)
+        if (spec.gate !== undefined) {
+          const go = yield* spec.gate
+          if (!go) {
+            record.skipped = true
+            return yield* Effect.interrupt
+          }
+        }
+        if (spec.capped) yield* this.acquireSlot(record)
+        return yield* run
+      })
+    const program = body.pipe(
+      // The task's scope is made by submit and closed here, as Effect.scoped would, without its
+      // acquire/use/release frames.
+      Effect.onExit((exit) =>
+        Effect.flatMap(Effect.exit(Scope.close(scope, exit)), (closed) => {
+          // As with Effect.scoped, a finalizer's defect makes the task fail.
+          const final: Exit.Exit<unknown, unknown> = Exit.isSuccess(closed)
+            ? exit
+            : Exit.isSuccess(exit)
+            ? closed
+            : Exit.failCause(Cause.sequential(exit.cause, closed.cause))
+          span?.end(timing ? clock.unsafeCurrentTimeNanos() : BigInt(0), final)
+          return this.settle(record, final, spec.reportFailure ?? true)
+        })
+      ),
       // settle has reported the failure; a failing root fiber would be logged again by the runtime
       Effect.exit
     )
@@ -303,12 +336,16 @@ export class Supervisor {
     )
     if (Option.isSome(FiberRefs.getOrDefault(refs, currentRequestTasks))) set(currentRequestTasks, Option.none())
     if (spec.kind === "daemon" || spec.kind === "schedule") set(currentTaskId, id)
+    const withScope = Context.add(context, Scope.Scope, scope)
+    // defaultRuntimeFlags are interruptible, whatever region the caller forked from.
     const runtime = Runtime.make({
-      context: Context.omit(Tracer.ParentSpan)(context) as Context.Context<R>,
+      context: (span === undefined
+        ? Context.omit(Tracer.ParentSpan)(withScope)
+        : Context.add(withScope, Tracer.ParentSpan, span)) as Context.Context<R>,
       fiberRefs: refs,
       runtimeFlags: Runtime.defaultRuntimeFlags
     })
-    record.fiber = Runtime.runFork(runtime)(body)
+    record.fiber = Runtime.runFork(runtime)(program)
     return record.handle
   }
 
