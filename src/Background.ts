@@ -421,19 +421,11 @@ export const daemon = <E, R>(
     if (!Schedule.isSchedule(restart)) {
       return yield* validate.invalid("restart", restart, "a Schedule")
     }
-    const { supervisor } = yield* Background
-    yield* claimJobName(supervisor, validName)
-    yield* supervisor.submit({
-      name: validName,
-      kind: "daemon",
-      effect: Effect.zipRight(
-        supervisor.awaitJobsReleased,
-        internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
-      ),
-      capped: false,
-      enforceQueueBound: false,
-      reportFailure: false
-    }).pipe(Effect.orDie)
+    yield* startJob(
+      validName,
+      "daemon",
+      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
+    )
   }))
 
 /**
@@ -551,11 +543,30 @@ export const cron = <E, R>(
     )
   )
 
-/** Jobs are told apart by name in logs, snapshots and the report, so two may not share one. */
-const claimJobName = (supervisor: Supervisor, name: string): Effect.Effect<void, InvalidOptionError> =>
-  supervisor.claimJobName(name)
-    ? Effect.void
-    : validate.invalid("name", name, "a name no other daemon or job of this supervisor has")
+/**
+ * Registers a daemon or schedule under a name no other job has (jobs are told apart by name in
+ * logs, snapshots and the report); its loop waits until jobs are released.
+ */
+const startJob = <E, R>(
+  name: string,
+  kind: "daemon" | "schedule",
+  loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
+): Effect.Effect<void, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+  Effect.gen(function*() {
+    const { supervisor } = yield* Background
+    if (!supervisor.claimJobName(name)) {
+      return yield* validate.invalid("name", name, "a name no other daemon or job of this supervisor has")
+    }
+    yield* supervisor.submit({
+      name,
+      kind,
+      effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor)),
+      capped: false,
+      enforceQueueBound: false,
+      // a daemon reports each failure itself; a schedule's loop never fails
+      reportFailure: kind !== "daemon"
+    }).pipe(Effect.orDie)
+  })
 
 const repeating = <E, R>(
   name: string,
@@ -565,16 +576,9 @@ const repeating = <E, R>(
   Layer.effectDiscard(Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
     const validCadence = yield* cadence
-    const { supervisor } = yield* Background
-    yield* claimJobName(supervisor, validName)
-    yield* supervisor.submit({
-      name: validName,
-      kind: "schedule",
-      effect: Effect.zipRight(
-        supervisor.awaitJobsReleased,
-        internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))
-      ),
-      capped: false,
-      enforceQueueBound: false
-    }).pipe(Effect.orDie)
+    yield* startJob(
+      validName,
+      "schedule",
+      (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))
+    )
   }))

@@ -29,7 +29,7 @@ export interface SerializedDefect {
 }
 
 export type FromWorker =
-  | { readonly _tag: "Ready"; readonly kind: "tasks" | "isolate"; readonly tasks: ReadonlyArray<string> }
+  | { readonly _tag: "Ready" }
   | { readonly _tag: "LoadError"; readonly error: SerializedDefect }
   | { readonly _tag: "Success"; readonly id: number; readonly output: unknown }
   | { readonly _tag: "Failure"; readonly id: number; readonly error: unknown }

@@ -164,7 +164,7 @@ const serveTasks = (module: TasksModule | undefined) => {
       pump()
     }
   })
-  post({ _tag: "Ready", kind: "tasks", tasks: module === undefined ? [] : Array.from(module.implementations.keys()) })
+  post({ _tag: "Ready" })
 }
 
 const serveIsolate = (module: IsolateModule) => {
@@ -202,7 +202,7 @@ const serveIsolate = (module: IsolateModule) => {
       })
     }
   })
-  post({ _tag: "Ready", kind: "isolate", tasks: [] })
+  post({ _tag: "Ready" })
 }
 
 const wrongKind = {
