@@ -6,7 +6,11 @@
  * - effect-background with the task (`Server.app` + `BackgroundTasks.add`, `fs.appendFile`);
  * - the same with `fs/promises` `appendFile`, as examples/notify.ts writes it;
  * - the same server with a task that does nothing (the task machinery's share), and without a task;
- * - a bare `node:http` server that answers, then `setImmediate` + `fs.appendFile`;
+ * - the same server doing the append with no task machinery at all (a raw `setImmediate` +
+ *   `fs.appendFile` from the handler, untracked): what the append alone costs that server, the
+ *   ceiling for any way of running it after the response;
+ * - a bare `node:http` server that answers, then `setImmediate` + `fs.appendFile`, and the same
+ *   server without the append;
  * - FastAPI `BackgroundTasks` on uvicorn, when a python3 can import both (skipped otherwise).
  *
  * Every request carries a unique email, so the lines written are matched one by one against the
@@ -23,6 +27,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import {
   awaitExit,
+  LOADER,
   freePort,
   machine,
   median,
@@ -44,7 +49,9 @@ const WITH_TASK = "effect-background, with task"
 const WITH_TASK_PROMISES = "effect-background, with task (fs/promises)"
 const WITHOUT_TASK = "effect-background, no task"
 const NOOP_TASK = "effect-background, no-op task"
+const RAW_APPEND = "effect-background, raw append (no task machinery)"
 const BARE = "node:http + setImmediate"
+const BARE_NO_TASK = "node:http, no append"
 const FASTAPI = "FastAPI + uvicorn"
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -57,7 +64,7 @@ interface Contender {
 }
 
 const nodeServer = (script: string, extraEnv: Record<string, string>) => (port: number, logFile: string) =>
-  track(spawn(process.execPath, ["--import", "tsx", fixture(script)], {
+  track(spawn(process.execPath, ["--import", LOADER, fixture(script)], {
     env: { ...process.env, PORT: String(port), LOG_FILE: logFile, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"]
   }))
@@ -158,7 +165,9 @@ const main = async () => {
     { name: WITH_TASK_PROMISES, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "promises" }) },
     { name: NOOP_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "noop" }) },
     { name: WITHOUT_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "0" }) },
-    { name: BARE, writes: true, start: nodeServer("notify-bare.ts", {}) }
+    { name: RAW_APPEND, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "raw" }) },
+    { name: BARE, writes: true, start: nodeServer("notify-bare.ts", {}) },
+    { name: BARE_NO_TASK, writes: false, start: nodeServer("notify-bare.ts", { WITH_TASK: "0" }) }
   ]
   if (fastapi !== undefined) {
     contenders.push({
@@ -261,6 +270,16 @@ const main = async () => {
     console.log(`lines missing with task: ${ours.missing} (goal 0) ${verdict(ours.missing === 0)}`)
     const noop = summary.get(NOOP_TASK)!.perSecond / summary.get(WITHOUT_TASK)!.perSecond
     console.log(`throughput with a no-op task vs without: ${ratio(noop)} (the task machinery alone, no file write)`)
+    const raw = summary.get(RAW_APPEND)!.perSecond
+    console.log(
+      `throughput with the append but no task machinery vs without: ${ratio(raw / summary.get(WITHOUT_TASK)!.perSecond)} ` +
+        `(the append's own cost: the ceiling for the ratio above on this machine)`
+    )
+    console.log(`throughput with task vs the raw append: ${ratio(ours.perSecond / raw)} (what the task machinery costs beyond the work)`)
+    console.log(
+      `${BARE} vs ${BARE_NO_TASK}: ${ratio(summary.get(BARE)!.perSecond / summary.get(BARE_NO_TASK)!.perSecond)} ` +
+        `(the same append in a bare server)`
+    )
     const promises = summary.get(WITH_TASK_PROMISES)!
     console.log(
       `throughput with task (fs/promises) vs without: ${ratio(promises.perSecond / summary.get(WITHOUT_TASK)!.perSecond)}; ` +

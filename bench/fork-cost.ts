@@ -12,7 +12,7 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as Background from "../src/Background.js"
 import { type Contender, contenders } from "./fixtures/fork-contenders.js"
-import { awaitExit, machine, median, ratio, track, verdict } from "./support.js"
+import { awaitExit, LOADER, machine, median, ratio, track, verdict } from "./support.js"
 
 const FORKS = Number(process.env.BENCH_FORKS ?? 20_000)
 const ROUNDS = Number(process.env.BENCH_FORK_ROUNDS ?? 5)
@@ -109,7 +109,7 @@ interface MemoryResult {
 const memoryOnce = async (name: Contender): Promise<MemoryResult> => {
   const running = track(spawn(
     process.execPath,
-    ["--expose-gc", "--import", "tsx", fileURLToPath(new URL("./fixtures/fork-memory.ts", import.meta.url)), name, String(SLEEPERS)],
+    ["--expose-gc", "--import", LOADER, fileURLToPath(new URL("./fixtures/fork-memory.ts", import.meta.url)), name, String(SLEEPERS)],
     { stdio: ["ignore", "pipe", "pipe"] }
   ))
   const exit = await awaitExit(running, 180_000)

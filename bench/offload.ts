@@ -21,7 +21,7 @@ import { Worker } from "node:worker_threads"
 import { Piscina } from "piscina"
 import * as Offload from "../src/Offload.js"
 import { Spin } from "../test/fixtures/tasks.js"
-import { machine, percentile, ratio, sleep, waitForListening, freePort } from "./support.js"
+import { freePort, LOADER, machine, percentile, ratio, sleep, waitForListening } from "./support.js"
 import { Increment } from "./workers/tiny.tasks.js"
 
 const THREADS = 2
@@ -162,7 +162,7 @@ const pingLoop = async (port: number, millis: number, limit: number): Promise<Ar
 
 const pingUnderLoad = async () => {
   const port = await freePort()
-  const child = spawn(process.execPath, ["--import", "tsx", "examples/offload.ts"], {
+  const child = spawn(process.execPath, ["--import", LOADER, "examples/offload.ts"], {
     env: { ...process.env, PORT: String(port), OFFLOAD_THREADS: "1" },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { type Contender, contenders } from "./fixtures/schedule-contenders.js"
-import { awaitExit, machine, median, ratio, track } from "./support.js"
+import { awaitExit, LOADER, machine, median, ratio, track } from "./support.js"
 
 const JOBS = Number(process.env.BENCH_SCHEDULE_JOBS ?? 10_000)
 const INTERVALS = (process.env.BENCH_SCHEDULE_INTERVALS ?? "100,1000").split(",").map(Number)
@@ -28,7 +28,7 @@ const measure = async (contender: Contender, interval: number): Promise<Measured
     process.execPath,
     [
       "--import",
-      "tsx",
+      LOADER,
       fileURLToPath(new URL("./fixtures/schedules.ts", import.meta.url)),
       contender,
       String(JOBS),

@@ -10,6 +10,7 @@ import * as http from "node:http"
 import { fileURLToPath } from "node:url"
 import {
   awaitExit,
+  LOADER,
   freePort,
   machine,
   median,
@@ -49,7 +50,7 @@ interface Trial {
 
 const trial = async (daemons: number, forks: number): Promise<Trial> => {
   const port = await freePort()
-  const running = track(spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./fixtures/shutdown-server.ts", import.meta.url))], {
+  const running = track(spawn(process.execPath, ["--import", LOADER, fileURLToPath(new URL("./fixtures/shutdown-server.ts", import.meta.url))], {
     env: { ...process.env, PORT: String(port), DAEMONS: String(daemons) },
     stdio: ["ignore", "pipe", "pipe"]
   }))

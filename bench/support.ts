@@ -3,6 +3,12 @@ import type { ChildProcess } from "node:child_process"
 import * as net from "node:net"
 import * as os from "node:os"
 
+/**
+ * The `--import` that child processes of the benchmarks load: TypeScript compiled as `tsc` emits
+ * it (bench/loader/hooks.mjs), so the library is measured as it ships rather than under tsx.
+ */
+export const LOADER = new URL("./loader/register.mjs", import.meta.url).href
+
 /** One line naming the machine the figures were measured on. */
 export const machine = (): string => {
   const cpus = os.cpus()

@@ -265,26 +265,30 @@ type Forked<R> = Effect.Effect<
   Exclude<R, Scope.Scope> | Background
 >
 
-const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
-  return Effect.gen(function*() {
-    const spec = typeof options === "string"
-      ? { name: options }
-      : yield* validate.record("options", options as Exclude<ForkOptions, string>)
-    const name = yield* validate.name("name", spec.name)
-    if (spec.key !== undefined) yield* validate.name("key", spec.key)
-    if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
-    const { supervisor } = yield* Background
-    return yield* supervisor.submit({
-      name,
-      kind: "task",
-      effect: self,
-      key: spec.key,
-      onConflict: spec.onConflict,
-      capped: true,
-      enforceQueueBound: true
+const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> =>
+  Effect.flatMap(Background, ({ supervisor }): Forked<R> => {
+    // The common case, a name alone, is checked without building an effect per check.
+    if (typeof options === "string") {
+      return validate.isName(options)
+        ? supervisor.submit({ name: options, kind: "task", effect: self, capped: true, enforceQueueBound: true })
+        : Effect.fail(validate.invalidName("name", options))
+    }
+    return Effect.gen(function*() {
+      const spec = yield* validate.record("options", options as Exclude<ForkOptions, string>)
+      const name = yield* validate.name("name", spec.name)
+      if (spec.key !== undefined) yield* validate.name("key", spec.key)
+      if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
+      return yield* supervisor.submit({
+        name,
+        kind: "task",
+        effect: self,
+        key: spec.key,
+        onConflict: spec.onConflict,
+        capped: true,
+        enforceQueueBound: true
+      })
     })
   })
-}
 
 /**
  * Starts a named fire-and-forget task that outlives the calling request but not the server. The

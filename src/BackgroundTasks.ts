@@ -8,10 +8,11 @@
  */
 import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Effect, Exit, FiberRef, Option, type Scope } from "effect"
+import { Context, Effect, Exit, type Scope } from "effect"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
-import { type AddOptions, currentRequestTasks, RequestTasks } from "./internal/requestTasks.js"
+import * as requestTasks from "./internal/requestTasks.js"
+import type { AddOptions } from "./internal/requestTasks.js"
 
 /**
  * Options of {@link add}.
@@ -74,12 +75,12 @@ export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: Options = {}
 ): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
-  Effect.flatMap(FiberRef.get(currentRequestTasks), (tasks) =>
-    Option.isSome(tasks)
-      ? tasks.value.add(effect, options)
-      : Effect.dieMessage(
-        "BackgroundTasks.add needs BackgroundTasks.middleware around the app (Server.serve installs it)"
-      ))
+  requestTasks.add(effect, options, supervisorOf)
+
+const supervisorOf = (context: Context.Context<never>) => {
+  const background = Context.getOption(context, Background)
+  return background._tag === "Some" ? background.value.supervisor : undefined
+}
 
 /**
  * Calls `f` once the Node response has been written to the socket (or the socket has closed).
@@ -91,13 +92,9 @@ const whenWritten = (request: HttpServerRequest.HttpServerRequest, f: () => void
   if (incoming instanceof Http.IncomingMessage && incoming.headers.upgrade !== undefined) return f()
   const response = NodeHttpServerRequest.toServerResponse(request) as unknown
   if (!(response instanceof Http.ServerResponse) || response.writableFinished || response.destroyed) return f()
-  const done = () => {
-    response.off("finish", done)
-    response.off("close", done)
-    f()
-  }
-  response.on("finish", done)
-  response.on("close", done)
+  // A Node response emits `close` on the tick after `finish` (its last byte handed to the socket),
+  // and also when the connection drops first: one listener covers both.
+  response.once("close", f)
 }
 
 const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): boolean =>
@@ -123,12 +120,15 @@ const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknow
  * @category middleware
  */
 export const middleware = HttpMiddleware.make((app) =>
-  Effect.gen(function*() {
-    const { supervisor } = yield* Background
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const tasks = new RequestTasks(supervisor, `after-response ${request.method}`)
-    const exit = yield* Effect.exit(Effect.locally(app, currentRequestTasks, Option.some(tasks)))
-    whenWritten(request, () => tasks.settle(succeeded(exit)))
-    return yield* exit
-  })
+  Effect.zipRight(
+    Background,
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      requestTasks.open(request)
+      return Effect.flatMap(Effect.exit(app), (exit) => {
+        const tasks = requestTasks.take(request)
+        if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
+        return exit
+      })
+    })
+  )
 )

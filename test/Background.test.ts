@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Cause, Deferred, Effect, ExecutionStrategy, Exit, Fiber, Layer, Logger, LogLevel, Option, Scope, TestClock } from "effect"
 import { Background, InvalidOptionError, QueueFullError, ShuttingDownError } from "../src/index.js"
+import { lazyWorks as taskScopeIsLazy } from "../src/internal/taskScope.js"
 import { makeLogCapture, makeRecordingTracer, startSupervisor } from "./support/unit-harness.js"
 
 /** A task that says when it started and ends when the test lets it. */
@@ -134,6 +135,61 @@ describe("a task's Scope and span", () => {
       yield* task.release
       yield* Background.awaitIdle
       expect(events).toEqual(["cleanup started", "caller scope closed", "cleanup done", "cleanup finalized"])
+    }).pipe(Effect.provide(Background.layer())))
+
+  it.effect("the task's Scope owns what is forked or opened in it: a scoped fiber is interrupted and a child scope closed when the task ends", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const handle = yield* Background.fork(
+        Effect.gen(function*() {
+          const running = yield* Deferred.make<void>()
+          yield* Effect.forkScoped(
+            Deferred.succeed(running, undefined).pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Effect.sync(() => events.push("scoped fiber interrupted")))
+            )
+          )
+          yield* Deferred.await(running)
+          const scope = yield* Effect.scope
+          const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+          yield* Scope.addFinalizer(child, Effect.sync(() => events.push("child scope closed")))
+          yield* Effect.addFinalizer(() => Effect.sync(() => events.push("task finalizer")))
+          return "done"
+        }),
+        "owner"
+      )
+      const exit = yield* handle.await
+      expect(exit).toStrictEqual(Exit.succeed("done"))
+      // reverse order of acquisition, as Effect.scoped would run them
+      expect(events).toEqual(["task finalizer", "child scope closed", "scoped fiber interrupted"])
+    }).pipe(Effect.provide(Background.layer())))
+
+  it("task scopes are made the cheap way on this Effect version (else every task falls back to Scope.make)", () => {
+    expect(taskScopeIsLazy).toBe(true)
+  })
+
+  it.effect("a task that never touches its Scope still has one, and a finalizer added after the task ended runs at once", () =>
+    Effect.gen(function*() {
+      let leaked: Scope.Scope | undefined
+      const handle = yield* Background.fork(Effect.map(Effect.scope, (scope) => (leaked = scope)), "leaks-scope")
+      expect(Exit.isSuccess(yield* handle.await)).toBe(true)
+      let ran = false
+      yield* Scope.addFinalizer(leaked!, Effect.sync(() => (ran = true)))
+      expect(ran).toBe(true)
+    }).pipe(Effect.provide(Background.layer())))
+
+  it.effect("a finalizer that dies makes the task fail with that defect, reported once", () =>
+    Effect.gen(function*() {
+      const logs = makeLogCapture()
+      const handle = yield* Background.fork(
+        Effect.addFinalizer(() => Effect.dieMessage("finalizer broke")),
+        "bad-finalizer"
+      ).pipe(Effect.provide(logs.layer))
+      const exit = yield* handle.await
+      expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("finalizer broke")
+      const stats = yield* Background.stats
+      expect(stats).toMatchObject({ finished: 1, failed: 1 })
+      expect(logs.errors().map((entry) => entry.message)).toEqual(['background task "bad-finalizer" failed'])
     }).pipe(Effect.provide(Background.layer())))
 
   it.effect("a task forked from an uninterruptible region can still be interrupted", () =>

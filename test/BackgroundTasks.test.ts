@@ -14,7 +14,7 @@ import {
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Layer, Schema, Stream } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Background, BackgroundTasks, Server } from "../src/index.js"
@@ -190,6 +190,44 @@ describe("BackgroundTasks on a real server", () => {
       expect(errors[0]!.cause).toContain("b failed")
       expect(errors[1]!.message).toContain("task-c")
       expect(errors[1]!.cause).toContain("c died")
+    }).pipe(Effect.scoped))
+
+  it.live("add refuses, with a defect that names the fix, a call from a background task and one made after the response was written", () =>
+    Effect.gen(function*() {
+      const fromTask = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
+      const afterResponse = yield* Deferred.make<Exit.Exit<void>>()
+      const written = yield* Deferred.make<void>()
+      let ran = 0
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/late",
+        Effect.gen(function*() {
+          const handle = yield* Background.fork(BackgroundTasks.add(Effect.sync(() => ran++)), "adds-from-a-task")
+          yield* Deferred.succeed(fromTask, yield* handle.await)
+          // a daemon fiber of the handler's own, still holding the request, adds once it is answered
+          yield* Effect.forkDaemon(
+            Deferred.await(written).pipe(
+              Effect.zipRight(BackgroundTasks.add(Effect.sync(() => ran++))),
+              Effect.exit,
+              Effect.flatMap((exit) => Deferred.succeed(afterResponse, exit))
+            )
+          )
+          return HttpServerResponse.text("ok")
+        })
+      ))
+      const server = yield* serving(app)
+
+      expect((yield* request(server.port, "/late", { method: "POST" })).status).toBe(200)
+      yield* Deferred.succeed(written, undefined)
+      const messageOf = (exit: Exit.Exit<unknown, unknown>) =>
+        Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "(succeeded)"
+      expect(messageOf(yield* Deferred.await(fromTask).pipe(orHang("the task's add")))).toContain(
+        "called from a background task; use Background.fork"
+      )
+      expect(messageOf(yield* Deferred.await(afterResponse).pipe(orHang("the late add")))).toContain(
+        "after the response was written; use Background.fork"
+      )
+      yield* server.use(Background.awaitIdle)
+      expect(ran).toBe(0)
     }).pipe(Effect.scoped))
 
   describe("only a handler that succeeded runs its tasks; `always` tasks run regardless", () => {

@@ -39,7 +39,7 @@ export const boolean = (option: string, value: unknown, fallback: boolean): Effe
     ? Effect.succeed(fallback)
     : typeof value === "boolean"
     ? Effect.succeed(value)
-    : invalid(option, value, "true or false")
+    : Effect.fail(invalidBoolean(option, value))
 
 /**
  * A duration that must be finite; `positive` also rules out zero. Options that end up in a Node
@@ -93,11 +93,23 @@ export const oneOf = <const L extends string>(
     ? Effect.succeed(value as L)
     : invalid(option, value, `one of ${literals.map((l) => JSON.stringify(l)).join(", ")}`)
 
+/** A non-empty string without surrounding whitespace. */
+export const isName = (value: unknown): value is string =>
+  typeof value === "string" && value.trim().length > 0 && value.trim() === value
+
+const NAME_EXPECTED = "a non-empty string without leading or trailing spaces"
+
+/** The error {@link name} fails with, for checks done outside an effect. */
+export const invalidName = (option: string, value: unknown): InvalidOptionError =>
+  new InvalidOptionError({ option, value, expected: NAME_EXPECTED })
+
+/** The error {@link boolean} fails with, for checks done outside an effect. */
+export const invalidBoolean = (option: string, value: unknown): InvalidOptionError =>
+  new InvalidOptionError({ option, value, expected: "true or false" })
+
 /** A non-empty name without surrounding whitespace. */
 export const name = (option: string, value: unknown): Effect.Effect<string, InvalidOptionError> =>
-  typeof value === "string" && value.trim().length > 0 && value.trim() === value
-    ? Effect.succeed(value)
-    : invalid(option, value, "a non-empty string without leading or trailing spaces")
+  isName(value) ? Effect.succeed(value) : Effect.fail(invalidName(option, value))
 
 /** A TCP port number (0 picks a free one). */
 export const port = (option: string, value: unknown): Effect.Effect<number, InvalidOptionError> =>

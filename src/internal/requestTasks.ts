@@ -1,12 +1,17 @@
 /**
- * The per-request list behind `BackgroundTasks.add`: tasks are admitted into the supervisor as
- * soon as they are added (so shutdown accounts for them), and held at a gate that opens once the
- * response has been written and the handler's outcome is known.
+ * The per-request list behind `BackgroundTasks.add`. A task is admitted into the supervisor when it
+ * is added (so shutdown accounts for it and snapshots show it waiting) but holds no fiber until
+ * the response has been written: then the tasks that should run are started — sequential ones one
+ * after another, each when the one before it has ended — and the others are counted as skipped.
+ *
+ * The list is found through the request itself (its underlying Node or web request, which stays
+ * the same when a router rewrites the URL), so a request that adds nothing costs two WeakMap
+ * operations and no fiber ref.
  */
-import { HttpRouter } from "@effect/platform"
-import { Deferred, Effect, Exit, FiberId, FiberRef, Option, type Scope } from "effect"
+import { HttpRouter, HttpServerRequest } from "@effect/platform"
+import { Clock, Context, Effect, Option, type Scope } from "effect"
 import * as validate from "./options.js"
-import type { Supervisor, TaskHandle } from "./supervisor.js"
+import { currentTaskId, type Origin, originOf, type Supervisor } from "./supervisor.js"
 
 export interface AddOptions {
   readonly name?: string | undefined
@@ -14,62 +19,159 @@ export interface AddOptions {
   readonly concurrent?: boolean | undefined
 }
 
+interface Entry {
+  readonly record: NonNullable<ReturnType<Supervisor["reserve"]>>
+  readonly effect: Effect.Effect<unknown, unknown, never>
+  readonly origin: Origin
+  readonly always: boolean
+  readonly concurrent: boolean
+}
+
 export class RequestTasks {
-  /** Opens with `true` when the handler succeeded, `false` otherwise, once the response is written. */
-  private readonly outcome = Deferred.unsafeMake<boolean>(FiberId.none)
-  private lastSequential: TaskHandle | undefined = undefined
+  private readonly entries: Array<Entry> = []
   private count = 0
   sealed = false
 
-  constructor(readonly supervisor: Supervisor, readonly label: string) {}
+  constructor(readonly supervisor: Supervisor) {}
 
-  add<A, E, R>(effect: Effect.Effect<A, E, R>, options: AddOptions): Effect.Effect<void, never, Exclude<R, Scope.Scope>> {
-    return Effect.gen(this, function*() {
-      if (this.sealed) {
-        return yield* Effect.dieMessage(
-          "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
-        )
-      }
-      // `add` has no error channel (a handler should not have to handle it): a bad option is a
-      // defect, with the same typed error every other option check gives.
-      const given = yield* Effect.orDie(Effect.all({
-        name: options.name === undefined ? Effect.succeed(undefined) : validate.name("name", options.name),
-        always: validate.boolean("always", options.always, false),
-        concurrent: validate.boolean("concurrent", options.concurrent, false)
-      }))
-      const index = ++this.count
-      // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
-      // business in logs and reports unless the handler names the task so itself.
-      const route = yield* Effect.serviceOption(HttpRouter.RouteContext)
-      const name = given.name ?? `${this.label}${Option.isSome(route) ? ` ${route.value.route.path}` : ""} #${index}`
-      const previous = given.concurrent ? undefined : this.lastSequential
-      const gate = Effect.flatMap(Deferred.await(this.outcome), (succeeded) =>
-        succeeded || given.always
-          ? previous === undefined ? Effect.succeed(true) : Effect.as(previous.await, true)
-          : Effect.succeed(false))
-      yield* this.supervisor.submit({
-        name,
-        kind: "after-response",
-        effect,
-        gate,
-        capped: true,
-        enforceQueueBound: false
-      }).pipe(
-        Effect.tap((handle) =>
-          Effect.sync(() => {
-            if (!given.concurrent) this.lastSequential = handle
-          })
-        ),
-        Effect.catchAll((error) => Effect.logError(error.message))
+  /** Validates and admits a task, in the calling fiber. */
+  add(
+    fiber: Parameters<Parameters<typeof Effect.withFiberRuntime>[0]>[0],
+    request: HttpServerRequest.HttpServerRequest,
+    effect: Effect.Effect<unknown, unknown, never>,
+    options: AddOptions
+  ): Effect.Effect<void> {
+    if (this.sealed) {
+      // (a fiber the handler forked, adding after the response was written)
+      return Effect.dieMessage(
+        "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
       )
+    }
+    // `add` has no error channel (a handler should not have to handle it): a bad option is a
+    // defect, with the same typed error every other option check gives.
+    if (options.name !== undefined && !validate.isName(options.name)) return Effect.die(validate.invalidName("name", options.name))
+    if (options.always !== undefined && typeof options.always !== "boolean") {
+      return Effect.die(validate.invalidBoolean("always", options.always))
+    }
+    if (options.concurrent !== undefined && typeof options.concurrent !== "boolean") {
+      return Effect.die(validate.invalidBoolean("concurrent", options.concurrent))
+    }
+    const index = ++this.count
+    const context = fiber.currentContext
+    // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
+    // business in logs and reports unless the handler names the task so itself.
+    const name = options.name ?? defaultName(request, context, index)
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const record = this.supervisor.reserve(name, now)
+    if (record === undefined) {
+      return Effect.logError(`background after-response "${name}" refused: the server is shutting down`)
+    }
+    this.entries.push({
+      record,
+      effect,
+      origin: originOf(fiber),
+      always: options.always ?? false,
+      concurrent: options.concurrent ?? false
     })
+    return Effect.void
   }
 
-  /** Seals the list and opens the gate with the handler's outcome. */
+  /**
+   * Seals the list once the response is written: starts what should run (everything when the
+   * handler succeeded, `always` tasks otherwise) and skips the rest.
+   */
   settle(succeeded: boolean): void {
     this.sealed = true
-    Deferred.unsafeDone(this.outcome, Exit.succeed(succeeded))
+    const now: Array<Entry> = []
+    let previous: Entry | undefined
+    // Links first, starts after: a task may end before `launch` returns.
+    for (const entry of this.entries) {
+      if (!succeeded && !entry.always) {
+        this.supervisor.skip(entry.record)
+      } else if (entry.concurrent) {
+        now.push(entry)
+      } else {
+        if (previous === undefined) now.push(entry)
+        // started from the previous task's fiber: scheduled, so a long line never nests run loops
+        else previous.record.onEnd = () => this.start(entry, false)
+        previous = entry
+      }
+    }
+    this.entries.length = 0
+    for (const entry of now) this.start(entry, true)
+  }
+
+  private start(entry: Entry, immediate: boolean): void {
+    this.supervisor.launch(entry.record, entry.effect, entry.origin, true, true, immediate)
   }
 }
 
-export const currentRequestTasks = FiberRef.unsafeMake<Option.Option<RequestTasks>>(Option.none())
+const defaultName = (request: HttpServerRequest.HttpServerRequest, context: Context.Context<never>, index: number) => {
+  const route = Context.getOption(context, HttpRouter.RouteContext)
+  return `after-response ${request.method}${Option.isSome(route) ? ` ${route.value.route.path}` : ""} #${index}`
+}
+
+/**
+ * Task lists by request: `null` marks a request served by the middleware that has not added a
+ * task yet, `false` one whose response was written without any. Keyed by the request's source,
+ * which a router's URL rewrite keeps; an entry goes when its request is collected.
+ */
+const lists = new WeakMap<object, RequestTasks | null | false>()
+
+const keyOf = (request: HttpServerRequest.HttpServerRequest): object => request.source as object
+
+/** Opens the request's list (empty until the first add). */
+export const open = (request: HttpServerRequest.HttpServerRequest): void => {
+  lists.set(keyOf(request), null)
+}
+
+/**
+ * Seals the request's list (a later add is refused) and returns it, if anything was added. The map
+ * then holds only the seal: a request object can outlive its response for a while, and its tasks
+ * (with their fibers and the handler's services) should not live as long.
+ */
+export const take = (request: HttpServerRequest.HttpServerRequest): RequestTasks | undefined => {
+  const key = keyOf(request)
+  const tasks = lists.get(key)
+  lists.set(key, false)
+  return tasks || undefined
+}
+
+/** `BackgroundTasks.add`. */
+export const add = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options: AddOptions,
+  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
+): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
+  Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext
+    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+    const key = Option.isSome(request) ? keyOf(request.value) : undefined
+    if (fiber.getFiberRef(currentTaskId) !== 0) {
+      return Effect.dieMessage(
+        "BackgroundTasks.add was called from a background task; use Background.fork to start more work from it"
+      )
+    }
+    if (Option.isNone(request) || key === undefined || !lists.has(key)) {
+      return Effect.dieMessage(
+        "BackgroundTasks.add needs BackgroundTasks.middleware around the app (Server.serve installs it)"
+      )
+    }
+    const existing = lists.get(key)
+    if (existing === false) {
+      return Effect.dieMessage(
+        "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
+      )
+    }
+    let tasks = existing ?? undefined
+    if (tasks === undefined) {
+      const supervisor = supervisorOf(context)
+      if (supervisor === undefined) {
+        return Effect.dieMessage("BackgroundTasks.add needs the Background supervisor (Background.layer)")
+      }
+      tasks = new RequestTasks(supervisor)
+      lists.set(key, tasks)
+    }
+    // The task's context is the handler's; Scope comes from the task's own scope.
+    return tasks.add(fiber, request.value, effect as Effect.Effect<unknown, unknown, never>, options)
+  })

@@ -21,11 +21,12 @@ import {
   HashMap,
   Option,
   Runtime,
+  RuntimeFlags,
   Scope,
   Tracer
 } from "effect"
 import { QueueFullError, ShuttingDownError } from "../Errors.js"
-import { currentRequestTasks } from "./requestTasks.js"
+import * as taskScope from "./taskScope.js"
 
 /**
  * The id of the supervised task the current fiber runs for (0 outside any). A task's body starts
@@ -114,28 +115,89 @@ export interface SubmitSpec<A, E, R> {
   readonly capped: boolean
   /** Refuse with `QueueFullError` when the queue is full (plain tasks only). */
   readonly enforceQueueBound: boolean
-  /** Runs before the task takes a slot; `false` skips the task (after-response gating). */
-  readonly gate?: Effect.Effect<boolean> | undefined
   /** Report failures of the effect itself (schedules and daemons report their own runs). */
   readonly reportFailure?: boolean | undefined
 }
 
-interface TaskRecord {
-  readonly id: number
-  readonly name: string
-  readonly key: string | undefined
-  readonly kind: TaskKind
+/** Where a task's fiber takes its services and fiber refs from: the fiber that added it. */
+export interface Origin {
+  readonly context: Context.Context<never>
+  readonly fiberRefs: FiberRefs.FiberRefs
+}
+
+/** The fiber refs of a fiber, as a task it starts will inherit them. */
+export const originOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Origin => ({
+  context: fiber.currentContext,
+  fiberRefs: fiber.getFiberRefs()
+})
+
+/** A task's fiber starts uninterruptible, so its end is always counted; its body is interruptible. */
+const taskFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
+
+class TaskRecord {
   state: TaskState
-  readonly submittedAt: number
-  startedAt: number | undefined
-  fiber: Fiber.RuntimeFiber<unknown> | undefined
-  holdsSlot: boolean
+  startedAt: number | undefined = undefined
+  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  holdsSlot = false
   /** An after-response task whose handler failed: ended without running. */
-  skipped: boolean
-  wake: Deferred.Deferred<void> | undefined
+  skipped = false
+  wake: Deferred.Deferred<void> | undefined = undefined
   /** Counted in `pending` (awaitIdle and the grace period wait for it). */
   pending: boolean
-  readonly handle: TaskHandle
+  /** How the task ended, once it has. */
+  exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  /** Called once the task has ended and been counted (starts the next after-response task in line). */
+  onEnd: (() => void) | undefined = undefined
+  /** Set when the task's fiber is launched. */
+  scope: taskScope.TaskScope | undefined = undefined
+  reportFailure = true
+  /** The task's span, with the clock that times it (none when timing is off), under a real tracer. */
+  span: { readonly span: Tracer.Span; readonly clock: Clock.Clock | undefined } | undefined = undefined
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly key: string | undefined,
+    readonly kind: TaskKind,
+    readonly submittedAt: number
+  ) {
+    this.state = kind === "daemon" ? "running" : kind === "schedule" ? "idle" : "waiting"
+    this.pending = kind === "task" || kind === "after-response"
+  }
+
+  /** The task (not a schedule, which marks each run) starts running. */
+  begin(clock: Clock.Clock): void {
+    if (this.kind === "schedule") return
+    this.state = "running"
+    this.startedAt = clock.unsafeCurrentTimeMillis()
+  }
+}
+
+/** Made on demand for the caller of `submit`; it holds nothing the record does not. */
+class Handle implements TaskHandle {
+  constructor(private readonly record: TaskRecord, readonly started: boolean) {}
+  get id(): number {
+    return this.record.id
+  }
+  get name(): string {
+    return this.record.name
+  }
+  get key(): string | undefined {
+    return this.record.key
+  }
+  get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
+    const record = this.record
+    return Effect.suspend(() =>
+      record.fiber === undefined
+        ? Effect.succeed(record.exit ?? Exit.interrupt(FiberId.none))
+        // The fiber ends once `end` has recorded the task's exit (a finalizer's defect included).
+        : Effect.map(Fiber.await(record.fiber), (outer) => record.exit ?? outer)
+    )
+  }
+  get interrupt(): Effect.Effect<void> {
+    const record = this.record
+    return Effect.suspend(() => record.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(record.fiber)))
+  }
 }
 
 export class Supervisor {
@@ -190,8 +252,7 @@ export class Supervisor {
   submit<A, E, R>(
     spec: SubmitSpec<A, E, R>
   ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, Exclude<R, Scope.Scope>> {
-    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.withFiberRuntime((parent) => {
+    return Effect.withFiberRuntime((parent) => {
       if (this.closingFlag) {
         this.stats.rejected++
         return Effect.fail(new ShuttingDownError({ task: spec.name }))
@@ -200,9 +261,7 @@ export class Supervisor {
       if (spec.key !== undefined) {
         const existing = this.keys.get(spec.key)
         if (existing !== undefined) {
-          if ((spec.onConflict ?? "keep") === "keep") {
-            return Effect.succeed({ ...existing.handle, started: false })
-          }
+          if ((spec.onConflict ?? "keep") === "keep") return Effect.succeed(new Handle(existing, false))
           replaced = existing
         }
       }
@@ -214,65 +273,70 @@ export class Supervisor {
         this.stats.rejected++
         return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
       }
-      return Effect.map(Scope.make(), (scope) => this.register(spec, now, parent.currentContext, parent.getFiberRefs(), scope, replaced))
-    }))
+      const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      const record = this.admit(spec.name, spec.key, spec.kind, now)
+      this.launch(record, spec.effect, originOf(parent), spec.capped, spec.reportFailure ?? true, true, replaced)
+      return Effect.succeed(new Handle(record, true))
+    })
   }
 
-  private register<A, E, R>(
-    spec: SubmitSpec<A, E, R>,
-    now: number,
-    context: Context.Context<never>,
-    fiberRefs: FiberRefs.FiberRefs,
-    scope: Scope.CloseableScope,
-    replaced: TaskRecord | undefined
-  ): TaskHandle {
-    const id = this.nextId++
-    const record: TaskRecord = {
-      id,
-      name: spec.name,
-      key: spec.key,
-      kind: spec.kind,
-      state: spec.kind === "daemon" ? "running" : spec.kind === "schedule" ? "idle" : "waiting",
-      submittedAt: now,
-      startedAt: undefined,
-      fiber: undefined,
-      holdsSlot: false,
-      skipped: false,
-      wake: undefined,
-      pending: spec.kind === "task" || spec.kind === "after-response",
-      handle: {
-        id,
-        name: spec.name,
-        key: spec.key,
-        started: true,
-        // The fiber ends with the task's exit (see the end of `body`), after `settle` ran — or, when
-        // the fiber itself was interrupted, with that interruption.
-        await: Effect.suspend(() =>
-          Effect.map(
-            Fiber.await(record.fiber!),
-            (outer) => (Exit.isSuccess(outer) ? outer.value as Exit.Exit<unknown, unknown> : outer)
-          )
-        ),
-        interrupt: Effect.suspend(() =>
-          record.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(record.fiber))
-        )
-      }
+  /**
+   * Admits an after-response task without starting it: it counts as pending work (shutdown waits
+   * for it) and shows in snapshots as waiting, but holds no fiber until {@link launch} or
+   * {@link skip}. Returns `undefined` once shutdown has begun (and counts the refusal).
+   */
+  reserve(name: string, now: number): TaskRecord | undefined {
+    if (this.closingFlag) {
+      this.stats.rejected++
+      return undefined
     }
-    this.records.set(id, record)
-    if (record.pending) this.pendingCount++
-    if (spec.key !== undefined) this.keys.set(spec.key, record)
+    return this.admit(name, undefined, "after-response", now)
+  }
 
+  private admit(name: string, key: string | undefined, kind: TaskKind, now: number): TaskRecord {
+    const record = new TaskRecord(this.nextId++, name, key, kind, now)
+    this.records.set(record.id, record)
+    if (record.pending) this.pendingCount++
+    if (key !== undefined) this.keys.set(key, record)
+    return record
+  }
+
+  /** Ends a reserved task without running it: its handler failed. */
+  skip(record: TaskRecord): void {
+    if (!this.records.has(record.id) || record.fiber !== undefined) return
+    record.skipped = true
+    void this.end(record, Exit.interrupt(FiberId.none), false)
+  }
+
+  /**
+   * Starts an admitted task's fiber with the origin's services and fiber refs, plus its own Scope,
+   * its log annotations and its id. `immediate` runs its first steps now, before this returns;
+   * otherwise it is scheduled. Does nothing for a reserved task that shutdown has already ended.
+   */
+  launch<A, E, R>(
+    record: TaskRecord,
+    effect: Effect.Effect<A, E, R>,
+    origin: Origin,
+    capped: boolean,
+    reportFailure: boolean,
+    immediate: boolean,
+    replaced?: TaskRecord | undefined
+  ): void {
+    if (record.exit !== undefined || record.fiber !== undefined) return
+    const { context, fiberRefs } = origin
+    const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
+    const clock = Context.get(services, Clock.Clock)
+    record.reportFailure = reportFailure
+    record.scope = taskScope.make()
     // The span is made here and ended with the task, rather than by withSpan around it (whose
     // frames stay on the task's stack for its whole life); none for Effect's built-in tracer,
-    // which exports nothing.
-    const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
+    // which exports nothing (the task then keeps its origin's span as parent).
     const tracer = Context.get(services, Tracer.Tracer)
-    const clock = Context.get(services, Clock.Clock)
-    const timing = FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
-    const parentSpan = Context.getOption(context, Tracer.ParentSpan)
-    const span = tracer !== nativeTracer && FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerEnabled)
-      ? tracer.span(
-        `background ${spec.name}`,
+    if (tracer !== nativeTracer && FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerEnabled)) {
+      const timing = FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
+      const parentSpan = Context.getOption(context, Tracer.ParentSpan)
+      const span = tracer.span(
+        `background ${record.name}`,
         Option.none(),
         Context.empty(),
         Option.isSome(parentSpan)
@@ -281,88 +345,98 @@ export class Supervisor {
         timing ? clock.unsafeCurrentTimeNanos() : BigInt(0),
         "internal"
       )
-      : undefined
-    span?.attribute("background.task", spec.name)
-    span?.attribute("background.kind", spec.kind)
+      span.attribute("background.task", record.name)
+      span.attribute("background.kind", record.kind)
+      record.span = { span, clock: timing ? clock : undefined }
+    }
 
-    const run = record.kind === "schedule" ? spec.effect : Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
-      record.state = "running"
-      record.startedAt = startedAt
-      return spec.effect
-    })
-    // A plain task goes straight to its effect; no generator frame stays under it.
-    const body = replaced === undefined && spec.gate === undefined
-      ? spec.capped ? Effect.zipRight(this.acquireSlot(record), run) : run
-      : Effect.gen(this, function*() {
-        if (replaced?.fiber !== undefined) yield* Fiber.interrupt(replaced.fiber)
-        if (spec.gate !== undefined) {
-          const go = yield* spec.gate
-          if (!go) {
-            record.skipped = true
-            return yield* Effect.interrupt
-          }
+    const start = Effect.suspend((): Effect.Effect<A, E, R> => {
+      if (!capped || this.running < this.options.concurrency) {
+        if (capped) {
+          this.running++
+          record.holdsSlot = true
         }
-        if (spec.capped) yield* this.acquireSlot(record)
-        return yield* run
-      })
-    const program = body.pipe(
-      // The task's scope is made by submit and closed here, as Effect.scoped would, without its
-      // acquire/use/release frames.
-      Effect.onExit((exit) =>
-        Effect.flatMap(Effect.exit(Scope.close(scope, exit)), (closed) => {
-          // As with Effect.scoped, a finalizer's defect makes the task fail.
-          const final: Exit.Exit<unknown, unknown> = Exit.isSuccess(closed)
+        record.begin(clock)
+        return effect
+      }
+      record.wake = Deferred.unsafeMake<void>(FiberId.none)
+      record.state = "queued"
+      this.queue.push(record)
+      return Effect.zipRight(
+        Deferred.await(record.wake),
+        Effect.suspend(() => {
+          record.begin(clock)
+          return effect
+        })
+      )
+    })
+    const body = replaced === undefined
+      ? start
+      : Effect.zipRight(Effect.suspend(() => replaced.fiber === undefined ? Effect.void : Fiber.interrupt(replaced.fiber)), start)
+    // The fiber is uninterruptible (taskFlags) around an interruptible body, so the handlers
+    // always run; they are the supervisor's, shared by every task, and find the task by its id.
+    const program = Effect.matchCauseEffect(Effect.interruptible(body), this.finishers)
+
+    // The task's own fiber refs, set in one step: its log annotations and its id.
+    const refs = FiberRefs.updateManyAs(fiberRefs, {
+      entries: [
+        [FiberRef.currentLogAnnotations, [[
+          FiberId.none,
+          this.annotations(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
+        ]]],
+        [currentTaskId, [[FiberId.none, record.id]]]
+      ]
+    })
+    const withScope = Context.add(context, Scope.Scope, record.scope)
+    const runtime = Runtime.make({
+      context: (record.span === undefined
+        ? withScope
+        : Context.add(withScope, Tracer.ParentSpan, record.span.span)) as Context.Context<R>,
+      fiberRefs: refs,
+      runtimeFlags: taskFlags
+    })
+    record.fiber = Runtime.runFork(runtime)(program, immediate ? undefined : { immediate: false })
+  }
+
+  private readonly finishers = {
+    onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
+    onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
+  }
+
+  /** Closes the current task's scope, as Effect.scoped would, then counts its end. */
+  private finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.withFiberRuntime((fiber) => {
+      const record = this.records.get(fiber.getFiberRef(currentTaskId))
+      const scope = record?.scope
+      if (record === undefined || scope === undefined) return Effect.void
+      const closing = taskScope.close(scope, exit)
+      if (closing === undefined) return this.end(record, exit, record.reportFailure)
+      return Effect.flatMap(Effect.exit(closing), (closed) =>
+        // As with Effect.scoped, a finalizer's defect makes the task fail.
+        this.end(
+          record,
+          Exit.isSuccess(closed)
             ? exit
             : Exit.isSuccess(exit)
             ? closed
-            : Exit.failCause(Cause.sequential(exit.cause, closed.cause))
-          span?.end(timing ? clock.unsafeCurrentTimeNanos() : BigInt(0), final)
-          return this.settle(record, final, spec.reportFailure ?? true)
-        })
-      ),
-      // settle has reported the failure; a failing root fiber would be logged again by the runtime
-      Effect.exit
-    )
-
-    // The task's own fiber refs, set once here rather than by an effect per ref in the task: its
-    // log annotations, no per-request task list, and (for jobs) its id.
-    let refs = fiberRefs
-    const set = <V>(fiberRef: FiberRef.FiberRef<V>, value: V) => {
-      refs = FiberRefs.updateAs(refs, { fiberId: FiberId.none, fiberRef, value })
-    }
-    set(
-      FiberRef.currentLogAnnotations,
-      HashMap.set(HashMap.set(FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations), "task", spec.name), "taskKind", spec.kind)
-    )
-    if (Option.isSome(FiberRefs.getOrDefault(refs, currentRequestTasks))) set(currentRequestTasks, Option.none())
-    if (spec.kind === "daemon" || spec.kind === "schedule") set(currentTaskId, id)
-    const withScope = Context.add(context, Scope.Scope, scope)
-    // defaultRuntimeFlags are interruptible, whatever region the caller forked from.
-    const runtime = Runtime.make({
-      context: (span === undefined
-        ? Context.omit(Tracer.ParentSpan)(withScope)
-        : Context.add(withScope, Tracer.ParentSpan, span)) as Context.Context<R>,
-      fiberRefs: refs,
-      runtimeFlags: Runtime.defaultRuntimeFlags
+            : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
+          record.reportFailure
+        ))
     })
-    record.fiber = Runtime.runFork(runtime)(program)
-    return record.handle
   }
 
-  /** Takes a concurrency slot, queueing (FIFO) while none is free. */
-  private acquireSlot(record: TaskRecord): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      if (this.running < this.options.concurrency) {
-        this.running++
-        record.holdsSlot = true
-        return Effect.void
-      }
-      const wake = Deferred.unsafeMake<void>(FiberId.none)
-      record.wake = wake
-      record.state = "queued"
-      this.queue.push(record)
-      return Deferred.await(wake)
-    })
+  private lastAnnotations:
+    | { parent: HashMap.HashMap<string, unknown>; kind: TaskKind; value: HashMap.HashMap<string, unknown> }
+    | undefined = undefined
+
+  /** The origin's log annotations plus the task's name and kind (the kind's step is reused). */
+  private annotations(parent: HashMap.HashMap<string, unknown>, record: TaskRecord): HashMap.HashMap<string, unknown> {
+    let last = this.lastAnnotations
+    if (last === undefined || last.parent !== parent || last.kind !== record.kind) {
+      last = { parent, kind: record.kind, value: HashMap.set(parent, "taskKind", record.kind) }
+      this.lastAnnotations = last
+    }
+    return HashMap.set(last.value, "task", record.name)
   }
 
   private releaseSlot(record: TaskRecord): void {
@@ -379,42 +453,52 @@ export class Supervisor {
     }
   }
 
-  private settle(
-    record: TaskRecord,
-    exit: Exit.Exit<unknown, unknown>,
-    reportFailure: boolean
-  ): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      this.releaseSlot(record)
-      this.records.delete(record.id)
-      if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
-      let report: Effect.Effect<void> = Effect.void
-      const job = record.kind === "daemon" || record.kind === "schedule"
-      if (job && !(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && record.pending)) {
-        // A job's failures were counted run by run; its end is a stop, unless cut off mid-run.
-        this.stats.jobsStopped++
-      } else if (Exit.isSuccess(exit)) {
-        this.stats.finished++
-      } else if (record.skipped) {
-        this.stats.skipped++
-      } else if (Cause.isInterruptedOnly(exit.cause)) {
-        this.stats.interrupted++
-      } else {
-        this.stats.finished++
-        this.stats.failed++
-        if (reportFailure) {
-          report = Effect.logError(`background ${record.kind} "${record.name}" failed`, exit.cause).pipe(
-            Effect.annotateLogs({ task: record.name, taskKind: record.kind })
-          )
-        }
+  /**
+   * Counts a task's end and forgets it; returns the failure report to log (or `Effect.void`). Runs
+   * synchronously, so it may be called outside any fiber.
+   */
+  private end(record: TaskRecord, exit: Exit.Exit<unknown, unknown>, reportFailure: boolean): Effect.Effect<void> {
+    if (record.exit !== undefined) return Effect.void
+    record.exit = exit
+    if (record.span !== undefined) {
+      const { span, clock } = record.span
+      span.end(clock === undefined ? BigInt(0) : clock.unsafeCurrentTimeNanos(), exit)
+    }
+    this.releaseSlot(record)
+    this.records.delete(record.id)
+    if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
+    let report: Effect.Effect<void> = Effect.void
+    const job = record.kind === "daemon" || record.kind === "schedule"
+    if (job && !(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && record.pending)) {
+      // A job's failures were counted run by run; its end is a stop, unless cut off mid-run.
+      this.stats.jobsStopped++
+    } else if (Exit.isSuccess(exit)) {
+      this.stats.finished++
+    } else if (record.skipped) {
+      this.stats.skipped++
+    } else if (Cause.isInterruptedOnly(exit.cause)) {
+      this.stats.interrupted++
+    } else {
+      this.stats.finished++
+      this.stats.failed++
+      if (reportFailure) {
+        report = Effect.logError(`background ${record.kind} "${record.name}" failed`, exit.cause).pipe(
+          Effect.annotateLogs({ task: record.name, taskKind: record.kind })
+        )
       }
-      if (record.pending) {
-        record.pending = false
-        this.pendingCount--
-      }
-      this.notify()
-      return report
-    })
+    }
+    if (record.pending) {
+      record.pending = false
+      this.pendingCount--
+    }
+    this.notify()
+    const onEnd = record.onEnd
+    // Nothing of the task's outlives it but its exit (a handle may still ask for it).
+    record.onEnd = undefined
+    record.scope = undefined
+    record.span = undefined
+    onEnd?.()
+    return report
   }
 
   private notify(): void {
@@ -503,7 +587,9 @@ export class Supervisor {
     const left = Array.from(this.records.values())
     const interruptedNames = left.filter((record) => record.pending).map((record) => record.name)
     for (const record of left) {
+      // A reserved after-response task that never started has nothing to interrupt: it just ends.
       if (record.fiber !== undefined) record.fiber.unsafeInterruptAsFork(FiberId.none)
+      else if (record.kind === "after-response") void this.end(record, Exit.interrupt(FiberId.none), false)
     }
     yield* Effect.interruptible(this.awaitEmpty).pipe(Effect.timeoutOption(this.options.interruptTimeout))
     const end = yield* Clock.currentTimeMillis
