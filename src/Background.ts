@@ -265,14 +265,23 @@ type Forked<R> = Effect.Effect<
   Exclude<R, Scope.Scope> | Background
 >
 
-const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> =>
-  Effect.flatMap(Background, ({ supervisor }): Forked<R> => {
-    // The common case, a name alone, is checked without building an effect per check.
-    if (typeof options === "string") {
-      return validate.isName(options)
-        ? supervisor.submit({ name: options, kind: "task", effect: self, capped: true, enforceQueueBound: true })
-        : Effect.fail(validate.invalidName("name", options))
+const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
+  if (typeof options !== "string") return forkWithOptions(self, options)
+  const spec = { name: options, kind: "task", effect: self, capped: true, enforceQueueBound: true } as const
+  // The common case, a name alone, is checked and submitted in one step of the calling fiber.
+  return Effect.withFiberRuntime<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, Exclude<R, Scope.Scope> | Background>(
+    (fiber) => {
+      if (!validate.isName(options)) return Effect.fail(validate.invalidName("name", options))
+      const background = Context.getOption(fiber.currentContext, Background)
+      return background._tag === "Some"
+        ? background.value.supervisor.submitFrom(fiber, spec)
+        : Effect.flatMap(Background, ({ supervisor }) => supervisor.submit(spec)) // dies: no Background provided
     }
+  )
+}
+
+const forkWithOptions = <A, E, R>(self: Effect.Effect<A, E, R>, options: Exclude<ForkOptions, string>): Forked<R> =>
+  Effect.flatMap(Background, ({ supervisor }): Forked<R> => {
     return Effect.gen(function*() {
       const spec = yield* validate.record("options", options as Exclude<ForkOptions, string>)
       const name = yield* validate.name("name", spec.name)
@@ -419,7 +428,38 @@ export const daemon = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options?: DaemonOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  Layer.effectDiscard(Effect.gen(function*() {
+  Layer.effectDiscard(startDaemon(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+
+/**
+ * Starts a daemon from an effect rather than a layer: the same job as {@link daemon} (its name
+ * unique among jobs, restarted by `restart`, interrupted at shutdown after the grace period), for
+ * jobs whose number is known only at run time — one per tenant, per queue partition — or that a
+ * handler starts. Many daemons started from one layer also cost far less to build and release than
+ * as many merged layers. Fails with `InvalidOptionError` for a bad option or a name another job
+ * has, and `ShuttingDownError` once shutdown has begun; under `Server.app`, a daemon started
+ * before the app is up waits for it.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const consume = (partition: number) => Effect.log(`consuming partition ${partition}`).pipe(Effect.forever)
+ *
+ * export const Consumers = Layer.effectDiscard(
+ *   Effect.forEach([0, 1, 2, 3], (partition) => Background.startDaemon(`consumer-${partition}`, consume(partition)))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category jobs
+ */
+export const startDaemon = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options?: DaemonOptions
+): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+  Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
     const restart = validate.orDefault(options?.restart, internalSchedule.defaultRestart)
     if (!Schedule.isSchedule(restart)) {
@@ -430,7 +470,7 @@ export const daemon = <E, R>(
       "daemon",
       (supervisor) => internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
     )
-  }))
+  })
 
 /**
  * Options of {@link every}: `spaced` waits the interval after each run ends; `fixedRate` starts
@@ -477,7 +517,34 @@ export const every = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: EveryOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  repeating(name, effect, everyCadence(options))
+  Layer.effectDiscard(startEvery(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+
+/**
+ * Starts a repeating job from an effect rather than a layer: the same job as {@link every}, for
+ * jobs made at run time (see {@link startDaemon}). Fails with `InvalidOptionError` for a bad
+ * option or a name another job has, and `ShuttingDownError` once shutdown has begun.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const refresh = (feed: string) => Effect.log(`refreshing ${feed}`)
+ *
+ * export const Feeds = Layer.effectDiscard(
+ *   Effect.forEach(["news", "weather"], (feed) => Background.startEvery(`refresh-${feed}`, refresh(feed), { spaced: "1 minute" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category jobs
+ */
+export const startEvery = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options: EveryOptions
+): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+  startRepeating(name, effect, Effect.suspend(() => everyCadence(options)))
 
 const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cadence, InvalidOptionError> => {
   const given: unknown = options
@@ -538,7 +605,36 @@ export const cron = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: CronOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  repeating(
+  Layer.effectDiscard(startCron(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+
+/**
+ * Starts a cron job from an effect rather than a layer: the same job as {@link cron}, for jobs
+ * made at run time (see {@link startDaemon}). Fails with `InvalidOptionError` for a bad option
+ * (a malformed expression, an unknown time zone) or a name another job has, and
+ * `ShuttingDownError` once shutdown has begun.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const digest = (team: string) => Effect.log(`sending the ${team} digest`)
+ *
+ * export const Digests = Layer.effectDiscard(
+ *   Effect.forEach(["sales", "support"], (team) =>
+ *     Background.startCron(`digest-${team}`, digest(team), { cron: "0 9 * * 1-5", timeZone: "Europe/Paris" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category jobs
+ */
+export const startCron = <E, R>(
+  name: string,
+  effect: Effect.Effect<unknown, E, R>,
+  options: CronOptions
+): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+  startRepeating(
     name,
     effect,
     Effect.flatMap(
@@ -555,7 +651,7 @@ const startJob = <E, R>(
   name: string,
   kind: "daemon" | "schedule",
   loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
-): Effect.Effect<void, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const { supervisor } = yield* Background
     if (!supervisor.claimJobName(name)) {
@@ -569,15 +665,15 @@ const startJob = <E, R>(
       enforceQueueBound: false,
       // a daemon reports each failure itself; a schedule's loop never fails
       reportFailure: kind !== "daemon"
-    }).pipe(Effect.orDie)
+    }).pipe(Effect.catchTag("QueueFullError", Effect.die)) // jobs are not capped, so never queued
   })
 
-const repeating = <E, R>(
+const startRepeating = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   cadence: Effect.Effect<internalSchedule.Cadence, InvalidOptionError>
-): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  Layer.effectDiscard(Effect.gen(function*() {
+): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+  Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
     const validCadence = yield* cadence
     yield* startJob(
@@ -585,4 +681,4 @@ const repeating = <E, R>(
       "schedule",
       (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))
     )
-  }))
+  })

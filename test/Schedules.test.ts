@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Clock, Cron, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
+import { Cause, Clock, Context, Cron, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
 import { Background, InvalidOptionError } from "../src/index.js"
 import { makeLogCapture, startSupervisor } from "./support/unit-harness.js"
 
@@ -446,6 +446,72 @@ describe("options are validated when the layer is built", () => {
       const layer = Background.cron("j", Effect.sync(() => (ran = true)), { cron: "* * * * * * *", timeZone: "UTC" })
       yield* buildError(layer)
       yield* TestClock.adjust("1 day")
+      expect(ran).toBe(false)
+    }))
+})
+
+describe("jobs started from an effect (startDaemon, startEvery, startCron)", () => {
+  it.effect("many daemons from one effect: each runs, shows in the snapshot, and is interrupted with its finalizers at shutdown", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const consumer = (partition: number) =>
+        Effect.addFinalizer(() => Effect.sync(() => events.push(`closed ${partition}`))).pipe(
+          Effect.zipRight(Effect.sync(() => events.push(`consuming ${partition}`))),
+          Effect.zipRight(Effect.never)
+        )
+      const bg = yield* start(Layer.empty)
+      yield* bg.use(Effect.forEach([0, 1, 2], (partition) => Background.startDaemon(`consumer-${partition}`, consumer(partition))))
+      yield* TestClock.adjust(0)
+      expect(events).toEqual(["consuming 0", "consuming 1", "consuming 2"])
+      const snapshot = yield* bg.use(Background.snapshot)
+      expect(snapshot.map((task) => [task.name, task.kind])).toEqual([
+        ["consumer-0", "daemon"],
+        ["consumer-1", "daemon"],
+        ["consumer-2", "daemon"]
+      ])
+      yield* bg.shutdown
+      expect([...events].sort()).toEqual(["closed 0", "closed 1", "closed 2", "consuming 0", "consuming 1", "consuming 2"])
+      expect(bg.record.stillRunning).toEqual([])
+    }))
+
+  it.effect("startEvery and startCron run on their cadence, as their layers do", () =>
+    Effect.gen(function*() {
+      const poll = recordedRuns()
+      const nightly = recordedRuns()
+      const bg = yield* start(Layer.empty)
+      yield* bg.use(Background.startEvery("poll", poll.run, { spaced: "1 second" }))
+      yield* bg.use(Background.startCron("nightly", nightly.run, { cron: "0 3 * * *", timeZone: "UTC" }))
+      yield* TestClock.adjust("3 hours")
+      expect(poll.starts.slice(0, 3)).toEqual([0, 1000, 2000])
+      expect(nightly.starts).toEqual([3 * 3_600_000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("a name another job already has is refused with InvalidOptionError, and the first job keeps running", () =>
+    Effect.gen(function*() {
+      const first = recordedRuns()
+      const bg = yield* start(Background.every("sync", first.run, { spaced: "1 second" }))
+      const error = yield* bg.use(Effect.flip(Background.startDaemon("sync", Effect.never)))
+      expect(error).toBeInstanceOf(InvalidOptionError)
+      expect(error.message).toContain("sync")
+      yield* TestClock.adjust("1 second")
+      expect(first.starts).toEqual([0, 1000])
+      yield* bg.shutdown
+    }))
+
+  it.effect("once shutdown has begun, starting a job fails with ShuttingDownError and nothing runs", () =>
+    Effect.gen(function*() {
+      let ran = false
+      const bg = yield* start(Layer.empty)
+      const background = Context.get(bg.context, Background.Background)
+      yield* bg.shutdown
+      expect(yield* background.isShuttingDown).toBe(true)
+      const error = yield* Effect.flip(
+        Background.startDaemon("late", Effect.sync(() => (ran = true))).pipe(
+          Effect.provideService(Background.Background, background)
+        )
+      )
+      expect(error._tag).toBe("ShuttingDownError")
       expect(ran).toBe(false)
     }))
 })

@@ -79,6 +79,9 @@ const cron = (options: object, name = "job") =>
   ))
 const daemon = (name: unknown, options: object = {}) =>
   buildError(withSupervisor(Background.daemon(name as string, Effect.never, options as Background.DaemonOptions)))
+/** The effect-level starters, run against a supervisor: the same checks as their layers. */
+const started = (start: Effect.Effect<void, unknown, Background.Background>) =>
+  Effect.flip(start.pipe(Effect.provide(Background.layer())))
 const server = (options: object) => buildError(Server.layer({ port: 0, ...options } as Server.Options))
 const app = (options: object) =>
   buildError(Server.app(HttpRouter.empty, { port: 0, ...options } as Server.AppOptions<never, never>))
@@ -104,6 +107,17 @@ const table: ReadonlyArray<Case> = [
   ...cases("Background.fork", "onConflict", ["merge", "", "KEEP", 1, null], (v) => fork({ name: "task", key: "k", onConflict: v })),
 
   ...cases("Background.daemon", "name", names, (v) => daemon(v)),
+  ...cases("Background.startDaemon", "name", names, (v) => started(Background.startDaemon(v as string, Effect.never))),
+  ...cases("Background.startDaemon", "restart", ["1 second", 5, null], (v) =>
+    started(Background.startDaemon("d", Effect.never, { restart: v } as Background.DaemonOptions))),
+  ...cases("Background.startEvery", "spaced", positiveDurations, (v) =>
+    started(Background.startEvery("job", Effect.void, { spaced: v } as Background.EveryOptions))),
+  ...cases("Background.startEvery", "every", [{}, null, 5], (v) =>
+    started(Background.startEvery("job", Effect.void, v as Background.EveryOptions))),
+  ...cases("Background.startCron", "cron", ["61 * * * *", "", "* * *", 5], (v) =>
+    started(Background.startCron("job", Effect.void, { cron: v, timeZone: "UTC" } as Background.CronOptions))),
+  ...cases("Background.startCron", "timeZone", ["Mars/Olympus", "", 5], (v) =>
+    started(Background.startCron("job", Effect.void, { cron: "0 3 * * *", timeZone: v } as Background.CronOptions))),
   ...cases("Background.daemon", "restart", ["1 second", 5, {}, Schedule.spaced], (v) => daemon("d", { restart: v })),
 
   ...cases("Background.every", "name", names, (v) => every({ spaced: 10 }, v as string)),
