@@ -42,8 +42,9 @@ export interface Options extends AddOptions {
 /**
  * Schedules `effect` to run after the current request's response has been written. Call it from a
  * handler served with {@link middleware} (which `Server.serve` installs). The task is admitted into
- * the supervisor at once; it runs when the response's last byte has been handed to the socket and
- * the handler succeeded (it completed and answered below 400), unless `always` is set.
+ * the supervisor at once; it runs when the response's last byte has been handed to the socket (at
+ * the end of that turn of the event loop) and the handler succeeded (it completed and answered
+ * below 400), unless `always` is set.
  *
  * A client that disconnects once the handler has answered (even mid-body) cancels nothing: the
  * tasks run as if the response had been delivered. One that disconnects earlier interrupts the

@@ -98,12 +98,29 @@ export class RequestTasks {
       }
     }
     this.entries.length = 0
-    for (const entry of now) this.start(entry, true)
+    for (const entry of now) launchSoon(this, entry)
   }
 
-  private start(entry: Entry, immediate: boolean): void {
+  start(entry: Entry, immediate: boolean): void {
     this.supervisor.launch(entry.record, entry.effect, entry.origin, true, true, immediate)
   }
+}
+
+/**
+ * Tasks whose responses were written during this turn of the event loop, started together once
+ * the turn's I/O has been handled (`setImmediate`): a busy server answers the requests it has
+ * read before its tasks compete with it, and the tasks' own I/O is issued in one batch. The delay
+ * is one loop turn.
+ */
+let due: Array<readonly [RequestTasks, Entry]> = []
+const launchSoon = (tasks: RequestTasks, entry: Entry): void => {
+  if (due.length === 0) setImmediate(launchDue)
+  due.push([tasks, entry])
+}
+const launchDue = (): void => {
+  const batch = due
+  due = []
+  for (const [tasks, entry] of batch) tasks.start(entry, true)
 }
 
 const defaultName = (request: HttpServerRequest.HttpServerRequest, context: Context.Context<never>, index: number) => {
