@@ -385,24 +385,26 @@ export class Supervisor {
     // always run; they are the supervisor's, shared by every task, and find the task by its id.
     const program = Effect.matchCauseEffect(Effect.interruptible(body), this.finishers)
 
-    // The task's own fiber refs, set in one copy: its log annotations and its id. Each is set as a
-    // single value, not pushed on the origin's history: a root fiber is never joined back.
-    const locals = new Map(fiberRefs.locals)
-    locals.set(FiberRef.currentLogAnnotations, [[
-      FiberId.none,
-      this.annotations(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
-    ]])
-    locals.set(currentTaskId, [[FiberId.none, record.id]])
-    const refs = FiberRefs.unsafeMake(locals)
+    const annotations = this.annotations(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
     const withScope = Context.add(context, Scope.Scope, record.scope)
     const runtime = Runtime.make({
       context: (record.span === undefined
         ? withScope
         : Context.add(withScope, Tracer.ParentSpan, record.span.span)) as Context.Context<R>,
-      fiberRefs: refs,
+      fiberRefs,
       runtimeFlags: taskFlags
     })
-    record.fiber = Runtime.runFork(runtime)(program, immediate ? undefined : { immediate: false })
+    record.fiber = Runtime.runFork(runtime)(program, {
+      immediate,
+      // The task's own fiber refs: its log annotations and its id, set in the copy runFork has
+      // just made for the new fiber (no one else holds it). Each is set as a single value, not
+      // pushed on the origin's history: a root fiber is never joined back.
+      updateRefs: (refs) => {
+        refs.locals.set(FiberRef.currentLogAnnotations, [[FiberId.none, annotations]])
+        refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
+        return refs
+      }
+    })
   }
 
   private readonly finishers = {
@@ -433,17 +435,33 @@ export class Supervisor {
   }
 
   private lastAnnotations:
-    | { parent: HashMap.HashMap<string, unknown>; kind: TaskKind; value: HashMap.HashMap<string, unknown> }
+    | {
+      readonly parent: HashMap.HashMap<string, unknown>
+      readonly kind: TaskKind
+      readonly withKind: HashMap.HashMap<string, unknown>
+      name: string
+      value: HashMap.HashMap<string, unknown>
+    }
     | undefined = undefined
 
-  /** The origin's log annotations plus the task's name and kind (the kind's step is reused). */
+  /**
+   * The origin's log annotations plus the task's name and kind. The last result is reused for the
+   * same origin annotations, kind and name (tasks forked in a loop), and its kind step for the same
+   * origin and kind (after-response tasks, named per request).
+   */
   private annotations(parent: HashMap.HashMap<string, unknown>, record: TaskRecord): HashMap.HashMap<string, unknown> {
-    let last = this.lastAnnotations
-    if (last === undefined || last.parent !== parent || last.kind !== record.kind) {
-      last = { parent, kind: record.kind, value: HashMap.set(parent, "taskKind", record.kind) }
-      this.lastAnnotations = last
+    const last = this.lastAnnotations
+    if (last !== undefined && last.parent === parent && last.kind === record.kind) {
+      if (last.name !== record.name) {
+        last.name = record.name
+        last.value = HashMap.set(last.withKind, "task", record.name)
+      }
+      return last.value
     }
-    return HashMap.set(last.value, "task", record.name)
+    const withKind = HashMap.set(parent, "taskKind", record.kind)
+    const value = HashMap.set(withKind, "task", record.name)
+    this.lastAnnotations = { parent, kind: record.kind, withKind, name: record.name, value }
+    return value
   }
 
   private releaseSlot(record: TaskRecord): void {
