@@ -14,16 +14,22 @@ import { env, isMain, launchOptions, serverOptions } from "./env.js"
 
 const taskDelay = env.taskDelayMillis(0)
 
+/**
+ * How the address shows in task names, logs and the shutdown report: enough to tell which
+ * notification was lost, not the whole address (`ada@example.com` → `a***@example.com`).
+ */
+export const masked = (email: string): string => email.replace(/^(.)[^@]*(@.*)?$/, (_, first: string, domain = "") => `${first}***${domain}`)
+
 const writeNotification = (email: string, message: string) =>
   Effect.gen(function*() {
     yield* Effect.sleep(taskDelay)
     yield* Effect.promise(() => appendFile(env.logFile, `notification for ${email}: ${message}\n`))
-  }).pipe(Effect.onInterrupt(() => Effect.logWarning(`notification for ${email} was not sent: interrupted`)))
+  }).pipe(Effect.onInterrupt(() => Effect.logWarning(`notification for ${masked(email)} was not sent: interrupted`)))
 
 /** `POST /send-notification/:email` — 200 at once; the notification is written after the response. */
 export const sendNotification = Effect.gen(function*() {
   const { email = "" } = yield* HttpRouter.params
-  yield* BackgroundTasks.add(writeNotification(email, "some notification"), { name: `notify ${email}` })
+  yield* BackgroundTasks.add(writeNotification(email, "some notification"), { name: `notify ${masked(email)}` })
   return yield* HttpServerResponse.json({ message: "Notification sent in the background" })
 })
 

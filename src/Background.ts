@@ -219,12 +219,12 @@ const makeLayer = (options: Options | undefined, holdJobs: boolean): Layer.Layer
           record.backgroundDoneAt = Date.now()
           if (outcome.interruptedNames.length > 0) {
             yield* Effect.logWarning(
-              `background: grace period ended; interrupted ${outcome.interruptedNames.join(", ")}`
+              `background: grace period ended; interrupted ${listed(outcome.interruptedNames)}`
             )
           }
           if (outcome.stillRunning.length > 0) {
             yield* Effect.logError(
-              `background: still running after interruption timeout: ${outcome.stillRunning.join(", ")}`
+              `background: still running after interruption timeout: ${listed(outcome.stillRunning)}`
             )
           }
         })
@@ -264,6 +264,12 @@ type Forked<R> = Effect.Effect<
   QueueFullError | ShuttingDownError | InvalidOptionError,
   Exclude<R, Scope.Scope> | Background
 >
+
+/** Names for a log line: the first 20, then how many more (the shutdown report lists them all). */
+const listed = (names: ReadonlyArray<string>): string =>
+  names.length <= 20
+    ? names.join(", ")
+    : `${names.slice(0, 20).join(", ")} and ${names.length - 20} more (all in the shutdown report)`
 
 const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
   if (typeof options !== "string") return forkWithOptions(self, options)

@@ -476,6 +476,21 @@ describe("shutdown", () => {
       })
     }))
 
+  it.effect("the shutdown log names the first 20 interrupted tasks and counts the rest; the report names them all", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const bg = yield* startSupervisor(Background.layer({ grace: 0 }).pipe(Layer.provide(logs.layer)))
+      const names = Array.from({ length: 25 }, (_, i) => `sleeper-${i}`)
+      for (const name of names) yield* bg.use(Background.fork(Effect.never, name))
+      yield* bg.shutdown
+      expect(bg.record.interruptedNames).toEqual(names)
+      const warning = logs.entries.find((entry) => entry.message.startsWith("background: grace period ended"))
+      expect(warning?.message).toBe(
+        `background: grace period ended; interrupted ${names.slice(0, 20).join(", ")} and 5 more (all in the shutdown report)`
+      )
+    })
+  })
+
   it.effect("queued tasks still waiting when the grace ends are interrupted and never run", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
