@@ -434,7 +434,7 @@ export const daemon = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options?: DaemonOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  Layer.effectDiscard(startDaemon(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+  jobLayer(startDaemon(name, effect, options))
 
 /**
  * Starts a daemon from an effect rather than a layer: the same job as {@link daemon} (its name
@@ -523,7 +523,7 @@ export const every = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: EveryOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  Layer.effectDiscard(startEvery(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+  jobLayer(startEvery(name, effect, options))
 
 /**
  * Starts a repeating job from an effect rather than a layer: the same job as {@link every}, for
@@ -611,7 +611,7 @@ export const cron = <E, R>(
   effect: Effect.Effect<unknown, E, R>,
   options: CronOptions
 ): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  Layer.effectDiscard(startCron(name, effect, options).pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
+  jobLayer(startCron(name, effect, options))
 
 /**
  * Starts a cron job from an effect rather than a layer: the same job as {@link cron}, for jobs
@@ -648,6 +648,12 @@ export const startCron = <E, R>(
       (given) => internalSchedule.cron(given.cron, given.timeZone, validate.orDefault(given.overlap, "skip"))
     )
   )
+
+/** A job's layer: the job starts when it is built (built once shutdown has begun, it is a defect). */
+const jobLayer = <R>(
+  start: Effect.Effect<void, InvalidOptionError | ShuttingDownError, R>
+): Layer.Layer<never, InvalidOptionError, R> =>
+  Layer.effectDiscard(start.pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
 
 /**
  * Registers a daemon or schedule under a name no other job has (jobs are told apart by name in
