@@ -9,6 +9,8 @@
  * - the same server doing the append with no task machinery at all (a raw `setImmediate` +
  *   `fs.appendFile` from the handler, untracked): what the append alone costs that server, the
  *   ceiling for any way of running it after the response;
+ * - the same server forking the append effect into a fiber of its own (`Effect.forkDaemon`,
+ *   untracked): what a fiber per append costs in Effect, before anything of the library's;
  * - a bare `node:http` server that answers, then `setImmediate` + `fs.appendFile`, and the same
  *   server without the append;
  * - FastAPI `BackgroundTasks` on uvicorn, when a python3 can import both (skipped otherwise).
@@ -50,6 +52,7 @@ const WITH_TASK_PROMISES = "effect-background, with task (fs/promises)"
 const WITHOUT_TASK = "effect-background, no task"
 const NOOP_TASK = "effect-background, no-op task"
 const RAW_APPEND = "effect-background, raw append (no task machinery)"
+const FIBER_APPEND = "effect-background, append in a bare fiber (Effect.forkDaemon)"
 const BARE = "node:http + setImmediate"
 const BARE_NO_TASK = "node:http, no append"
 const FASTAPI = "FastAPI + uvicorn"
@@ -166,6 +169,7 @@ const main = async () => {
     { name: NOOP_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "noop" }) },
     { name: WITHOUT_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "0" }) },
     { name: RAW_APPEND, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "raw" }) },
+    { name: FIBER_APPEND, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "fiber" }) },
     { name: BARE, writes: true, start: nodeServer("notify-bare.ts", {}) },
     { name: BARE_NO_TASK, writes: false, start: nodeServer("notify-bare.ts", { WITH_TASK: "0" }) }
   ]
@@ -276,6 +280,12 @@ const main = async () => {
         `(the append's own cost: the ceiling for the ratio above on this machine)`
     )
     console.log(`throughput with task vs the raw append: ${ratio(ours.perSecond / raw)} (what the task machinery costs beyond the work)`)
+    const fiber = summary.get(FIBER_APPEND)!.perSecond
+    console.log(
+      `throughput with the append in a bare fiber vs without: ${ratio(fiber / summary.get(WITHOUT_TASK)!.perSecond)} ` +
+        `(a fiber per append in Effect, nothing of the library's)`
+    )
+    console.log(`throughput with task vs the append in a bare fiber: ${ratio(ours.perSecond / fiber)} (the library's own share)`)
     console.log(
       `${BARE} vs ${BARE_NO_TASK}: ${ratio(summary.get(BARE)!.perSecond / summary.get(BARE_NO_TASK)!.perSecond)} ` +
         `(the same append in a bare server)`
