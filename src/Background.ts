@@ -441,8 +441,9 @@ export const daemon = <E, R>(
  * unique among jobs, restarted by `restart`, interrupted at shutdown after the grace period), for
  * jobs whose number is known only at run time — one per tenant, per queue partition — or that a
  * handler starts. Many daemons started from one layer also cost far less to build and release than
- * as many merged layers. Fails with `InvalidOptionError` for a bad option or a name another job
- * has, and `ShuttingDownError` once shutdown has begun; under `Server.app`, a daemon started
+ * as many merged layers. Returns the daemon's handle (`interrupt` stops it; its name is free
+ * again once it has ended). Fails with `InvalidOptionError` for a bad option or a name a running
+ * job has, and `ShuttingDownError` once shutdown has begun; under `Server.app`, a daemon started
  * before the app is up waits for it.
  *
  * @example
@@ -464,14 +465,14 @@ export const startDaemon = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   options?: DaemonOptions
-): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
     const restart = validate.orDefault(options?.restart, internalSchedule.defaultRestart)
     if (!Schedule.isSchedule(restart)) {
       return yield* validate.invalid("restart", restart, "a Schedule")
     }
-    yield* startJob(
+    return yield* startJob(
       validName,
       "daemon",
       (supervisor) => internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
@@ -527,8 +528,9 @@ export const every = <E, R>(
 
 /**
  * Starts a repeating job from an effect rather than a layer: the same job as {@link every}, for
- * jobs made at run time (see {@link startDaemon}). Fails with `InvalidOptionError` for a bad
- * option or a name another job has, and `ShuttingDownError` once shutdown has begun.
+ * jobs made at run time (see {@link startDaemon}), and returns its handle. Fails with
+ * `InvalidOptionError` for a bad option or a name a running job has, and `ShuttingDownError` once
+ * shutdown has begun.
  *
  * @example
  * ```ts
@@ -549,7 +551,7 @@ export const startEvery = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   options: EveryOptions
-): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   startRepeating(name, effect, Effect.suspend(() => everyCadence(options)))
 
 const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cadence, InvalidOptionError> => {
@@ -615,9 +617,9 @@ export const cron = <E, R>(
 
 /**
  * Starts a cron job from an effect rather than a layer: the same job as {@link cron}, for jobs
- * made at run time (see {@link startDaemon}). Fails with `InvalidOptionError` for a bad option
- * (a malformed expression, an unknown time zone) or a name another job has, and
- * `ShuttingDownError` once shutdown has begun.
+ * made at run time (see {@link startDaemon}), and returns its handle. Fails with
+ * `InvalidOptionError` for a bad option (a malformed expression, an unknown time zone) or a name a
+ * running job has, and `ShuttingDownError` once shutdown has begun.
  *
  * @example
  * ```ts
@@ -639,7 +641,7 @@ export const startCron = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   options: CronOptions
-): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   startRepeating(
     name,
     effect,
@@ -651,7 +653,7 @@ export const startCron = <E, R>(
 
 /** A job's layer: the job starts when it is built (built once shutdown has begun, it is a defect). */
 const jobLayer = <R>(
-  start: Effect.Effect<void, InvalidOptionError | ShuttingDownError, R>
+  start: Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, R>
 ): Layer.Layer<never, InvalidOptionError, R> =>
   Layer.effectDiscard(start.pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
 
@@ -663,13 +665,13 @@ const startJob = <E, R>(
   name: string,
   kind: "daemon" | "schedule",
   loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
-): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const { supervisor } = yield* Background
     if (!supervisor.claimJobName(name)) {
       return yield* validate.invalid("name", name, "a name no other daemon or job of this supervisor has")
     }
-    yield* supervisor.submit({
+    return yield* supervisor.submit({
       name,
       kind,
       effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor)),
@@ -677,18 +679,21 @@ const startJob = <E, R>(
       enforceQueueBound: false,
       // a daemon reports each failure itself; a schedule's loop never fails
       reportFailure: kind !== "daemon"
-    }).pipe(Effect.catchTag("QueueFullError", Effect.die)) // jobs are not capped, so never queued
+    }).pipe(
+      Effect.catchTag("QueueFullError", Effect.die), // jobs are not capped, so never queued
+      Effect.tapError(() => Effect.sync(() => supervisor.releaseJobName(name)))
+    )
   })
 
 const startRepeating = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   cadence: Effect.Effect<internalSchedule.Cadence, InvalidOptionError>
-): Effect.Effect<void, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const validName = yield* validate.name("name", name)
     const validCadence = yield* cadence
-    yield* startJob(
+    return yield* startJob(
       validName,
       "schedule",
       (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))

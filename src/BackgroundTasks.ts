@@ -8,10 +8,11 @@
  */
 import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Context, Effect, Exit, type Scope } from "effect"
+import { Context, Effect, Exit, FiberRef, type Scope } from "effect"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
 import * as requestTasks from "./internal/requestTasks.js"
+import { currentTaskId } from "./internal/supervisor.js"
 import type { AddOptions } from "./internal/requestTasks.js"
 
 /**
@@ -123,13 +124,18 @@ const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknow
 export const middleware = HttpMiddleware.make((app) =>
   Effect.zipRight(
     Background,
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      requestTasks.open(request)
-      return Effect.flatMap(Effect.exit(app), (exit) => {
-        const tasks = requestTasks.take(request)
-        if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
-        return exit
-      })
-    })
+    Effect.flatMap(
+      Effect.zip(HttpServerRequest.HttpServerRequest, FiberRef.get(currentTaskId)),
+      ([request, servedBy]) => {
+        requestTasks.open(request, servedBy)
+        // onExit, not a continuation: it runs even when a client that hung up interrupts the app
+        // (as it does when the middleware is applied inside a router, in an interruptible region).
+        return Effect.onExit(app, (exit) =>
+          Effect.sync(() => {
+            const tasks = requestTasks.take(request)
+            if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
+          }))
+      }
+    )
   )
 )

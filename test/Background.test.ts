@@ -286,6 +286,28 @@ describe("keyed forks", () => {
       expect(events).toEqual(["first started", "first finalized", "second ran"])
     }).pipe(Effect.provide(Background.layer())))
 
+  it.effect("replacements in quick succession keep one task per key: the third waits for the first's finalizers too", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const slowToStop = (name: string) =>
+        Effect.gen(function*() {
+          events.push(`${name} started`)
+          yield* Effect.addFinalizer(() =>
+            Effect.sleep("1 second").pipe(Effect.zipRight(Effect.sync(() => events.push(`${name} finalized`))))
+          )
+          return yield* Effect.never
+        })
+      yield* Background.fork(slowToStop("A1"), { name: "A1", key: "k" })
+      yield* Background.fork(slowToStop("A2"), { name: "A2", key: "k", onConflict: "replace" })
+      const a3 = yield* Background.fork(slowToStop("A3"), { name: "A3", key: "k", onConflict: "replace" })
+      yield* TestClock.adjust("2 seconds")
+      // A2 never started (replaced while it waited for A1); A3 starts only once A1 is gone
+      expect(events).toEqual(["A1 started", "A1 finalized", "A3 started"])
+      const stopping = yield* Effect.fork(a3.interrupt)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(stopping)
+    }).pipe(Effect.provide(Background.layer())))
+
   it.effect("rejects an unknown onConflict policy", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(

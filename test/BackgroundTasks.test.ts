@@ -9,17 +9,20 @@ import {
   HttpApiError,
   HttpApiGroup,
   HttpRouter,
+  HttpServer,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Layer, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Layer, Schema, Stream, Tracer } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Background, BackgroundTasks, Server } from "../src/index.js"
 import { open, RawConnection, rawGet, request } from "./support/http-client.js"
 import { captureLogs, orHang, serving, start } from "./support/http-server.js"
+import { freePort } from "./support/process-example.js"
+import { makeRecordingTracer } from "./support/unit-harness.js"
 
 /** The Node response behind the current request. */
 const nodeResponse = Effect.map(HttpServerRequest.HttpServerRequest, NodeHttpServerRequest.toServerResponse)
@@ -416,6 +419,93 @@ describe("BackgroundTasks on a real server", () => {
         expect(ran).toEqual(["always"])
       }).pipe(Effect.scoped))
   })
+
+  it.live("with the middleware applied inside a router (HttpRouter.use), a client that hangs up early still gets its `always` task run, and nothing is left waiting", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      const waiting = yield* Deferred.make<void>()
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/slow",
+          Effect.gen(function*() {
+            yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
+            yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+            yield* Deferred.succeed(waiting, undefined)
+            return yield* Effect.never
+          })
+        ),
+        HttpRouter.use(BackgroundTasks.middleware)
+      )
+      const server = yield* start(
+        HttpServer.serve(router).pipe(
+          Layer.provideMerge(NodeHttpServer.layer(Http.createServer, { port: 0, host: "127.0.0.1" })),
+          Layer.provideMerge(Background.layer())
+        )
+      )
+      const connection = yield* RawConnection.connect(server.port)
+      yield* connection.write(rawGet("/slow"))
+      yield* Deferred.await(waiting).pipe(orHang("the handler to run"))
+      yield* connection.destroy
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+      expect(ran).toEqual(["always"])
+      expect(yield* server.use(Background.snapshot)).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.live("a server run inside a background job serves requests whose tasks run as usual", () =>
+    Effect.gen(function*() {
+      const ran = yield* Deferred.make<string>()
+      const port = yield* Effect.promise(() => freePort())
+      const router = HttpRouter.empty.pipe(HttpRouter.get(
+        "/",
+        Effect.gen(function*() {
+          yield* BackgroundTasks.add(Deferred.succeed(ran, "task ran"), { name: "t" })
+          return HttpServerResponse.text("ok")
+        })
+      ))
+      const admin = HttpServer.serve(router, BackgroundTasks.middleware).pipe(
+        Layer.provide(NodeHttpServer.layer(Http.createServer, { port, host: "127.0.0.1" }))
+      )
+      const bg = yield* Layer.build(Background.layer())
+      const listening = yield* Deferred.make<void>()
+      yield* Background.startDaemon(
+        "admin-server",
+        Layer.launch(Layer.tap(admin, () => Deferred.succeed(listening, undefined)))
+      ).pipe(Effect.provide(bg))
+      yield* Deferred.await(listening).pipe(orHang("the admin server to listen"))
+      expect((yield* request(port, "/")).status).toBe(200)
+      expect(yield* Deferred.await(ran).pipe(orHang("the task"))).toBe("task ran")
+    }).pipe(Effect.scoped))
+
+  it.live("a task whose start throws (a tracer that fails to make its span) ends as a reported defect; the other tasks of the batch run", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      const recording = makeRecordingTracer()
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          if (name === "background broken") throw new Error("tracer down")
+          return recording.tracer.span(name, parent, context, links, startTime, kind)
+        },
+        context: (f) => f()
+      })
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/order",
+        Effect.gen(function*() {
+          yield* BackgroundTasks.add(Effect.sync(() => ran.push("before")), { name: "before", concurrent: true })
+          yield* BackgroundTasks.add(Effect.sync(() => ran.push("broken")), { name: "broken", concurrent: true })
+          yield* BackgroundTasks.add(Effect.sync(() => ran.push("after")), { name: "after", concurrent: true })
+          return HttpServerResponse.text("ok")
+        }).pipe(Effect.withTracer(tracer))
+      ))
+      const logs = captureLogs()
+      const server = yield* serving(app, {}, logs)
+      expect((yield* request(server.port, "/order", { method: "POST" })).status).toBe(200)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+      expect([...ran].sort()).toEqual(["after", "before"])
+      const errors = logs.entries.filter((entry) => entry.level === "ERROR")
+      expect(errors.map((entry) => entry.message)).toEqual([expect.stringContaining('"broken" failed')])
+      expect(errors[0]!.cause).toContain("tracer down")
+      expect(yield* server.use(Background.stats)).toMatchObject({ finished: 3, failed: 1 })
+    }).pipe(Effect.scoped))
 
   describe("HttpApiBuilder handlers", () => {
     class Items extends HttpApiGroup.make("items")

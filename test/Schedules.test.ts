@@ -499,6 +499,28 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
       yield* bg.shutdown
     }))
 
+  it.effect("the returned handle stops the job; a name is free again once its job has ended", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const bg = yield* start(Layer.empty)
+      const tenant = (run: string) =>
+        Effect.addFinalizer(() => Effect.sync(() => events.push(`${run} closed`))).pipe(
+          Effect.zipRight(Effect.sync(() => events.push(`${run} running`))),
+          Effect.zipRight(Effect.never)
+        )
+      const first = yield* bg.use(Background.startDaemon("tenant-1", tenant("first")))
+      expect(first.name).toBe("tenant-1")
+      yield* first.interrupt
+      expect(events).toEqual(["first running", "first closed"])
+      const second = yield* bg.use(Background.startDaemon("tenant-1", tenant("second")))
+      expect(second.id).not.toBe(first.id)
+      // a daemon that returns (and is therefore not restarted) frees its name as well
+      yield* bg.use(Background.startEvery("report", Effect.void, { spaced: "1 hour" }).pipe(Effect.flatMap((h) => h.interrupt)))
+      yield* bg.use(Background.startEvery("report", Effect.void, { spaced: "1 hour" }))
+      yield* bg.shutdown
+      expect(events).toEqual(["first running", "first closed", "second running", "second closed"])
+    }))
+
   it.effect("once shutdown has begun, starting a job fails with ShuttingDownError and nothing runs", () =>
     Effect.gen(function*() {
       let ran = false

@@ -120,6 +120,7 @@ const launchSoon = (tasks: RequestTasks, entry: Entry): void => {
 const launchDue = (): void => {
   const batch = due
   due = []
+  // (launch ends a task that fails to start as a defect, so one cannot strand the others)
   for (const [tasks, entry] of batch) tasks.start(entry, true)
 }
 
@@ -128,30 +129,39 @@ const defaultName = (request: HttpServerRequest.HttpServerRequest, context: Cont
   return `after-response ${request.method}${Option.isSome(route) ? ` ${route.value.route.path}` : ""} #${index}`
 }
 
-/**
- * Task lists by request: `null` marks a request served by the middleware that has not added a
- * task yet, `false` one whose response was written without any. Keyed by the request's source,
- * which a router's URL rewrite keeps; an entry goes when its request is collected.
- */
-const lists = new WeakMap<object, RequestTasks | null | false>()
-
-const keyOf = (request: HttpServerRequest.HttpServerRequest): object => request.source as object
-
-/** Opens the request's list (empty until the first add). */
-export const open = (request: HttpServerRequest.HttpServerRequest): void => {
-  lists.set(keyOf(request), null)
+/** What the middleware keeps per request: its task list, once one is added, and its seal. */
+interface Slot {
+  /** The `currentTaskId` of the fiber serving the request (not 0 when a job runs the server). */
+  readonly servedBy: number
+  tasks: RequestTasks | undefined
+  sealed: boolean
 }
 
 /**
- * Seals the request's list (a later add is refused) and returns it, if anything was added. The map
- * then holds only the seal: a request object can outlive its response for a while, and its tasks
- * (with their fibers and the handler's services) should not live as long.
+ * Slots by request, keyed by the request's source, which a router's URL rewrite keeps; an entry
+ * goes when its request is collected.
+ */
+const slots = new WeakMap<object, Slot>()
+
+const keyOf = (request: HttpServerRequest.HttpServerRequest): object => request.source as object
+
+/** Opens the request's slot (no task list until the first add). */
+export const open = (request: HttpServerRequest.HttpServerRequest, servedBy: number): void => {
+  slots.set(keyOf(request), { servedBy, tasks: undefined, sealed: false })
+}
+
+/**
+ * Seals the request's slot (a later add is refused) and returns its list, if anything was added.
+ * The slot then lets go of the list: a request object can outlive its response for a while, and
+ * its tasks (with their fibers and the handler's services) should not live as long.
  */
 export const take = (request: HttpServerRequest.HttpServerRequest): RequestTasks | undefined => {
-  const key = keyOf(request)
-  const tasks = lists.get(key)
-  lists.set(key, false)
-  return tasks || undefined
+  const slot = slots.get(keyOf(request))
+  if (slot === undefined) return undefined
+  const tasks = slot.tasks
+  slot.tasks = undefined
+  slot.sealed = true
+  return tasks
 }
 
 /** `BackgroundTasks.add`. */
@@ -163,32 +173,31 @@ export const add = <A, E, R>(
   Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
     const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
-    const key = Option.isSome(request) ? keyOf(request.value) : undefined
-    if (fiber.getFiberRef(currentTaskId) !== 0) {
-      return Effect.dieMessage(
-        "BackgroundTasks.add was called from a background task; use Background.fork to start more work from it"
-      )
-    }
-    if (Option.isNone(request) || key === undefined || !lists.has(key)) {
+    const slot = Option.isSome(request) ? slots.get(keyOf(request.value)) : undefined
+    if (Option.isNone(request) || slot === undefined) {
       return Effect.dieMessage(
         "BackgroundTasks.add needs BackgroundTasks.middleware around the app (Server.serve installs it)"
       )
     }
-    const existing = lists.get(key)
-    if (existing === false) {
+    // A fiber of a background task carries that task's id; the request's own fibers carry the id
+    // the request was served with (0, unless a job runs the server).
+    if (fiber.getFiberRef(currentTaskId) !== slot.servedBy) {
+      return Effect.dieMessage(
+        "BackgroundTasks.add was called from a background task; use Background.fork to start more work from it"
+      )
+    }
+    if (slot.sealed) {
       return Effect.dieMessage(
         "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
       )
     }
-    let tasks = existing ?? undefined
-    if (tasks === undefined) {
+    if (slot.tasks === undefined) {
       const supervisor = supervisorOf(context)
       if (supervisor === undefined) {
         return Effect.dieMessage("BackgroundTasks.add needs the Background supervisor (Background.layer)")
       }
-      tasks = new RequestTasks(supervisor)
-      lists.set(key, tasks)
+      slot.tasks = new RequestTasks(supervisor)
     }
     // The task's context is the handler's; Scope comes from the task's own scope.
-    return tasks.add(fiber, request.value, effect as Effect.Effect<unknown, unknown, never>, options)
+    return slot.tasks.add(fiber, request.value, effect as Effect.Effect<unknown, unknown, never>, options)
   })

@@ -150,6 +150,8 @@ class TaskRecord {
   onEnd: (() => void) | undefined = undefined
   /** Set when the task's fiber is launched. */
   scope: taskScope.TaskScope | undefined = undefined
+  /** The keyed task this one replaced, until this one ends. */
+  replacing: TaskRecord | undefined = undefined
   reportFailure = true
   /** The task's span, with the clock that times it (none when timing is off), under a real tracer. */
   span: { readonly span: Tracer.Span; readonly clock: Clock.Clock | undefined } | undefined = undefined
@@ -172,6 +174,20 @@ class TaskRecord {
     this.startedAt = clock.unsafeCurrentTimeMillis()
   }
 }
+
+/**
+ * Interrupts the task a keyed fork replaces and waits for it — and for the one it was itself
+ * replacing, if that one has not ended yet: one task per key at a time, however fast replacements
+ * come.
+ */
+const stopReplaced = (replaced: TaskRecord): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const line: Array<Fiber.RuntimeFiber<void>> = []
+    for (let record: TaskRecord | undefined = replaced; record !== undefined; record = record.replacing) {
+      if (record.exit === undefined && record.fiber !== undefined) line.push(record.fiber)
+    }
+    return Effect.forEach(line, Fiber.interrupt, { discard: true })
+  })
 
 /** Made on demand for the caller of `submit`; it holds nothing the record does not. */
 class Handle implements TaskHandle {
@@ -226,11 +242,16 @@ export class Supervisor {
 
   private readonly jobNames = new Set<string>()
 
-  /** Reserves a daemon's or schedule's name; false when another job has it. */
+  /** Reserves a daemon's or schedule's name; false when another job has it. Freed when the job ends. */
   claimJobName(name: string): boolean {
     if (this.jobNames.has(name)) return false
     this.jobNames.add(name)
     return true
+  }
+
+  /** Frees a name claimed for a job that was then not started. */
+  releaseJobName(name: string): void {
+    this.jobNames.delete(name)
   }
 
   /** Lets held daemons and schedules start. */
@@ -331,6 +352,28 @@ export class Supervisor {
     replaced?: TaskRecord | undefined
   ): void {
     if (record.exit !== undefined || record.fiber !== undefined) return
+    try {
+      this.unsafeLaunch(record, effect, origin, capped, reportFailure, immediate, replaced)
+    } catch (error) {
+      // Something around the task threw before its fiber existed (a tracer's span, say): the task
+      // ends as a defect, reported like any task's, rather than waiting forever or escaping.
+      if (record.fiber === undefined && record.exit === undefined) {
+        const report = this.end(record, Exit.die(error), true)
+        // reported through the origin's loggers, as the task's own failure would have been
+        Runtime.runFork(Runtime.make({ context: origin.context, fiberRefs: origin.fiberRefs, runtimeFlags: Runtime.defaultRuntimeFlags }))(report)
+      }
+    }
+  }
+
+  private unsafeLaunch<A, E, R>(
+    record: TaskRecord,
+    effect: Effect.Effect<A, E, R>,
+    origin: Origin,
+    capped: boolean,
+    reportFailure: boolean,
+    immediate: boolean,
+    replaced: TaskRecord | undefined
+  ): void {
     const { context, fiberRefs } = origin
     const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
     const clock = Context.get(services, Clock.Clock)
@@ -378,9 +421,8 @@ export class Supervisor {
         })
       )
     })
-    const body = replaced === undefined
-      ? start
-      : Effect.zipRight(Effect.suspend(() => replaced.fiber === undefined ? Effect.void : Fiber.interrupt(replaced.fiber)), start)
+    record.replacing = replaced
+    const body = replaced === undefined ? start : Effect.zipRight(stopReplaced(replaced), start)
     // The fiber is uninterruptible (taskFlags) around an interruptible body, so the handlers
     // always run; they are the supervisor's, shared by every task, and find the task by its id.
     const program = Effect.matchCauseEffect(Effect.interruptible(body), this.finishers)
@@ -522,6 +564,8 @@ export class Supervisor {
     record.onEnd = undefined
     record.scope = undefined
     record.span = undefined
+    record.replacing = undefined
+    if (job) this.jobNames.delete(record.name)
     onEnd?.()
     return report
   }
@@ -614,7 +658,10 @@ export class Supervisor {
     for (const record of left) {
       // A reserved after-response task that never started has nothing to interrupt: it just ends.
       if (record.fiber !== undefined) record.fiber.unsafeInterruptAsFork(FiberId.none)
-      else if (record.kind === "after-response") void this.end(record, Exit.interrupt(FiberId.none), false)
+      else if (record.kind === "after-response") {
+        record.onEnd = undefined // the tasks in line after it are in `left` too
+        void this.end(record, Exit.interrupt(FiberId.none), false)
+      }
     }
     yield* Effect.interruptible(this.awaitEmpty).pipe(Effect.timeoutOption(this.options.interruptTimeout))
     const end = yield* Clock.currentTimeMillis
