@@ -11,6 +11,7 @@ import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Er
 import * as validate from "./internal/options.js"
 import { currentRecord } from "./internal/report.js"
 import * as internalSchedule from "./internal/schedule.js"
+import * as taskScope from "./internal/taskScope.js"
 import { Supervisor, type SupervisorStats, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
 
 export type {
@@ -475,7 +476,7 @@ export const startDaemon = <E, R>(
     return yield* startJob(
       validName,
       "daemon",
-      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, Effect.scoped(effect), restart)
+      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, taskScope.perRun(effect), restart)
     )
   })
 
@@ -696,6 +697,6 @@ const startRepeating = <E, R>(
     return yield* startJob(
       validName,
       "schedule",
-      (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, Effect.scoped(effect))
+      (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, taskScope.perRun(effect))
     )
   })

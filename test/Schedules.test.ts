@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Clock, Context, Cron, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
+import { Cause, Clock, Context, Cron, Deferred, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
 import { Background, InvalidOptionError } from "../src/index.js"
 import { makeLogCapture, startSupervisor } from "./support/unit-harness.js"
 
@@ -192,6 +192,32 @@ describe("Background.every, spaced", () => {
       expect(job.starts).toEqual([0, 1300])
       yield* TestClock.adjust("1300 millis")
       expect(job.starts).toEqual([0, 1300, 2600])
+      yield* bg.shutdown
+    }))
+
+  it.effect("each run gets its own Scope: what a run opens is closed when that run ends, before the next starts", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      let run = 0
+      const body = Effect.gen(function*() {
+        const n = ++run
+        events.push(`run ${n}`)
+        yield* Effect.addFinalizer(() => Effect.sync(() => events.push(`close ${n}`)))
+        const running = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(
+          Deferred.succeed(running, undefined).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Effect.sync(() => events.push(`child ${n} interrupted`)))
+          )
+        )
+        yield* Deferred.await(running)
+      })
+      const bg = yield* start(Background.every("poll", body, { spaced: "1 second" }))
+      yield* TestClock.adjust("1 millis")
+      // released in reverse order of acquisition, as Effect.scoped would
+      expect(events).toEqual(["run 1", "child 1 interrupted", "close 1"])
+      yield* TestClock.adjust("999 millis")
+      expect(events).toEqual(["run 1", "child 1 interrupted", "close 1", "run 2", "child 2 interrupted", "close 2"])
       yield* bg.shutdown
     }))
 

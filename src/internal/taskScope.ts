@@ -78,3 +78,25 @@ export function close(scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effe
   }
   return Scope.close(scope, exit)
 }
+
+/**
+ * Runs `effect` in the current task's scope (the `Scope` every task has), then closes that scope
+ * with the run's exit and opens it again: each run's finalizers run before the next run starts, as
+ * with `Effect.scoped` around each run, without providing a new scope each time. Daemons and
+ * repeating jobs run each iteration this way. Where scopes are not lazy, it is `Effect.scoped`.
+ */
+export const perRun = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Scope.Scope> =>
+  Effect.flatMap(Scope.Scope, (scope) =>
+    Object.getPrototypeOf(scope) === lazyPrototype
+      ? Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit))
+      : Effect.scoped(effect))
+
+const reopen = (scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+  const closing = close(scope, exit)
+  const fields = scope as unknown as LazyFields
+  if (closing === undefined) {
+    fields.lazyState = undefined
+    return Effect.void
+  }
+  return Effect.ensuring(closing, Effect.sync(() => (fields.lazyState = undefined)))
+}
