@@ -6,9 +6,9 @@
  *
  * @since 0.1.0
  */
-import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
+import { type HttpApp, HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Context, Effect, Exit, FiberRef, type Scope } from "effect"
+import { Context, Effect, Exit, type Scope } from "effect"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
 import * as requestTasks from "./internal/requestTasks.js"
@@ -121,21 +121,21 @@ const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknow
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = HttpMiddleware.make((app) =>
-  Effect.zipRight(
-    Background,
-    Effect.flatMap(
-      Effect.zip(HttpServerRequest.HttpServerRequest, FiberRef.get(currentTaskId)),
-      ([request, servedBy]) => {
-        requestTasks.open(request, servedBy)
-        // onExit, not a continuation: it runs even when a client that hung up interrupts the app
-        // (as it does when the middleware is applied inside a router, in an interruptible region).
-        return Effect.onExit(app, (exit) =>
-          Effect.sync(() => {
-            const tasks = requestTasks.take(request)
-            if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
-          }))
-      }
-    )
-  )
+export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>) =>
+  // One step per request: the supervisor is looked up only by a request that adds a task.
+  Effect.withFiberRuntime<
+    HttpServerResponse.HttpServerResponse,
+    E,
+    R | HttpServerRequest.HttpServerRequest | Background
+  >((fiber) => {
+    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+    requestTasks.open(request, fiber.getFiberRef(currentTaskId))
+    // onExit, not a continuation: it runs even when a client that hung up interrupts the app
+    // (as it does when the middleware is applied inside a router, in an interruptible region).
+    return Effect.onExit(app, (exit) =>
+      Effect.sync(() => {
+        const tasks = requestTasks.take(request)
+        if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
+      }))
+  })
 )

@@ -536,7 +536,7 @@ export class Supervisor {
     if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
     let report: Effect.Effect<void> = Effect.void
     const job = record.kind === "daemon" || record.kind === "schedule"
-    if (job && !(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && record.pending)) {
+    if (job && !(record.pending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) {
       // A job's failures were counted run by run; its end is a stop, unless cut off mid-run.
       this.stats.jobsStopped++
     } else if (Exit.isSuccess(exit)) {
