@@ -5,8 +5,8 @@
  * after another, each when the one before it has ended — and the others are counted as skipped.
  *
  * The list is found through the request itself (its underlying Node or web request, which stays
- * the same when a router rewrites the URL), so a request that adds nothing costs two WeakMap
- * operations and no fiber ref.
+ * the same when a router rewrites the URL), so a request that adds nothing costs a small slot in a
+ * WeakMap and no fiber ref.
  */
 import { HttpRouter, HttpServerRequest } from "@effect/platform"
 import { Clock, Context, Effect, Option, type Scope } from "effect"
@@ -30,7 +30,6 @@ interface Entry {
 export class RequestTasks {
   private readonly entries: Array<Entry> = []
   private count = 0
-  sealed = false
 
   constructor(readonly supervisor: Supervisor) {}
 
@@ -41,12 +40,8 @@ export class RequestTasks {
     effect: Effect.Effect<unknown, unknown, never>,
     options: AddOptions
   ): Effect.Effect<void> {
-    if (this.sealed) {
-      // (a fiber the handler forked, adding after the response was written)
-      return Effect.dieMessage(
-        "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
-      )
-    }
+    // (a late add — after the response was written — is refused by the request's slot, sealed
+    // before this list is settled)
     // `add` has no error channel (a handler should not have to handle it): a bad option is a
     // defect, with the same typed error every other option check gives.
     if (options.name !== undefined && !validate.isName(options.name)) return Effect.die(validate.invalidName("name", options.name))
@@ -81,7 +76,6 @@ export class RequestTasks {
    * handler succeeded, `always` tasks otherwise) and skips the rest.
    */
   settle(succeeded: boolean): void {
-    this.sealed = true
     const now: Array<Entry> = []
     let previous: Entry | undefined
     // Links first, starts after: a task may end before `launch` returns.
