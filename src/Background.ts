@@ -274,7 +274,7 @@ const listed = (names: ReadonlyArray<string>): string =>
 
 const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
   if (typeof options !== "string") return forkWithOptions(self, options)
-  const spec = { name: options, kind: "task", effect: self, capped: true, enforceQueueBound: true } as const
+  const spec = { name: options, kind: "task", effect: self } as const
   // The common case, a name alone, is checked and submitted in one step of the calling fiber.
   return Effect.withFiberRuntime<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, Exclude<R, Scope.Scope> | Background>(
     (fiber) => {
@@ -288,9 +288,9 @@ const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): 
 }
 
 const forkWithOptions = <A, E, R>(self: Effect.Effect<A, E, R>, options: Exclude<ForkOptions, string>): Forked<R> =>
-  Effect.flatMap(Background, ({ supervisor }): Forked<R> => {
-    return Effect.gen(function*() {
-      const spec = yield* validate.record("options", options as Exclude<ForkOptions, string>)
+  Effect.flatMap(Background, ({ supervisor }): Forked<R> =>
+    Effect.gen(function*() {
+      const spec = yield* validate.record("options", options)
       const name = yield* validate.name("name", spec.name)
       if (spec.key !== undefined) yield* validate.name("key", spec.key)
       if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
@@ -299,12 +299,9 @@ const forkWithOptions = <A, E, R>(self: Effect.Effect<A, E, R>, options: Exclude
         kind: "task",
         effect: self,
         key: spec.key,
-        onConflict: spec.onConflict,
-        capped: true,
-        enforceQueueBound: true
+        onConflict: spec.onConflict
       })
-    })
-  })
+    }))
 
 /**
  * Starts a named fire-and-forget task that outlives the calling request but not the server. The
@@ -675,11 +672,7 @@ const startJob = <E, R>(
     return yield* supervisor.submit({
       name,
       kind,
-      effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor)),
-      capped: false,
-      enforceQueueBound: false,
-      // a daemon reports each failure itself; a schedule's loop never fails
-      reportFailure: kind !== "daemon"
+      effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor))
     }).pipe(
       Effect.catchTag("QueueFullError", Effect.die), // jobs are not capped, so never queued
       Effect.tapError(() => Effect.sync(() => supervisor.releaseJobName(name)))

@@ -15,7 +15,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Runtime from "effect/Runtime"
 import type * as Queue from "effect/Queue"
@@ -270,13 +269,14 @@ export interface OffloadService {
  */
 export class Offload extends Context.Tag("effect-background/Offload")<Offload, OffloadService>() {}
 
-const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> => {
-  if (value === undefined) return Effect.succeed(undefined)
-  if (value instanceof URL || (typeof value === "string" && value.length > 0)) {
-    return Effect.sync(() => compiledSibling(toModuleUrl(value)))
-  }
-  return validate.invalid("module", value, "a file path or file URL of a worker module")
-}
+/** A worker module: a file path or file URL (undefined is refused). */
+const moduleUrlOf = (value: unknown): Effect.Effect<string, InvalidOptionError> =>
+  value instanceof URL || (typeof value === "string" && value.length > 0)
+    ? Effect.sync(() => compiledSibling(toModuleUrl(value)))
+    : validate.invalid("module", value, "a file path or file URL of a worker module")
+
+const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> =>
+  value === undefined ? Effect.succeed(undefined) : moduleUrlOf(value)
 
 /**
  * `new URL("./x.worker.ts", import.meta.url)` still says `.ts` once the code is compiled; when that
@@ -399,18 +399,24 @@ export type RunError =
 let nextJobId = 1
 
 /**
- * Sends one job and resumes with `onResult(result)`. Interruption removes a queued job or
- * terminates the worker running it.
+ * Sends one job and resumes with its result, settled by `onSuccess` / `onFailure` (see
+ * {@link settle}). Interruption removes a queued job or terminates the worker running it.
  */
-const submit = <A, E>(
+const submit = <O, F>(
   label: string,
   message: JobMessage,
   transfer: ReadonlyArray<ArrayBuffer>,
-  onResult: (result: JobResult, pool: Pool) => Effect.Effect<A, E>
-): Effect.Effect<A, E | QueueFullError | ShuttingDownError, Offload> =>
+  onSuccess: (output: unknown) => Effect.Effect<O, TaskSchemaError>,
+  onFailure: (error: unknown) => Effect.Effect<never, F | TaskSchemaError>
+): Effect.Effect<O, F | RunError, Offload> =>
   Effect.flatMap(Offload, ({ pool }) =>
-    Effect.async<A, E | QueueFullError | ShuttingDownError>((resume) => {
-      const job: Job = { label, message, transfer, onResult: (result) => resume(onResult(result, pool)) }
+    Effect.async<O, F | RunError>((resume) => {
+      const job: Job = {
+        label,
+        message,
+        transfer,
+        onResult: (result) => resume(settle(label, result, onSuccess, onFailure, pool.options.maxHeapMb))
+      }
       const status = pool.submit(job)
       if (status === "closing") return resume(Effect.fail(new ShuttingDownError({ task: label })))
       if (status === "full") {
@@ -544,24 +550,18 @@ const runTask = <I, IE, O, OE, F, FE>(
       self.name,
       { _tag: "Run", id: nextJobId++, task: self.name, input: encoded.right },
       options?.transfer ?? [],
-      (result, pool) =>
-        settle(
-          self.name,
-          result,
-          (output) => {
-            const decoded = codecs.decodeOutput(output)
-            return Either.isRight(decoded)
-              ? Effect.succeed(decoded.right as O)
-              : Effect.fail(schemaError(self.name, "output")(decoded.left))
-          },
-          (error) => {
-            const decoded = codecs.decodeFailure(error)
-            return Either.isRight(decoded)
-              ? Effect.fail(decoded.right as F)
-              : Effect.fail(schemaError(self.name, "failure")(decoded.left))
-          },
-          pool.options.maxHeapMb
-        )
+      (output) => {
+        const decoded = codecs.decodeOutput(output)
+        return Either.isRight(decoded)
+          ? Effect.succeed(decoded.right as O)
+          : Effect.fail(schemaError(self.name, "output")(decoded.left))
+      },
+      (error) => {
+        const decoded = codecs.decodeFailure(error)
+        return Either.isRight(decoded)
+          ? Effect.fail(decoded.right as F)
+          : Effect.fail(schemaError(self.name, "failure")(decoded.left))
+      }
     )
   })
 
@@ -631,20 +631,14 @@ export const blocking = <A, B>(
   arg: A,
   options?: { readonly name?: string | undefined; readonly transfer?: ReadonlyArray<ArrayBuffer> | undefined }
 ): Effect.Effect<Awaited<B>, RunError, Offload> =>
-  Effect.gen(function*() {
+  Effect.suspend(() => {
     const label = options?.name ?? (fn.name.length > 0 ? `blocking ${fn.name}` : "blocking call")
-    return yield* submit(
+    return submit(
       label,
       { _tag: "Blocking", id: nextJobId++, source: fn.toString(), arg },
       options?.transfer ?? [],
-      (result, pool) =>
-        settle(
-          label,
-          result,
-          (output) => Effect.succeed(output as Awaited<B>),
-          () => Effect.die(new Error("unreachable: blocking calls have no typed failure")),
-          pool.options.maxHeapMb
-        )
+      (output) => Effect.succeed(output as Awaited<B>),
+      () => Effect.die(new Error("unreachable: blocking calls have no typed failure"))
     )
   })
 
@@ -745,8 +739,7 @@ export const isolate = <M, ME>(
   Effect.gen(function*() {
     const options = yield* validate.record("options", given)
     const name = yield* validate.name("name", options.name)
-    const module = yield* moduleOption(options.module)
-    if (options.module === undefined) return yield* validate.invalid("module", undefined, "a file path or file URL of a worker module")
+    const moduleUrl = yield* moduleUrlOf(options.module)
     if (!Schema.isSchema(options.message)) return yield* validate.invalid("message", options.message, "a Schema for the messages")
     const message: Schema.Schema<M, ME> = options.message
     const stopTimeout = yield* validate.duration(
@@ -762,7 +755,6 @@ export const isolate = <M, ME>(
       validate.NODE_TIMER_MAX_MILLIS
     )
     const maxHeapMb = yield* heapOption(options.maxHeapMb)
-    const moduleUrl = module ?? ""
     // The caller's runtime, so the report goes through the caller's logger.
     const runtime = yield* Effect.runtime<never>()
     const logDead = (reason: string) => {
@@ -797,7 +789,7 @@ export const isolate = <M, ME>(
           const payload = yield* encode(message).pipe(Effect.mapError(schemaError(name, "input")))
           if (!worker.post(payload)) {
             return yield* Effect.fail(
-              new WorkerCrashError({ task: name, exitCode: worker.exitCode, reason: Option.getOrUndefined(Option.fromNullable(worker.deadReason)) })
+              new WorkerCrashError({ task: name, exitCode: worker.exitCode, reason: worker.deadReason })
             )
           }
         })

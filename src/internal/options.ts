@@ -33,14 +33,6 @@ export const record = <A extends object>(option: string, value: A | undefined): 
     ? Effect.succeed(value)
     : invalid(option, value, "an object of options")
 
-/** `true`, `false`, or not given (`undefined`, then `fallback`). */
-export const boolean = (option: string, value: unknown, fallback: boolean): Effect.Effect<boolean, InvalidOptionError> =>
-  value === undefined
-    ? Effect.succeed(fallback)
-    : typeof value === "boolean"
-    ? Effect.succeed(value)
-    : Effect.fail(invalidBoolean(option, value))
-
 /**
  * A duration that must be finite; `positive` also rules out zero. Options that end up in a Node
  * timer pass `maxMillis` ({@link NODE_TIMER_MAX_MILLIS}), since Node fires longer delays at once.
@@ -103,7 +95,7 @@ const NAME_EXPECTED = "a non-empty string without leading or trailing spaces"
 export const invalidName = (option: string, value: unknown): InvalidOptionError =>
   new InvalidOptionError({ option, value, expected: NAME_EXPECTED })
 
-/** The error {@link boolean} fails with, for checks done outside an effect. */
+/** The error for an option that must be `true` or `false`. */
 export const invalidBoolean = (option: string, value: unknown): InvalidOptionError =>
   new InvalidOptionError({ option, value, expected: "true or false" })
 

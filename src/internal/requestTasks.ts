@@ -9,9 +9,9 @@
  * WeakMap and no fiber ref.
  */
 import { HttpRouter, HttpServerRequest } from "@effect/platform"
-import { Clock, Context, Effect, Option, type Scope } from "effect"
+import { Clock, Context, Effect, type Fiber, Option, type Scope } from "effect"
 import * as validate from "./options.js"
-import { currentTaskId, type Origin, originOf, type Supervisor } from "./supervisor.js"
+import { currentTaskId, type Origin, originOf, type Supervisor, type TaskRecord } from "./supervisor.js"
 
 export interface AddOptions {
   readonly name?: string | undefined
@@ -20,7 +20,7 @@ export interface AddOptions {
 }
 
 interface Entry {
-  readonly record: NonNullable<ReturnType<Supervisor["reserve"]>>
+  readonly record: TaskRecord
   readonly effect: Effect.Effect<unknown, unknown, never>
   readonly origin: Origin
   readonly always: boolean
@@ -35,7 +35,7 @@ export class RequestTasks {
 
   /** Validates and admits a task, in the calling fiber. */
   add(
-    fiber: Parameters<Parameters<typeof Effect.withFiberRuntime>[0]>[0],
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
     request: HttpServerRequest.HttpServerRequest,
     effect: Effect.Effect<unknown, unknown, never>,
     options: AddOptions
@@ -76,27 +76,24 @@ export class RequestTasks {
    * handler succeeded, `always` tasks otherwise) and skips the rest.
    */
   settle(succeeded: boolean): void {
-    const now: Array<Entry> = []
     let previous: Entry | undefined
-    // Links first, starts after: a task may end before `launch` returns.
     for (const entry of this.entries) {
       if (!succeeded && !entry.always) {
         this.supervisor.skip(entry.record)
       } else if (entry.concurrent) {
-        now.push(entry)
+        launchSoon(this, entry)
       } else {
-        if (previous === undefined) now.push(entry)
+        if (previous === undefined) launchSoon(this, entry)
         // started from the previous task's fiber: scheduled, so a long line never nests run loops
         else previous.record.onEnd = () => this.start(entry, false)
         previous = entry
       }
     }
     this.entries.length = 0
-    for (const entry of now) launchSoon(this, entry)
   }
 
   start(entry: Entry, immediate: boolean): void {
-    this.supervisor.launch(entry.record, entry.effect, entry.origin, true, true, immediate)
+    this.supervisor.launch(entry.record, entry.effect, entry.origin, immediate)
   }
 }
 

@@ -20,7 +20,7 @@ import * as validate from "./options.js"
 import { currentTaskId, type Supervisor } from "./supervisor.js"
 
 /** What a repeating job does when a run is still going at its next tick. */
-export type Overlap = "skip" | "queue"
+type Overlap = "skip" | "queue"
 
 export type Cadence =
   | { readonly _tag: "Spaced"; readonly interval: Duration.Duration }
@@ -75,14 +75,14 @@ export const cron = (
   })
 
 /** When the first run starts, for a job started at `now`. */
-export const firstTick = (cadence: Cadence, now: number): number =>
+const firstTick = (cadence: Cadence, now: number): number =>
   cadence._tag === "Cron" ? Cron.next(cadence.cron, new Date(now)).getTime() : now
 
 /**
  * When the run after the one scheduled at `tick` (which ended at `end`) starts. With `skip`, ticks
  * that fell inside the run are dropped; with `queue`, each of them still runs, back to back.
  */
-export const nextTick = (cadence: Cadence, tick: number, end: number): number => {
+const nextTick = (cadence: Cadence, tick: number, end: number): number => {
   switch (cadence._tag) {
     case "Spaced":
       return end + Duration.toMillis(cadence.interval)
@@ -113,12 +113,13 @@ export const repeatLoop = <E, R>(
   Effect.gen(function*() {
     const id = yield* FiberRef.get(currentTaskId)
     let tick = firstTick(cadence, yield* Clock.currentTimeMillis)
+    const reported = run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(supervisor, name)))
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (tick > now) yield* Effect.sleep(Duration.millis(tick - now))
       if (supervisor.closing) return yield* Effect.never
       supervisor.setRunning(id, true, yield* Clock.currentTimeMillis)
-      yield* run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(supervisor, name)))
+      yield* reported
       const end = yield* Clock.currentTimeMillis
       supervisor.setRunning(id, false, end)
       tick = nextTick(cadence, tick, end)
@@ -130,7 +131,7 @@ export const repeatLoop = <E, R>(
  * for `healthy` since its last restart. (`Schedule.resetAfter` counts from the schedule's first
  * step instead, so a daemon failing without pause would drop back to `base` every minute.)
  */
-export const backoff = (base: number, cap: number, healthy: number): Schedule.Schedule<Duration.Duration, unknown> =>
+const backoff = (base: number, cap: number, healthy: number): Schedule.Schedule<Duration.Duration, unknown> =>
   Schedule.makeWithState(
     { attempt: 0, restartedAt: Number.NEGATIVE_INFINITY },
     (now, _input, state) => {

@@ -111,12 +111,6 @@ export interface SubmitSpec<A, E, R> {
   readonly effect: Effect.Effect<A, E, R>
   readonly key?: string | undefined
   readonly onConflict?: "replace" | "keep" | undefined
-  /** Subject to the concurrency cap (plain tasks and after-response tasks). */
-  readonly capped: boolean
-  /** Refuse with `QueueFullError` when the queue is full (plain tasks only). */
-  readonly enforceQueueBound: boolean
-  /** Report failures of the effect itself (schedules and daemons report their own runs). */
-  readonly reportFailure?: boolean | undefined
 }
 
 /** Where a task's fiber takes its services and fiber refs from: the fiber that added it. */
@@ -134,7 +128,7 @@ export const originOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Origin =>
 /** A task's fiber starts uninterruptible, so its end is always counted; its body is interruptible. */
 const taskFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
 
-class TaskRecord {
+export class TaskRecord {
   state: TaskState
   startedAt: number | undefined = undefined
   fiber: Fiber.RuntimeFiber<void> | undefined = undefined
@@ -152,7 +146,6 @@ class TaskRecord {
   scope: taskScope.TaskScope | undefined = undefined
   /** The keyed task this one replaced, until this one ends. */
   replacing: TaskRecord | undefined = undefined
-  reportFailure = true
   /** The task's span, with the clock that times it (none when timing is off), under a real tracer. */
   span: { readonly span: Tracer.Span; readonly clock: Clock.Clock | undefined } | undefined = undefined
 
@@ -281,32 +274,32 @@ export class Supervisor {
     parent: Fiber.RuntimeFiber<unknown, unknown>,
     spec: SubmitSpec<A, E, R>
   ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, Exclude<R, Scope.Scope>> {
-    {
-      if (this.closingFlag) {
-        this.stats.rejected++
-        return Effect.fail(new ShuttingDownError({ task: spec.name }))
-      }
-      let replaced: TaskRecord | undefined
-      if (spec.key !== undefined) {
-        const existing = this.keys.get(spec.key)
-        if (existing !== undefined) {
-          if ((spec.onConflict ?? "keep") === "keep") return Effect.succeed(new Handle(existing, false))
-          replaced = existing
-        }
-      }
-      const { concurrency, maxQueued } = this.options
-      if (
-        spec.capped && spec.enforceQueueBound && replaced === undefined &&
-        this.running >= concurrency && this.queue.length >= maxQueued
-      ) {
-        this.stats.rejected++
-        return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
-      }
-      const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-      const record = this.admit(spec.name, spec.key, spec.kind, now)
-      this.launch(record, spec.effect, originOf(parent), spec.capped, spec.reportFailure ?? true, true, replaced)
-      return Effect.succeed(new Handle(record, true))
+    if (this.closingFlag) {
+      this.stats.rejected++
+      return Effect.fail(new ShuttingDownError({ task: spec.name }))
     }
+    let replaced: TaskRecord | undefined
+    if (spec.key !== undefined) {
+      const existing = this.keys.get(spec.key)
+      if (existing !== undefined) {
+        if ((spec.onConflict ?? "keep") === "keep") return Effect.succeed(new Handle(existing, false))
+        replaced = existing
+      }
+    }
+    const { concurrency, maxQueued } = this.options
+    if (
+      // plain tasks are capped and refused past the queue bound (after-response tasks are only
+      // capped, and never come through here; jobs are neither)
+      spec.kind === "task" && replaced === undefined &&
+      this.running >= concurrency && this.queue.length >= maxQueued
+    ) {
+      this.stats.rejected++
+      return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
+    }
+    const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const record = this.admit(spec.name, spec.key, spec.kind, now)
+    this.launch(record, spec.effect, originOf(parent), true, replaced)
+    return Effect.succeed(new Handle(record, true))
   }
 
   /**
@@ -334,7 +327,7 @@ export class Supervisor {
   skip(record: TaskRecord): void {
     if (!this.records.has(record.id) || record.fiber !== undefined) return
     record.skipped = true
-    void this.end(record, Exit.interrupt(FiberId.none), false)
+    void this.end(record, Exit.interrupt(FiberId.none))
   }
 
   /**
@@ -346,19 +339,21 @@ export class Supervisor {
     record: TaskRecord,
     effect: Effect.Effect<A, E, R>,
     origin: Origin,
-    capped: boolean,
-    reportFailure: boolean,
     immediate: boolean,
     replaced?: TaskRecord | undefined
   ): void {
     if (record.exit !== undefined || record.fiber !== undefined) return
     try {
-      this.unsafeLaunch(record, effect, origin, capped, reportFailure, immediate, replaced)
+      this.unsafeLaunch(record, effect, origin, immediate, replaced)
     } catch (error) {
       // Something around the task threw before its fiber existed (a tracer's span, say): the task
       // ends as a defect, reported like any task's, rather than waiting forever or escaping.
       if (record.fiber === undefined && record.exit === undefined) {
-        const report = this.end(record, Exit.die(error), true)
+        const ended = this.end(record, Exit.die(error))
+        // (a job's end reports nothing: its loop reports its runs, and this one never ran)
+        const report = record.kind === "daemon" || record.kind === "schedule"
+          ? Effect.logError(`background ${record.kind} "${record.name}" could not start`, Cause.die(error))
+          : ended
         // reported through the origin's loggers, as the task's own failure would have been
         Runtime.runFork(Runtime.make({ context: origin.context, fiberRefs: origin.fiberRefs, runtimeFlags: Runtime.defaultRuntimeFlags }))(report)
       }
@@ -369,15 +364,12 @@ export class Supervisor {
     record: TaskRecord,
     effect: Effect.Effect<A, E, R>,
     origin: Origin,
-    capped: boolean,
-    reportFailure: boolean,
     immediate: boolean,
     replaced: TaskRecord | undefined
   ): void {
     const { context, fiberRefs } = origin
     const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
     const clock = Context.get(services, Clock.Clock)
-    record.reportFailure = reportFailure
     record.scope = taskScope.make()
     // The span is made here and ended with the task, rather than by withSpan around it (whose
     // frames stay on the task's stack for its whole life); none for Effect's built-in tracer,
@@ -401,6 +393,7 @@ export class Supervisor {
       record.span = { span, clock: timing ? clock : undefined }
     }
 
+    const capped = record.kind === "task" || record.kind === "after-response"
     const start = Effect.suspend((): Effect.Effect<A, E, R> => {
       if (!capped || this.running < this.options.concurrency) {
         if (capped) {
@@ -461,7 +454,7 @@ export class Supervisor {
       const scope = record?.scope
       if (record === undefined || scope === undefined) return Effect.void
       const closing = taskScope.close(scope, exit)
-      if (closing === undefined) return this.end(record, exit, record.reportFailure)
+      if (closing === undefined) return this.end(record, exit)
       return Effect.flatMap(Effect.exit(closing), (closed) =>
         // As with Effect.scoped, a finalizer's defect makes the task fail.
         this.end(
@@ -470,8 +463,7 @@ export class Supervisor {
             ? exit
             : Exit.isSuccess(exit)
             ? closed
-            : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
-          record.reportFailure
+            : Exit.failCause(Cause.sequential(exit.cause, closed.cause))
         ))
     })
   }
@@ -507,8 +499,11 @@ export class Supervisor {
   }
 
   private releaseSlot(record: TaskRecord): void {
-    const index = this.queue.indexOf(record)
-    if (index >= 0) this.queue.splice(index, 1)
+    if (record.wake !== undefined && !record.holdsSlot) {
+      // still queued (never woken): out of the queue
+      const index = this.queue.indexOf(record)
+      if (index >= 0) this.queue.splice(index, 1)
+    }
     if (!record.holdsSlot) return
     record.holdsSlot = false
     this.running--
@@ -524,7 +519,7 @@ export class Supervisor {
    * Counts a task's end and forgets it; returns the failure report to log (or `Effect.void`). Runs
    * synchronously, so it may be called outside any fiber.
    */
-  private end(record: TaskRecord, exit: Exit.Exit<unknown, unknown>, reportFailure: boolean): Effect.Effect<void> {
+  private end(record: TaskRecord, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     if (record.exit !== undefined) return Effect.void
     record.exit = exit
     if (record.span !== undefined) {
@@ -548,11 +543,9 @@ export class Supervisor {
     } else {
       this.stats.finished++
       this.stats.failed++
-      if (reportFailure) {
-        report = Effect.logError(`background ${record.kind} "${record.name}" failed`, exit.cause).pipe(
-          Effect.annotateLogs({ task: record.name, taskKind: record.kind })
-        )
-      }
+      report = Effect.logError(`background ${record.kind} "${record.name}" failed`, exit.cause).pipe(
+        Effect.annotateLogs({ task: record.name, taskKind: record.kind })
+      )
     }
     if (record.pending) {
       record.pending = false
@@ -660,7 +653,7 @@ export class Supervisor {
       if (record.fiber !== undefined) record.fiber.unsafeInterruptAsFork(FiberId.none)
       else if (record.kind === "after-response") {
         record.onEnd = undefined // the tasks in line after it are in `left` too
-        void this.end(record, Exit.interrupt(FiberId.none), false)
+        void this.end(record, Exit.interrupt(FiberId.none))
       }
     }
     yield* Effect.interruptible(this.awaitEmpty).pipe(Effect.timeoutOption(this.options.interruptTimeout))

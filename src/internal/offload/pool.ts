@@ -195,7 +195,7 @@ export class Pool {
       slot.entries = []
       const retired = this.retire(slot)
       // Replace it now rather than on its exit, which a call blocked in native code delays.
-      if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
+      this.replenish()
       this.dispatch()
       this.notifyIdle()
       return retired
@@ -206,6 +206,11 @@ export class Pool {
   /** Claims an entry's cell for the pool: true if the worker had not started it (it never will). */
   private claim(slot: Slot, entry: Entry): boolean {
     return Atomics.compareExchange(slot.cells, entry.cell, CellState.PENDING, CellState.CANCELLED) === CellState.PENDING
+  }
+
+  /** Brings the pool back up to `minThreads` after a thread was lost (not while closing). */
+  private replenish(): void {
+    if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
   }
 
   private liveSlots(): number {
@@ -337,7 +342,7 @@ export class Pool {
     }
     this.queue.unshift(...unstarted)
     if (!this.closing) {
-      while (this.liveSlots() < this.options.minThreads) this.spawn()
+      this.replenish()
       this.dispatch()
     }
     this.notifyIdle()
@@ -441,15 +446,13 @@ export class Pool {
   }
 
   private failQueuedIfNoWorker(result: JobResult): void {
-    for (const slot of this.slots) if (!slot.retiring) return
+    if (this.liveSlots() > 0) return
     const jobs = this.queue.splice(0)
     for (const job of jobs) job.onResult(result)
   }
 
   private isIdle(): boolean {
-    if (this.queue.length > 0) return false
-    for (const slot of this.slots) if (live(slot) > 0) return false
-    return true
+    return this.outstanding() === 0
   }
 
   private notifyIdle(): void {
