@@ -12,7 +12,7 @@ import { awaitExit, LOADER, machine, median, ratio, track } from "./support.js"
 
 const JOBS = Number(process.env.BENCH_SCHEDULE_JOBS ?? 10_000)
 const INTERVALS = (process.env.BENCH_SCHEDULE_INTERVALS ?? "100,1000").split(",").map(Number)
-const TRIALS = Number(process.env.BENCH_SCHEDULE_TRIALS ?? 2)
+const TRIALS = Number(process.env.BENCH_SCHEDULE_TRIALS ?? 3)
 const WARMUP_MS = Number(process.env.BENCH_SCHEDULE_WARMUP_MS ?? 2000)
 const WINDOW_MS = Number(process.env.BENCH_SCHEDULE_WINDOW_MS ?? 4000)
 
@@ -56,8 +56,9 @@ const main = async () => {
     }
     const target = (JOBS * 1000) / interval
     const of = (name: Contender, key: keyof Measured) => median(results.get(name)!.map((r) => r[key]))
-    /** Busy event-loop time per run: utilisation spread over the runs actually made. */
-    const busyPerRun = (name: Contender) => (of(name, "utilization") * 1e6) / of(name, "runsPerSecond")
+    /** Busy event-loop time per run: utilisation spread over the runs made, per trial, then the median. */
+    const busyPerRun = (name: Contender) =>
+      median(results.get(name)!.map((r) => (r.utilization * 1e6) / r.runsPerSecond))
     console.log(
       `\n## ${JOBS} jobs every ${interval} ms (target ${target.toFixed(0)} runs/s; ${WINDOW_MS / 1000}s window after ` +
         `${WARMUP_MS / 1000}s warm-up; one process per trial; median of ${TRIALS} alternating trials)\n`

@@ -62,8 +62,13 @@ export const waitForListening = (child: ChildProcess, timeoutMillis: number): Pr
     })
   })
 
-/** The median by nearest rank; NaN for no samples. */
-export const median = (samples: ReadonlyArray<number>): number => percentile(samples, 0.5)
+/** The median (the mean of the two middle samples when their number is even); NaN for no samples. */
+export const median = (samples: ReadonlyArray<number>): number => {
+  if (samples.length === 0) return Number.NaN
+  const sorted = [...samples].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
 
 /** How a figure stands against its goal, as printed next to it. */
 export const verdict = (met: boolean): string => (met ? "MET" : "NOT MET")
