@@ -90,6 +90,7 @@ if (line === undefined || soak.timedOut) {
       `rejected=${rejected}; bodies ran=${m.ran}; error lines=${m.errorsLogged}`
   )
   report("every task accounted for (finished + interrupted = total)", finished + interrupted === m.total && rejected === 0)
+  report("every task that finished without failing ran its body (bodies ran = finished - failed)", m.ran === finished - failed)
   report("each failure logged once (error lines = failed)", m.errorsLogged === failed)
   report(`the supervisor holds nothing (snapshot ${m.owned} tasks, ${m.held} records)`, m.owned === 0 && m.held === 0)
   const growth = m.finalHeap - m.baselineHeap

@@ -667,5 +667,16 @@ describe("Background.stats", () => {
       yield* Background.fork(Effect.fail("boom"), "bad")
       yield* Background.awaitIdle
       expect(yield* Background.stats).toMatchObject({ finished: 2, failed: 1, interrupted: 0, rejected: 0 })
-    }).pipe(Effect.provide(Background.layer()), Effect.provide(Logger.remove(Logger.defaultLogger))))
+      // the only slot taken and no queue: the next fork is refused, and counted
+      const release = yield* Deferred.make<void>()
+      yield* Background.fork(Deferred.await(release), "holds-the-slot")
+      const refused = yield* Effect.flip(Background.fork(Effect.void, "refused"))
+      expect(refused).toBeInstanceOf(QueueFullError)
+      expect(yield* Background.stats).toMatchObject({ finished: 2, failed: 1, interrupted: 0, rejected: 1 })
+      yield* Deferred.succeed(release, undefined)
+      yield* Background.awaitIdle
+    }).pipe(
+      Effect.provide(Background.layer({ concurrency: 1, maxQueued: 0 })),
+      Effect.provide(Logger.remove(Logger.defaultLogger))
+    ))
 })

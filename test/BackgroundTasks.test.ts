@@ -627,7 +627,7 @@ describe("BackgroundTasks with an upgraded (WebSocket) request", () => {
           resume(Effect.succeed(chunk.toString("latin1")))
           socket.destroy()
         })
-      })
+      }).pipe(orHang("the upgrade handshake"))
       expect(handshake).toMatch(/^HTTP\/1\.1 101 /)
       // the server is still up: had the task waited for a `finish` that never comes, this would hang
       yield* Deferred.await(ran).pipe(orHang("the after-upgrade task"))

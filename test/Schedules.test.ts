@@ -541,8 +541,10 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
       const second = yield* bg.use(Background.startDaemon("tenant-1", tenant("second")))
       expect(second.id).not.toBe(first.id)
       // a daemon that returns (and is therefore not restarted) frees its name as well
-      yield* bg.use(Background.startEvery("report", Effect.void, { spaced: "1 hour" }).pipe(Effect.flatMap((h) => h.interrupt)))
-      yield* bg.use(Background.startEvery("report", Effect.void, { spaced: "1 hour" }))
+      yield* bg.use(Background.startDaemon("report", Effect.void))
+      yield* TestClock.adjust(0)
+      const again = yield* bg.use(Effect.either(Background.startDaemon("report", Effect.never)))
+      expect(again._tag).toBe("Right")
       yield* bg.shutdown
       expect(events).toEqual(["first running", "first closed", "second running", "second closed"])
     }))
