@@ -176,28 +176,30 @@ export class RunningExample {
 }
 
 /**
- * Starts examples for one test and cleans up after it: every child still alive is killed by PID
- * and the temporary directory removed. Owned by one test, so concurrent tests never touch each
- * other's processes.
+ * Starts the servers in `dir` (`examples/`, or `test/fixtures/`) for one test and cleans up after
+ * it: every child still alive is killed by PID and the temporary directory removed. Owned by one
+ * test, so concurrent tests never touch each other's processes.
  */
 export class ExampleLauncher {
   private readonly running: Array<RunningExample> = []
   private readonly dirs: Array<string> = []
 
-  /** Spawns `examples/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens. */
+  constructor(private readonly dir = "examples") {}
+
+  /** Spawns `<dir>/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens. */
   async start(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
     const example = await this.spawn(name, env)
     await example.waitForLine(new RegExp(`listening on http://127\\.0\\.0\\.1:${example.port}\\b`))
     return example
   }
 
-  /** Spawns `examples/<name>.ts` (on `env.PORT`, or a free port) without waiting for it to listen. */
+  /** Spawns `<dir>/<name>.ts` (on `env.PORT`, or a free port) without waiting for it to listen. */
   async spawn(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
     const port = env.PORT === undefined ? await freePort() : Number(env.PORT)
     const dir = await mkdtemp(join(tmpdir(), `effect-background-${name}-`))
     this.dirs.push(dir)
     const logFile = join(dir, "log.txt")
-    const child = spawn(process.execPath, ["--import", "tsx", `examples/${name}.ts`], {
+    const child = spawn(process.execPath, ["--import", "tsx", `${this.dir}/${name}.ts`], {
       cwd: root,
       env: { ...process.env, PORT: String(port), LOG_FILE: logFile, ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -315,17 +317,18 @@ export const waitUntilRefusing = async (port: number, timeout = patience): Promi
   }
 }
 
-/** A vitest `test` whose `examples` fixture is a launcher of its own; its children are killed by PID when the test ends, pass or fail. */
-export const exampleTest = base.extend<{ examples: ExampleLauncher }>({
-  examples: async ({}, use) => {
-    const launcher = new ExampleLauncher()
-    try {
-      await use(launcher)
-    } finally {
-      await launcher.cleanup()
-    }
+/** A launcher of its own for one test, cleaned up (children killed by PID) when it ends, pass or fail. */
+export const ownLauncher = (dir: string) => async ({}, use: (launcher: ExampleLauncher) => Promise<void>) => {
+  const launcher = new ExampleLauncher(dir)
+  try {
+    await use(launcher)
+  } finally {
+    await launcher.cleanup()
   }
-})
+}
+
+/** A vitest `test` whose `examples` fixture is a launcher of its own for `examples/`. */
+export const exampleTest = base.extend<{ examples: ExampleLauncher }>({ examples: ownLauncher("examples") })
 
 /** The shape of the one-line shutdown report. */
 export const reportShape =
