@@ -328,6 +328,15 @@ describe("Offload.layer", () => {
       expect((error as WorkerLoadError).reason).toContain("Offload.isolate(")
     }))
 
+  it.live("fails to build with WorkerLoadError that names maxHeapMb when a worker runs out of memory while loading", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const error = yield* buildFails(Offload.layer({ module: fixture("hoarder.worker.ts"), maxHeapMb: 32 }))
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toBe("it ran out of memory while loading (maxHeapMb: 32); raise maxHeapMb")
+      yield* noThreadsBeyond(baseline)
+    }))
+
   it.live("retires threads above minThreads after idleTimeout and starts one again on demand", () =>
     Effect.gen(function*() {
       const ctx = yield* Layer.build(Offload.layer({ module: tasksModule, minThreads: 0, maxThreads: 1, idleTimeout: 50 }))
@@ -417,6 +426,15 @@ describe("Offload.isolate", () => {
       const error = yield* Effect.flip(Offload.isolate({ name: "not-isolate", module: tasksModule, message: Event }))
       expect(error).toBeInstanceOf(WorkerLoadError)
       expect((error as WorkerLoadError).reason).toContain("Offload.isolated(")
+    }).pipe(Effect.scoped))
+
+  it.live("fails with WorkerLoadError that names maxHeapMb when its module runs out of memory while loading", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Offload.isolate({ name: "hoarder", module: fixture("hoarder.worker.ts"), message: Event, maxHeapMb: 32 })
+      )
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toBe("it ran out of memory while loading (maxHeapMb: 32); raise maxHeapMb")
     }).pipe(Effect.scoped))
 
   it.effect("validates its options", () =>

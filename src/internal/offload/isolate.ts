@@ -4,7 +4,7 @@
  */
 import type { Worker } from "node:worker_threads"
 import { describeDefect, type FromWorker, type SerializedDefect } from "./protocol.js"
-import { spawnWorker, stopWorker } from "./spawn.js"
+import { spawnWorker, startupExited, startupTimedOut, stopWorker } from "./spawn.js"
 
 export interface IsolateOptions {
   readonly name: string
@@ -33,7 +33,7 @@ export class IsolateWorker {
       kind: "isolate"
     })
     this.worker = worker
-    let lastError: Error | undefined
+    let lastError: (Error & { code?: string }) | undefined
     return new Promise<void>((resolve, reject) => {
       let ready = false
       let failed = false
@@ -44,10 +44,7 @@ export class IsolateWorker {
         clearTimeout(timer)
         void stopWorker(worker).then(() => reject(new Error(describeDefect(defect))))
       }
-      const timer = setTimeout(
-        () => fail({ name: "Error", message: `the worker did not become ready within ${this.options.startupTimeoutMillis}ms`, stack: undefined }),
-        this.options.startupTimeoutMillis
-      )
+      const timer = setTimeout(() => fail(startupTimedOut(this.options.startupTimeoutMillis)), this.options.startupTimeoutMillis)
       worker.on("message", (message: FromWorker) => {
         if (message._tag === "Ready") {
           ready = true
@@ -68,7 +65,7 @@ export class IsolateWorker {
         this.exitCode = code
         clearTimeout(timer)
         if (!ready) {
-          if (!failed) reject(new Error(lastError?.message ?? `the worker exited with code ${code} while starting`))
+          if (!failed) reject(new Error(describeDefect(startupExited(code, lastError, this.options.maxHeapMb))))
         } else if (!this.stopping) this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
         this.resolveStopped()
       })

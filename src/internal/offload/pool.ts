@@ -16,7 +16,7 @@ import {
   type SerializedDefect,
   serializeDefect
 } from "./protocol.js"
-import { spawnWorker, stopWorker } from "./spawn.js"
+import { spawnWorker, startupExited, startupTimedOut, stopWorker } from "./spawn.js"
 
 export type JobResult =
   | Extract<FromWorker, { _tag: "Success" | "Failure" | "Defect" | "SchemaError" }>
@@ -244,11 +244,7 @@ export class Pool {
     // loading would otherwise hold queued jobs forever.
     slot.startupTimer = setTimeout(() => {
       slot.startupTimer = undefined
-      this.loadFailed(slot, {
-        name: "Error",
-        message: `the worker did not become ready within ${this.options.startupTimeoutMillis}ms`,
-        stack: undefined
-      })
+      this.loadFailed(slot, startupTimedOut(this.options.startupTimeoutMillis))
     }, this.options.startupTimeoutMillis)
     this.slots.add(slot)
     worker.on("message", (message: FromWorker) => this.onMessage(slot, message))
@@ -306,13 +302,7 @@ export class Pool {
     slot.idleSince = undefined
     if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
     if (!slot.ready) {
-      slot.onReady?.({
-        name: "Error",
-        message: slot.lastError?.code === "ERR_WORKER_OUT_OF_MEMORY"
-          ? `it ran out of memory while loading (maxHeapMb: ${this.options.maxHeapMb}); raise maxHeapMb`
-          : slot.lastError?.message ?? `the worker exited with code ${exitCode} while starting`,
-        stack: slot.lastError?.stack
-      })
+      slot.onReady?.(startupExited(exitCode, slot.lastError, this.options.maxHeapMb))
       // A worker that never loaded is not replaced eagerly — that would respawn a broken module
       // forever. Jobs waiting for it fail; the next job submitted tries a fresh worker.
       this.failQueuedIfNoWorker({

@@ -6,6 +6,7 @@
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
+import type { SerializedDefect } from "./protocol.js"
 
 const isTypeScript = (url: string) => /\.[cm]?ts$/.test(new URL(url).pathname)
 
@@ -74,6 +75,29 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
     stderr: false
   })
 }
+
+/** Why a worker that was still loading is gone: it did not say it was ready in time. */
+export const startupTimedOut = (timeoutMillis: number): SerializedDefect => ({
+  name: "Error",
+  message: `the worker did not become ready within ${timeoutMillis}ms`,
+  stack: undefined
+})
+
+/**
+ * Why a worker that was still loading is gone, from its exit code and the last `error` event its
+ * thread emitted (an out-of-memory one gets advice on `maxHeapMb`). Pools and isolates say the same.
+ */
+export const startupExited = (
+  exitCode: number,
+  lastError: (Error & { code?: string }) | undefined,
+  maxHeapMb: number | undefined
+): SerializedDefect => ({
+  name: "Error",
+  message: lastError?.code === "ERR_WORKER_OUT_OF_MEMORY"
+    ? `it ran out of memory while loading (maxHeapMb: ${maxHeapMb}); raise maxHeapMb`
+    : lastError?.message ?? `the worker exited with code ${exitCode} while starting`,
+  stack: lastError?.stack
+})
 
 /** How long {@link stopWorker} waits for a terminated thread to stop. */
 const STOP_WAIT_MILLIS = 1000
