@@ -19,7 +19,6 @@ import {
   Cause,
   Chunk,
   Context,
-  Deferred,
   Duration,
   Effect,
   Exit,
@@ -37,6 +36,7 @@ import * as BackgroundTasks from "./BackgroundTasks.js"
 import { InvalidOptionError } from "./Errors.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
+import { Waiters } from "./internal/waiters.js"
 
 /**
  * Whether the server is taking traffic. It turns `false` the moment shutdown begins.
@@ -64,7 +64,7 @@ class Graceful {
   readonly responses = new Set<Http.ServerResponse>()
   /** Request fibers still running, with the Node request each serves (when there is one). */
   readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
-  private waiters: Array<Deferred.Deferred<void>> = []
+  private readonly idle = new Waiters(() => this.responses.size === 0 && this.fibers.size === 0)
 
   constructor(
     readonly server: Http.Server,
@@ -87,19 +87,11 @@ class Graceful {
   }
 
   check(): void {
-    if (this.responses.size === 0 && this.fibers.size === 0 && this.waiters.length > 0) {
-      const waiters = this.waiters
-      this.waiters = []
-      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
-    }
+    this.idle.check()
   }
 
-  readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.responses.size === 0 && this.fibers.size === 0) return Effect.void
-    const waiter = Deferred.unsafeMake<void>(FiberId.none)
-    this.waiters.push(waiter)
-    return Deferred.await(waiter)
-  })
+  /** Completes once no request is in flight. */
+  readonly awaitIdle: Effect.Effect<void> = this.idle.await
 
   /** Counts a request fiber so drain can wait for it and, past the timeout, interrupt it. */
   track<A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {

@@ -27,6 +27,7 @@ import {
 } from "effect"
 import { QueueFullError, ShuttingDownError } from "../Errors.js"
 import * as taskScope from "./taskScope.js"
+import { Waiters } from "./waiters.js"
 
 /**
  * The id of the supervised task the current fiber runs for (0 outside any). A task's body starts
@@ -216,8 +217,8 @@ export class Supervisor {
   private readonly keys = new Map<string, TaskRecord>()
   private running = 0
   private pendingCount = 0
-  private idleWaiters: Array<Deferred.Deferred<void>> = []
-  private emptyWaiters: Array<Deferred.Deferred<void>> = []
+  private readonly idle = new Waiters(() => this.pendingCount === 0)
+  private readonly empty = new Waiters(() => this.records.size === 0)
   private closingFlag = false
   readonly stats: SupervisorStats = { finished: 0, failed: 0, interrupted: 0, rejected: 0, skipped: 0, jobsStopped: 0, jobFailures: 0 }
 
@@ -564,16 +565,8 @@ export class Supervisor {
   }
 
   private notify(): void {
-    if (this.pendingCount === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
-    }
-    if (this.records.size === 0 && this.emptyWaiters.length > 0) {
-      const waiters = this.emptyWaiters
-      this.emptyWaiters = []
-      for (const waiter of waiters) Deferred.unsafeDone(waiter, Exit.void)
-    }
+    this.idle.check()
+    this.empty.check()
   }
 
   /** Marks a schedule's run as in progress (pending work) or finished. */
@@ -601,19 +594,7 @@ export class Supervisor {
   }
 
   /** Completes once no task, after-response task or schedule run is pending. */
-  readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.pendingCount === 0) return Effect.void
-    const waiter = Deferred.unsafeMake<void>(FiberId.none)
-    this.idleWaiters.push(waiter)
-    return Deferred.await(waiter)
-  })
-
-  private readonly awaitEmpty: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.records.size === 0) return Effect.void
-    const waiter = Deferred.unsafeMake<void>(FiberId.none)
-    this.emptyWaiters.push(waiter)
-    return Deferred.await(waiter)
-  })
+  readonly awaitIdle: Effect.Effect<void> = this.idle.await
 
   readonly snapshot: Effect.Effect<ReadonlyArray<TaskInfo>> = Effect.sync(() =>
     Array.from(this.records.values(), (record) => ({
@@ -656,7 +637,7 @@ export class Supervisor {
         void this.end(record, Exit.interrupt(FiberId.none))
       }
     }
-    yield* Effect.interruptible(this.awaitEmpty).pipe(Effect.timeoutOption(this.options.interruptTimeout))
+    yield* Effect.interruptible(this.empty.await).pipe(Effect.timeoutOption(this.options.interruptTimeout))
     const end = yield* Clock.currentTimeMillis
     return {
       graceMillis: interruptStart - graceStart,

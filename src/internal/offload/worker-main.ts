@@ -9,6 +9,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as buffer from "node:buffer"
@@ -108,8 +109,8 @@ const serveTasks = (module: TasksModule | undefined) => {
         return fail(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
       })
     }
-    if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
-      return Promise.resolve(result as PromiseLike<unknown>).then(succeed, fail)
+    if (Predicate.isPromiseLike(result)) {
+      return Promise.resolve(result).then(succeed, fail)
     }
     succeed(result)
   }
@@ -129,8 +130,8 @@ const serveTasks = (module: TasksModule | undefined) => {
     } catch (error) {
       return defect(error)
     }
-    if (typeof (output as PromiseLike<unknown> | null)?.then === "function") {
-      return Promise.resolve(output as PromiseLike<unknown>).then(succeed, defect)
+    if (Predicate.isPromiseLike(output)) {
+      return Promise.resolve(output).then(succeed, defect)
     }
     succeed(output)
   }
