@@ -230,7 +230,7 @@ const main = async () => {
 
     console.log(
       `\n## After-response tasks (${CONNECTIONS} connections, ${SECONDS}s per contender per round, ` +
-        `median of ${ROUNDS} interleaved rounds after a ${WARMUP_SECONDS}s warm-up each)\n`
+        `${ROUNDS} interleaved rounds after a ${WARMUP_SECONDS}s warm-up each; req/s and latencies are medians over the rounds, task lag is over every line of them)\n`
     )
     console.log(
       "| server | req/s | latency p50 ms | latency p99 ms | errors + non-2xx | task lag p50 ms | task lag p99 ms | task lag max ms | answered 2xx | lines written | missing | extra | exit code |"

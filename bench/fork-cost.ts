@@ -3,7 +3,7 @@
  *
  * 1. throughput: fork FORKS trivial tasks (each bumps a counter) and wait until all have run,
  *    through `Background.fork`, raw `FiberSet.run`, `Effect.forkDaemon` and a bare `Promise`;
- *    interleaved rounds in this process, median round;
+ *    interleaved rounds in this process, the median over the rounds;
  * 2. memory: heap used after GC per sleeping task, 100,000 tasks that each sleep for an hour,
  *    each contender in its own child process (bench/fixtures/fork-memory.ts) so heaps do not mix.
  */
