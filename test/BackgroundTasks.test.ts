@@ -49,6 +49,13 @@ const probeTask = (probe: Probe, response: Http.ServerResponse) =>
 const addProbe = (probe: Probe) =>
   Effect.flatMap(nodeResponse, (response) => BackgroundTasks.add(probeTask(probe, response), { name: "probe" }))
 
+/** Adds two tasks that record their names in `ran` when they run: "default", then "always" (`always: true`). */
+const addDefaultAndAlways = (ran: Array<string>) =>
+  Effect.zipRight(
+    BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" }),
+    BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+  )
+
 describe("BackgroundTasks on a real server", () => {
   describe("a task starts only after the last byte of its response is written", () => {
     it.live("JSON body: the client reads the whole response while the task is still blocked", () =>
@@ -278,8 +285,7 @@ describe("BackgroundTasks on a real server", () => {
           const app = HttpRouter.empty.pipe(HttpRouter.post(
             "/order",
             Effect.gen(function*() {
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              yield* addDefaultAndAlways(ran)
               return yield* outcome.answer
             })
           ))
@@ -368,8 +374,7 @@ describe("BackgroundTasks on a real server", () => {
           HttpRouter.get(
             "/feed",
             Effect.gen(function*() {
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              yield* addDefaultAndAlways(ran)
               return HttpServerResponse.stream(Stream.concat(Stream.make("first;"), Stream.never).pipe(Stream.encodeText))
             })
           )
@@ -401,8 +406,7 @@ describe("BackgroundTasks on a real server", () => {
         const app = HttpRouter.empty.pipe(HttpRouter.get(
           "/slow",
           Effect.gen(function*() {
-            yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
-            yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+            yield* addDefaultAndAlways(ran)
             yield* Deferred.succeed(waiting, undefined)
             return yield* Effect.never
           }).pipe(Effect.onInterrupt(() => Deferred.succeed(handlerInterrupted, undefined)))
@@ -428,8 +432,7 @@ describe("BackgroundTasks on a real server", () => {
         HttpRouter.get(
           "/slow",
           Effect.gen(function*() {
-            yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
-            yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+            yield* addDefaultAndAlways(ran)
             yield* Deferred.succeed(waiting, undefined)
             return yield* Effect.never
           })
@@ -520,8 +523,7 @@ describe("BackgroundTasks on a real server", () => {
           .handle("create", () => Effect.as(addProbe(probe), { id: 1 }))
           .handle("find", () =>
             Effect.gen(function*() {
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("default")), { name: "default" })
-              yield* BackgroundTasks.add(Effect.sync(() => ran.push("always")), { name: "always", always: true })
+              yield* addDefaultAndAlways(ran)
               return yield* new HttpApiError.NotFound()
             }))
       )))

@@ -11,8 +11,8 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import { Background, BackgroundTasks, Server, ShuttingDownError } from "../src/index.js"
 import { ShutdownRecord, ShutdownRecorder } from "../src/internal/report.js"
-import { connectionRefused, eventually, RawConnection, rawGet, request } from "./support/http-client.js"
-import { captureLogs, orHang, serving, startApp } from "./support/http-server.js"
+import { connectionRefused, eventually, RawConnection, rawGet, type Reply, request } from "./support/http-client.js"
+import { captureLogs, orHang, type Running, serving, startApp } from "./support/http-server.js"
 
 const isReady = Effect.flatMap(Server.Readiness, (readiness) => readiness.isReady)
 const draining = Effect.map(isReady, (ready) => !ready)
@@ -35,6 +35,22 @@ const slowRoute = (slow: Slow) =>
 
 const keepAlive = () => new Http.Agent({ keepAlive: true })
 
+/** Begins the server's shutdown and waits until it is draining; returns the shutdown's fiber. */
+const beginDrain = (server: Running<Server.Readiness>) =>
+  Effect.tap(server.shutdown, () => eventually(server.use(draining)).pipe(orHang("the drain to begin")))
+
+/** Lets the slow request answer, expects its 200, then waits for the shutdown to complete. */
+const releaseSlowAndFinish = (
+  slow: Slow,
+  inFlight: Fiber.Fiber<Reply, unknown>,
+  shutdown: Fiber.Fiber<void>
+): Effect.Effect<void, unknown> =>
+  Effect.gen(function*() {
+    yield* Deferred.succeed(slow.release, undefined)
+    expect((yield* Fiber.join(inFlight)).status).toBe(200)
+    yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+  })
+
 describe("Server: graceful shutdown on a real server", () => {
   it.live("an in-flight request completes with 200 and `Connection: close`, and shutdown waits for it", () =>
     Effect.gen(function*() {
@@ -50,8 +66,7 @@ describe("Server: graceful shutdown on a real server", () => {
 
       const inFlight = yield* Effect.fork(request(server.port, "/slow", { agent }))
       yield* Deferred.await(slow.running).pipe(orHang("the request to be running"))
-      const shutdown = yield* server.shutdown
-      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      const shutdown = yield* beginDrain(server)
       expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
 
       yield* Deferred.succeed(slow.release, undefined)
@@ -86,8 +101,7 @@ describe("Server: graceful shutdown on a real server", () => {
       // A slow request keeps the drain going while we look.
       const inFlight = yield* Effect.fork(request(server.port, "/slow"))
       yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
-      const shutdown = yield* server.shutdown
-      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      const shutdown = yield* beginDrain(server)
 
       expect(yield* connectionRefused(server.port)).toBe(true)
       yield* connection.write("\r\n")
@@ -97,9 +111,7 @@ describe("Server: graceful shutdown on a real server", () => {
       expect(probe.headers.connection).toBe("close")
       yield* connection.awaitClosed.pipe(orHang("the probe's connection to close"))
 
-      yield* Deferred.succeed(slow.release, undefined)
-      expect((yield* Fiber.join(inFlight)).status).toBe(200)
-      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      yield* releaseSlowAndFinish(slow, inFlight, shutdown)
     }).pipe(Effect.scoped))
 
   it.live("the drain closes idle keep-alive connections (after a short linger), while in-flight requests go on", () =>
@@ -125,15 +137,12 @@ describe("Server: graceful shutdown on a real server", () => {
       yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
       expect(sockets[0]!.destroyed).toBe(false)
 
-      const shutdown = yield* server.shutdown
-      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      const shutdown = yield* beginDrain(server)
       yield* idle.awaitClosed.pipe(orHang("the idle connection to close"))
       expect(sockets[0]!.destroyed).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(inFlight))).toBe(true)
 
-      yield* Deferred.succeed(slow.release, undefined)
-      expect((yield* Fiber.join(inFlight)).status).toBe(200)
-      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      yield* releaseSlowAndFinish(slow, inFlight, shutdown)
     }).pipe(Effect.scoped))
 
   it.live("a connection whose response was already streaming when the drain began is closed as soon as that response ends", () =>
@@ -160,8 +169,7 @@ describe("Server: graceful shutdown on a real server", () => {
       // A slow request keeps the drain going while we look.
       const inFlight = yield* Effect.fork(request(server.port, "/slow"))
       yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
-      const shutdown = yield* server.shutdown
-      yield* eventually(server.use(draining)).pipe(orHang("the drain to begin"))
+      const shutdown = yield* beginDrain(server)
 
       // Its headers went out before the drain, so it could not say `Connection: close`.
       yield* Deferred.succeed(lastChunk, undefined)
@@ -170,9 +178,7 @@ describe("Server: graceful shutdown on a real server", () => {
       yield* connection.awaitClosed.pipe(orHang("the client to see the close"))
       expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
 
-      yield* Deferred.succeed(slow.release, undefined)
-      expect((yield* Fiber.join(inFlight)).status).toBe(200)
-      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      yield* releaseSlowAndFinish(slow, inFlight, shutdown)
     }).pipe(Effect.scoped))
 
   describe("a request still running at the drain timeout is interrupted, its finalizers run, and shutdown completes", () => {
