@@ -22,8 +22,15 @@ import { startLoad, until } from "./support/load.js"
 import { parseReport } from "./support/report.js"
 
 const trials = Number(process.env.SHUTDOWN_TRIALS ?? 3)
-/** Grace periods the trials cycle through: none, shorter and longer than a task, and ample. */
+/** Grace periods the trials cycle through: none, shorter and longer than a short task, and ample. */
 const graces = [0, 60, 10_000, 20, 150]
+/** Short tasks sleep up to this long: most finish during the drain. */
+const taskMaxMillis = 100
+/**
+ * Some tasks sleep this long instead (the fixture picks them by id), outlasting the drain: only the
+ * ample grace lets them finish; with the others they are interrupted mid-sleep.
+ */
+const longTaskMillis = 3000
 const kinds = ["after", "fork"] as const
 
 /** Each id's lines in the server's log: `received`, `done after`, `interrupted fork`… */
@@ -46,7 +53,8 @@ describe.concurrent("shutdown under load", () => {
       const server = await fixtures.start("load-server", {
         DRAIN_MS: "600000",
         GRACE_MS: String(grace),
-        TASK_MAX_MS: "100"
+        TASK_MAX_MS: String(taskMaxMillis),
+        LONG_TASK_MS: String(longTaskMillis)
       })
       const load = startLoad(server.port, {
         clients: 4,
@@ -126,6 +134,15 @@ describe.concurrent("shutdown under load", () => {
         }
       }
       expect(lost, "tasks neither finished nor reported interrupted").toEqual([])
+      // Tasks still running when the grace ends are interrupted, of both kinds (the lines of their
+      // finalizers were checked above); a grace longer than any task lets every one finish.
+      if (grace < longTaskMillis) {
+        expect(new Set(interruptedTasks.map((name) => name.split(" ")[0])), "kinds of task interrupted").toEqual(
+          new Set(kinds)
+        )
+      } else {
+        expect(interruptedTasks).toEqual([])
+      }
 
       // The report's counts are what the clients and the log show.
       expect(report.tasksFinished).toBe(finishedTasks)
