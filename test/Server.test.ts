@@ -35,6 +35,14 @@ const slowRoute = (slow: Slow) =>
 
 const keepAlive = () => new Http.Agent({ keepAlive: true })
 
+/**
+ * Turns off Node's own closing of idle keep-alive connections (after 5 s by default) on the
+ * server a socket belongs to, so that only the drain can close them.
+ */
+const noKeepAliveTimeout = (socket: Net.Socket) => {
+  ;(socket as Net.Socket & { readonly server: Http.Server }).server.keepAliveTimeout = 0
+}
+
 /** Begins the server's shutdown and waits until it is draining; returns the shutdown's fiber. */
 const beginDrain = (server: Running<Server.Readiness>) =>
   Effect.tap(server.shutdown, () => eventually(server.use(draining)).pipe(orHang("the drain to begin")))
@@ -63,10 +71,15 @@ describe("Server: graceful shutdown on a real server", () => {
       const server = yield* serving(app).pipe(Effect.provideService(ShutdownRecorder, record))
       const agent = keepAlive()
       expect((yield* request(server.port, "/fast", { agent })).headers.connection).toBe("keep-alive")
+      const idle = yield* RawConnection.connect(server.port)
+      yield* idle.write(rawGet("/fast"))
+      yield* idle.readResponse
 
       const inFlight = yield* Effect.fork(request(server.port, "/slow", { agent }))
       yield* Deferred.await(slow.running).pipe(orHang("the request to be running"))
       const shutdown = yield* beginDrain(server)
+      // past the linger (idle connections are closed), shutdown still waits for the request
+      yield* idle.awaitClosed.pipe(orHang("the idle connection to close"))
       expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
 
       yield* Deferred.succeed(slow.release, undefined)
@@ -123,6 +136,7 @@ describe("Server: graceful shutdown on a real server", () => {
           "/hello",
           Effect.map(serverSocket, (socket) => {
             sockets.push(socket)
+            noKeepAliveTimeout(socket)
             return HttpServerResponse.text("hello")
           })
         ),
@@ -153,12 +167,14 @@ describe("Server: graceful shutdown on a real server", () => {
         HttpRouter.get(
           "/feed",
           Effect.gen(function*() {
+            noKeepAliveTimeout(yield* serverSocket)
             return HttpServerResponse.stream(
               Stream.concat(Stream.make("first;"), Stream.fromEffect(Effect.as(Deferred.await(lastChunk), "last")))
                 .pipe(Stream.encodeText)
             )
           })
         ),
+        HttpRouter.get("/hello", HttpServerResponse.text("hello")),
         HttpRouter.get("/slow", slowRoute(slow))
       )
       const server = yield* serving(app)
@@ -166,10 +182,15 @@ describe("Server: graceful shutdown on a real server", () => {
       const connection = yield* RawConnection.connect(server.port)
       yield* connection.write(rawGet("/feed"))
       yield* connection.received("first;").pipe(orHang("the first chunk"))
+      const idle = yield* RawConnection.connect(server.port)
+      yield* idle.write(rawGet("/hello"))
+      expect((yield* idle.readResponse).headers.connection).toBe("keep-alive")
       // A slow request keeps the drain going while we look.
       const inFlight = yield* Effect.fork(request(server.port, "/slow"))
       yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
       const shutdown = yield* beginDrain(server)
+      // Idle connections have been closed: from now on only its own end can close the feed's.
+      yield* idle.awaitClosed.pipe(orHang("the idle connection to close"))
 
       // Its headers went out before the drain, so it could not say `Connection: close`.
       yield* Deferred.succeed(lastChunk, undefined)
