@@ -9,12 +9,8 @@
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Schedule, Schema, Scope } from "effect"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { Cause, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import { Background, BackgroundTasks, InvalidOptionError, Offload, Server } from "../../src/index.js"
-import { WaitFor } from "../fixtures/tasks.js"
 import { request } from "../support/http-client.js"
 import { serving } from "../support/http-server.js"
 import { exampleTest, request as processRequest } from "../support/process-example.js"
@@ -284,39 +280,13 @@ describe.concurrent("refused since the first reliability run found them accepted
       expect((error as InvalidOptionError).message).toContain("Infinity")
     }))
 
-  /** Honoured, or refused when the layer is built — never cut to Node's 1 ms fallback. */
-  const honouredOrRefused = <A, E>(build: Effect.Effect<A, E>, option: string) =>
+  it.effect("Offload.layer startupTimeout and grace beyond Node's timer range (30 days) are refused, not cut to Node's 1 ms fallback", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(build)
-      if (Exit.isFailure(exit)) expectRefused(Cause.squash(exit.cause), option, "30 days")
-      return exit
-    })
-
-  it.live("Offload.layer startupTimeout beyond Node's timer range (30 days) is honoured or refused, not a timeout at once", () =>
-    honouredOrRefused(
-      Effect.scoped(Layer.build(Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, startupTimeout: "30 days" }))),
-      "startupTimeout"
-    ))
-
-  it.live("Offload.layer grace beyond Node's timer range (30 days) lets a running task finish, or is refused", () =>
-    Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "bad-input-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-      const gate = join(dir, "gate")
-      const scope = yield* Scope.make()
-      const built = yield* honouredOrRefused(
-        Layer.buildWithScope(Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, grace: "30 days" }), scope),
-        "grace"
-      )
-      if (Exit.isFailure(built)) return
-      const running = yield* Effect.fork(Effect.exit(Offload.run(WaitFor, gate).pipe(Effect.provide(built.value))))
-      yield* Effect.sleep("200 millis")
-      // The task can finish 300 ms into the pool's shutdown: well within its grace.
-      const release = setTimeout(() => writeFileSync(gate, ""), 300)
-      yield* Scope.close(scope, Exit.void)
-      clearTimeout(release)
-      expect(Exit.isSuccess(yield* Fiber.join(running))).toBe(true)
-    }).pipe(Effect.scoped))
+      for (const option of ["startupTimeout", "grace"] as const) {
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(Offload.layer({ module: tasksModule, [option]: "30 days" }))))
+        expectRefused(error, option, "30 days")
+      }
+    }))
 
   for (const [label, options] of [
     ["an empty name", { name: "" }],

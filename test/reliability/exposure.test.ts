@@ -40,7 +40,7 @@ const statuses = (port: number) =>
 const allNotFound = likelyPaths.flatMap((path) => [`GET ${path} 404`, `POST ${path} 404`])
 
 describe("nothing is mounted by default", () => {
-  it.scopedLive("Server.app with an empty router answers 404 everywhere, with jobs and tasks running", () =>
+  it.scopedLive("Server.app with an empty router answers 404 everywhere, with jobs running", () =>
     Effect.gen(function*() {
       const logs = captureLogs()
       const jobs = Layer.mergeAll(
@@ -138,6 +138,12 @@ describe("task inputs are not logged", () => {
         expect(logged, name).toHaveLength(1)
         expect(logged[0]!.message).toContain(`"${name}"`)
         expect(logged[0]!.cause).toContain(cause)
+      }
+      // Jobs: each failed run is logged with its cause (the poller fails twice, then stops).
+      for (const [name, cause, runs] of [["poller", "poller down", 2], ["refresh", "refresh failed", 1]] as const) {
+        const failed = errors.filter((entry) => entry.annotations.task === name && entry.message.includes("failed"))
+        expect(failed, name).toHaveLength(runs)
+        for (const entry of failed) expect(entry.cause, name).toContain(cause)
       }
       expect(logs.entries.some((entry) => entry.level === "WARN" && entry.message.includes("interrupted settle"))).toBe(true)
 

@@ -109,8 +109,10 @@ describe.concurrent("fault matrix", () => {
     const exit = await server.waitForExit()
     expect(exit.code, server.output()).toBe(1)
     const report = parseReport(server.report() ?? "")
-    expect(report).toMatchObject({ interruptedNames: ["stuck-task"], stillRunning: ["stuck-task"], tasksInterrupted: 0 })
-    expect(errorsOfTask(server.stdout, "stuck-task")).toEqual([])
-    expect(server.stdout).toMatch(/level=ERROR .*still running after interruption timeout: stuck-task/)
+    expect(report).toMatchObject({ interruptedNames: ["stuck-task"], stillRunning: ["stuck-task"] })
+    // told once that the grace ended and it was interrupted, once that it is still running
+    const lines = server.stdout.split("\n")
+    expect(lines.filter((line) => /level=WARN .*grace period ended; interrupted stuck-task/.test(line))).toHaveLength(1)
+    expect(lines.filter((line) => /level=ERROR .*still running after interruption timeout: stuck-task/.test(line))).toHaveLength(1)
   })
 })
