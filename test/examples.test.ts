@@ -19,7 +19,8 @@ const test = exampleTest
 const notification = (email: string) => `notification for ${email}: some notification`
 
 describe.concurrent("examples/notify.ts", () => {
-  test("answers at once, writes the notification after the response, and reports it finished", async ({ examples }) => {
+  // That the task starts only once the response is written is pinned down in BackgroundTasks.test.ts.
+  test("answers at once, writes the notification in the background, and reports it finished", async ({ examples }) => {
     const app = await examples.start("notify")
 
     const health = await request(app.port, "GET", "/health")
