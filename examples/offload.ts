@@ -12,6 +12,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
 import * as os from "node:os"
+import { threadId } from "node:worker_threads"
 import { Offload, Server } from "../src/index.js"
 import { env, isMain, launchOptions, serverOptions } from "./env.js"
 import { Crunch } from "./workers/cpu.tasks.js"
@@ -34,7 +35,7 @@ const cpu = Effect.gen(function*() {
   yield* Effect.log(`crunching n=${n} on a worker thread`)
   const work = Offload.run(Crunch, { n })
   const output = yield* timeoutMs === undefined ? work : Effect.timeout(work, timeoutMs)
-  return HttpServerResponse.unsafeJson({ ...output, on: "worker" })
+  return HttpServerResponse.unsafeJson(output)
 }).pipe(
   Effect.catchTags({
     ParseError: (error) => Effect.succeed(badRequest(error)),
@@ -46,7 +47,7 @@ const cpu = Effect.gen(function*() {
 
 const cpuInline = Effect.gen(function*() {
   const { n } = yield* HttpServerRequest.schemaSearchParams(Query)
-  return HttpServerResponse.unsafeJson({ n, result: crunch(n), on: "event loop" })
+  return HttpServerResponse.unsafeJson({ n, result: crunch(n), thread: threadId })
 }).pipe(Effect.catchTag("ParseError", (error) => Effect.succeed(badRequest(error))))
 
 // A key derivation is a typical blocking call: 100k rounds of PBKDF2, synchronously.

@@ -16,9 +16,12 @@ describe.concurrent("examples/offload.ts", () => {
     expect((await request(app.port, "GET", "/ping")).body).toBe("pong")
     const offloaded = await request(app.port, "GET", "/cpu?n=12345")
     expect(offloaded.status).toBe(200)
-    expect(JSON.parse(offloaded.body)).toEqual({ n: 12345, result: crunch(12345), on: "worker" })
+    const worker = JSON.parse(offloaded.body)
+    expect(worker).toEqual({ n: 12345, result: crunch(12345), thread: expect.any(Number) })
+    // threadId 0 is the main thread, where the event loop runs
+    expect(worker.thread).toBeGreaterThan(0)
     const inline = await request(app.port, "GET", "/cpu-inline?n=12345")
-    expect(JSON.parse(inline.body)).toEqual({ n: 12345, result: crunch(12345), on: "event loop" })
+    expect(JSON.parse(inline.body)).toEqual({ n: 12345, result: crunch(12345), thread: 0 })
     expect((await request(app.port, "GET", "/cpu?n=-5")).status).toBe(400)
 
     const io = await request(app.port, "GET", "/io")
@@ -32,6 +35,7 @@ describe.concurrent("examples/offload.ts", () => {
 
   test("a task cut off by its timeout answers 504 and frees its thread for the next task", async ({ examples }) => {
     const app = await examples.start("offload", { OFFLOAD_THREADS: "1" })
+    const first = JSON.parse((await request(app.port, "GET", "/cpu?n=1")).body)
 
     // About forty seconds of work on the only thread, cancelled after 100 ms.
     const cancelled = await request(app.port, "GET", "/cpu?n=1000000000&timeoutMs=100")
@@ -40,7 +44,11 @@ describe.concurrent("examples/offload.ts", () => {
     // than its own 20 s timeout and answer 504 too.
     const next = await request(app.port, "GET", "/cpu?n=1000&timeoutMs=20000")
     expect(next.status, next.body).toBe(200)
-    expect(JSON.parse(next.body)).toEqual({ n: 1000, result: crunch(1000), on: "worker" })
+    const after = JSON.parse(next.body)
+    expect(after).toEqual({ n: 1000, result: crunch(1000), thread: expect.any(Number) })
+    // the cancelled task's thread was terminated; the next task ran on its replacement
+    expect(after.thread).not.toBe(first.thread)
+    expect(after.thread).toBeGreaterThan(0)
 
     app.signal("SIGTERM")
     await expectCleanExit(app)

@@ -21,9 +21,14 @@ beforeAll(async () => {
   await writeFile(join(out, "package.json"), JSON.stringify({ type: "module" }))
   await writeFile(
     join(out, "square.worker.js"),
-    `import * as Offload from "./Offload.js"
-import { Square } from "./square.tasks.js"
-export default Offload.worker(Offload.implement(Square, (n) => n * n))
+    `import { workerData } from "node:worker_threads"
+import * as Offload from "./Offload.js"
+import { Loader, Square } from "./square.tasks.js"
+export default Offload.worker(
+  Offload.implement(Square, (n) => n * n),
+  // the TypeScript loader the worker was told to register, if any
+  Offload.implement(Loader, () => workerData.tsx ?? null)
+)
 `
   )
   await writeFile(
@@ -31,17 +36,19 @@ export default Offload.worker(Offload.implement(Square, (n) => n * n))
     `import { Schema } from "effect"
 import * as Offload from "./Offload.js"
 export const Square = Offload.task("square", { input: Schema.Number, output: Schema.Number })
+export const Loader = Offload.task("loader", { input: Schema.Null, output: Schema.NullOr(Schema.String) })
 `
   )
   await writeFile(
     join(out, "main.js"),
     `import { Effect } from "effect"
 import * as Offload from "./Offload.js"
-import { Square } from "./square.tasks.js"
+import { Loader, Square } from "./square.tasks.js"
 const program = Effect.gen(function*() {
   const results = yield* Effect.forEach([1, 2, 3, 12], (n) => Offload.run(Square, n), { concurrency: 4 })
   const stuck = yield* Effect.exit(Offload.blocking(({ crypto }) => crypto.randomBytes(4).length, null).pipe(Effect.timeout("10 seconds")))
-  console.log(JSON.stringify({ results, blocking: stuck._tag, execArgv: process.execArgv }))
+  const workerLoader = yield* Offload.run(Loader, null)
+  console.log(JSON.stringify({ results, blocking: stuck._tag, workerLoader }))
 }).pipe(Effect.provide(Offload.layer({ module: new URL("./square.worker.ts", import.meta.url), maxThreads: 2 })))
 Effect.runPromise(program)
 `
@@ -55,6 +62,7 @@ afterAll(async () => {
 describe("Offload from compiled JavaScript", () => {
   test("runs typed tasks and blocking calls with a .js worker module under plain node", async () => {
     const { stdout } = await run(process.execPath, [join(out, "main.js")], { cwd: out, timeout: 60_000 })
-    expect(JSON.parse(stdout.trim())).toEqual({ results: [1, 4, 9, 144], blocking: "Success", execArgv: [] })
+    // no TypeScript loader in the worker: the `.ts` URL was resolved to the compiled `.js` module
+    expect(JSON.parse(stdout.trim())).toEqual({ results: [1, 4, 9, 144], blocking: "Success", workerLoader: null })
   })
 })
