@@ -768,6 +768,11 @@ export const isolate = <M, ME>(
       onUnexpectedExit: logDead
     })
     let closing = false
+    // Its stop is one of the shutdown's bounds: a launcher's default hard deadline waits for it.
+    const recorder = yield* currentRecord
+    recorder.budgetMillis += Duration.toMillis(stopTimeout)
+    let stopped = false
+    recorder.probes.push(() => (closing && !stopped ? [`isolate ${name}: stopping`] : []))
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => worker.start(),
@@ -777,6 +782,7 @@ export const isolate = <M, ME>(
         Effect.gen(function*() {
           closing = true
           const clean = yield* Effect.promise(() => worker.stop(Duration.toMillis(stopTimeout)))
+          stopped = true
           if (!clean) yield* Effect.logWarning(`isolate "${name}" did not stop within ${Duration.format(stopTimeout)}; its thread was terminated`)
         })
     )

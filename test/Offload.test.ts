@@ -27,6 +27,7 @@ import {
   WorkerLoadError,
   WorkerOutOfMemoryError
 } from "../src/index.js"
+import { ShutdownRecord, ShutdownRecorder } from "../src/internal/report.js"
 import { Event } from "./fixtures/batcher.isolate.js"
 import {
   Append,
@@ -436,6 +437,24 @@ describe("Offload.isolate", () => {
       expect(error).toBeInstanceOf(WorkerLoadError)
       expect((error as WorkerLoadError).reason).toBe("it ran out of memory while loading (maxHeapMb: 32); raise maxHeapMb")
     }).pipe(Effect.scoped))
+
+  it.live("adds its stopTimeout to the shutdown's bounds, and is named while it stops", () =>
+    Effect.gen(function*() {
+      const record = new ShutdownRecord()
+      const scope = yield* Scope.make()
+      yield* Offload.isolate({ name: "batcher", module: fixture("batcher.isolate.ts"), message: Event, stopTimeout: "7 seconds" }).pipe(
+        Effect.provideService(ShutdownRecorder, record),
+        Scope.extend(scope)
+      )
+      // a launcher's default hard deadline is this sum plus 5 seconds
+      expect(record.budgetMillis).toBe(7000)
+      expect(record.live()).toEqual([])
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow()
+      expect(record.live()).toEqual(["isolate batcher: stopping"])
+      yield* Fiber.join(closing)
+      expect(record.live()).toEqual([])
+    }))
 
   it.effect("validates its options", () =>
     Effect.gen(function*() {
