@@ -67,8 +67,10 @@ const supervisorStats = await Effect.runPromise(
     for (let index = 1; index < batches; index++) {
       yield* batch(index)
     }
+    // Compared with the baseline in the same state: the supervisor's layer still alive, all idle.
+    const idleHeap = yield* Effect.promise(settledHeap)
     const snapshot = yield* Background.snapshot
-    return { stats: { ...supervisor.stats }, owned: snapshot.length, held: supervisor.size }
+    return { stats: { ...supervisor.stats }, owned: snapshot.length, held: supervisor.size, idleHeap }
   }).pipe(
     Effect.provide(Background.layer({ concurrency: 256, maxQueued: batchSize, grace: "5 seconds" })),
     Effect.provide(Logger.replace(Logger.defaultLogger, countingLogger))
