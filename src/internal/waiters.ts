@@ -8,23 +8,31 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 
 export class Waiters {
-  private waiting: Array<Deferred.Deferred<void>> = []
+  private waiting = new Set<Deferred.Deferred<void>>()
 
   constructor(private readonly holds: () => boolean) {}
 
-  /** Completes at once if the condition holds, or else at the `check` that finds it holding. */
+  /**
+   * Completes at once if the condition holds, or else at the `check` that finds it holding. A wait
+   * that is interrupted (a timeout, say) leaves nothing behind.
+   */
   readonly await: Effect.Effect<void> = Effect.suspend(() => {
     if (this.holds()) return Effect.void
     const waiter = Deferred.unsafeMake<void>(FiberId.none)
-    this.waiting.push(waiter)
-    return Deferred.await(waiter)
+    this.waiting.add(waiter)
+    return Deferred.await(waiter).pipe(Effect.onInterrupt(() => Effect.sync(() => this.waiting.delete(waiter))))
   })
+
+  /** How many fibers are waiting. */
+  get size(): number {
+    return this.waiting.size
+  }
 
   /** Releases every waiter if the condition holds now; call it whenever a count it reads drops. */
   check(): void {
-    if (this.waiting.length === 0 || !this.holds()) return
+    if (this.waiting.size === 0 || !this.holds()) return
     const waiting = this.waiting
-    this.waiting = []
+    this.waiting = new Set()
     for (const waiter of waiting) Deferred.unsafeDone(waiter, Exit.void)
   }
 }
