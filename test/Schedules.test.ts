@@ -131,6 +131,25 @@ describe("Background.daemon", () => {
     }).pipe(Effect.provide(logs.layer))
   })
 
+  it.effect("a run that ends in an interruption of its own making is a failure: logged, counted and restarted", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const daemon = recordedRuns([0], () => Effect.interrupt)
+      const restart = Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
+      const bg = yield* start(Background.daemon("self-interrupting", daemon.run, { restart }))
+      yield* TestClock.adjust("10 seconds")
+      expect(daemon.starts).toEqual([0, 1000, 2000])
+      expect(logs.errors().map((entry) => entry.message)).toEqual([
+        expect.stringContaining("failure #1"),
+        expect.stringContaining("failure #2"),
+        expect.stringContaining("failure #3"),
+        expect.stringContaining("restart policy is exhausted")
+      ])
+      yield* bg.shutdown
+      expect(bg.record).toMatchObject({ jobFailures: 3, jobsStopped: 1, tasksInterrupted: 0 })
+    }).pipe(Effect.provide(logs.layer))
+  })
+
   it.effect("by default backs off exponentially from 100 ms, capped at 30 seconds", () =>
     Effect.gen(function*() {
       const daemon = recordedRuns([0], failAlways)
@@ -198,6 +217,20 @@ describe("Background.every, spaced", () => {
       expect(job.starts).toEqual([0, 1300, 2600])
       yield* bg.shutdown
     }))
+
+  it.effect("a run that ends in an interruption of its own making is logged as a failure, and the schedule goes on", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const job = recordedRuns([0], () => Effect.interrupt)
+      const bg = yield* start(Background.every("self-interrupting", job.run, { spaced: "1 second" }))
+      yield* TestClock.adjust("3 seconds")
+      expect(job.starts).toEqual([0, 1000, 2000, 3000])
+      expect(logs.errors()).toHaveLength(4)
+      expect((yield* bg.use(Background.snapshot)).map((task) => task.name)).toEqual(["self-interrupting"])
+      yield* bg.shutdown
+      expect(bg.record).toMatchObject({ jobFailures: 4, jobsStopped: 1, tasksInterrupted: 0 })
+    }).pipe(Effect.provide(logs.layer))
+  })
 
   it.effect("each run gets its own Scope: what a run opens is closed when that run ends, before the next starts", () =>
     Effect.gen(function*() {

@@ -10,6 +10,7 @@ import {
   Effect,
   Either,
   FiberRef,
+  HashSet,
   Option,
   Schedule,
   ScheduleDecision,
@@ -97,11 +98,22 @@ const nextTick = (cadence: Cadence, tick: number, end: number): number => {
   }
 }
 
-const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-  if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-  supervisor.stats.jobFailures++
-  return Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
-}
+/**
+ * Whether the current fiber itself has been interrupted (shutdown, a handle's `interrupt`). A run
+ * that ends in an interruption of its own making — `Effect.interrupt`, or joining a fiber someone
+ * interrupted — has not been: for the job, that is a failure like any other.
+ */
+const interruptedFromOutside: Effect.Effect<boolean> = Effect.map(
+  Effect.descriptor,
+  (descriptor) => HashSet.size(descriptor.interruptors) > 0
+)
+
+const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Effect.flatMap(interruptedFromOutside, (interrupted) => {
+    if (interrupted && Cause.isInterruptedOnly(cause)) return Effect.interrupt
+    supervisor.stats.jobFailures++
+    return Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+  })
 
 /** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
 export const repeatLoop = <E, R>(
@@ -172,7 +184,7 @@ export const daemonLoop = <E, R, Out, RS>(
         yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
         return
       }
-      if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+      if (Cause.isInterruptedOnly(exit.cause) && (yield* interruptedFromOutside)) return yield* Effect.failCause(exit.cause)
       failures++
       supervisor.stats.jobFailures++
       supervisor.setState(id, "restarting")
