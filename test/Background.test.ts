@@ -286,6 +286,33 @@ describe("keyed forks", () => {
       expect(events).toEqual(["first started", "first finalized", "second ran"])
     }).pipe(Effect.provide(Background.layer())))
 
+  it.effect("a replacement interrupted while the task it replaces is still stopping hands the key back to that task", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const slowToStop = Effect.addFinalizer(() =>
+        Effect.sleep("100 millis").pipe(Effect.zipRight(Effect.sync(() => events.push("first finalized"))))
+      ).pipe(Effect.zipRight(Effect.never))
+      const first = yield* Background.fork(slowToStop, { name: "first", key: "k" })
+      yield* Effect.yieldNow()
+      const second = yield* Background.fork(Effect.sync(() => events.push("second ran")), {
+        name: "second",
+        key: "k",
+        onConflict: "replace"
+      })
+      yield* Effect.yieldNow()
+      yield* second.interrupt
+      // "first" is still running its finalizers: the key is still taken, by it
+      const third = yield* Background.fork(Effect.sync(() => events.push("third ran")), { name: "third", key: "k" })
+      expect(third).toMatchObject({ id: first.id, started: false })
+      expect((yield* Background.snapshot).map((task) => task.name)).toEqual(["first"])
+      yield* TestClock.adjust("100 millis")
+      yield* Background.awaitIdle
+      const fourth = yield* Background.fork(Effect.sync(() => events.push("fourth ran")), { name: "fourth", key: "k" })
+      expect(fourth.started).toBe(true)
+      yield* Background.awaitIdle
+      expect(events).toEqual(["first finalized", "fourth ran"])
+    }).pipe(Effect.provide(Background.layer())))
+
   it.effect("replacements in quick succession keep one task per key: the third waits for the first's finalizers too", () =>
     Effect.gen(function*() {
       const events: Array<string> = []

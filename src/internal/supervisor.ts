@@ -529,7 +529,14 @@ export class Supervisor {
     }
     this.releaseSlot(record)
     this.records.delete(record.id)
-    if (record.key !== undefined && this.keys.get(record.key) === record) this.keys.delete(record.key)
+    if (record.key !== undefined && this.keys.get(record.key) === record) {
+      // A replacement that ends before the task it replaces (interrupted while that one's
+      // finalizers run) hands the key back to it: one task per key, until the last one ends.
+      let holder = record.replacing
+      while (holder !== undefined && holder.exit !== undefined) holder = holder.replacing
+      if (holder === undefined) this.keys.delete(record.key)
+      else this.keys.set(record.key, holder)
+    }
     let report: Effect.Effect<void> = Effect.void
     const job = record.kind === "daemon" || record.kind === "schedule"
     if (job && !(record.pending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) {
