@@ -354,23 +354,26 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
     Effect.gen(function*() {
       const resolved = yield* resolveOptions(options)
       const pool = new Pool({ ...resolved, name: "effect-background offload" })
-      yield* Effect.tryPromise({
-        try: () => pool.start(),
-        catch: (error) =>
-          new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
-      })
       const recorder = yield* currentRecord
+      // Started as the acquire step of its release: a build interrupted while the threads load
+      // (a timeout, a sibling layer failing, a signal) waits for them, then shuts them down.
+      yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => pool.start(),
+          catch: (error) =>
+            new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
+        }),
+        () =>
+          Effect.gen(function*() {
+            const start = Date.now()
+            const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
+            recorder.offloadDoneAt = Date.now()
+            recorder.offloadMillis = recorder.offloadDoneAt - start
+            recorder.offloadInterrupted += outcome.interrupted
+          })
+      )
       recorder.budgetMillis += resolved.graceMillis
       recorder.probes.push(() => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : []))
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          const start = Date.now()
-          const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
-          recorder.offloadDoneAt = Date.now()
-          recorder.offloadMillis = recorder.offloadDoneAt - start
-          recorder.offloadInterrupted += outcome.interrupted
-        })
-      )
       return { stats: Effect.sync(() => pool.stats), pool }
     })
   )

@@ -304,6 +304,17 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
+  it.live("a build interrupted while its threads load (a timeout here) leaves no thread behind", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const build = Effect.scoped(Layer.build(Offload.layer({ module: tasksModule, minThreads: 2, maxThreads: 2 })))
+      const exit = yield* Effect.exit(Effect.timeout(build, "5 millis"))
+      expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.map((error) => error._tag))).toEqual(
+        Option.some("TimeoutException")
+      )
+      yield* noThreadsBeyond(baseline)
+    }))
+
   it.live("fails to build with WorkerLoadError for a module with a syntax error, leaving no thread behind", () =>
     Effect.gen(function*() {
       const baseline = osThreads()
