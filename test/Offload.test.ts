@@ -518,4 +518,23 @@ layer(
       writeFileSync(long, "")
       yield* Fiber.join(first)
     }))
+
+  it.effect("a job that transfers buffers waits for an idle thread: it never moves between threads with its buffers gone", () =>
+    Effect.gen(function*() {
+      const [long, short] = [scratchFile(), scratchFile()]
+      const first = yield* Effect.fork(Offload.run(WaitFor, long))
+      const second = yield* Effect.fork(Offload.run(WaitFor, short))
+      yield* statsWhen((stats) => stats.busy === 2)
+      const bytes = new Uint8Array(16).buffer
+      const third = yield* Effect.fork(
+        Offload.blocking((_, buffer: ArrayBuffer) => buffer.byteLength, bytes, { transfer: [bytes] })
+      )
+      yield* statsWhen((stats) => stats.queued === 1)
+      // the short job's thread frees up first: the transfer job runs there, with its 16 bytes
+      writeFileSync(short, "")
+      yield* Fiber.join(second)
+      expect(yield* Fiber.join(third)).toBe(16)
+      writeFileSync(long, "")
+      yield* Fiber.join(first)
+    }))
 })

@@ -340,7 +340,7 @@ export class Pool {
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      const target = this.target()
+      const target = this.target(this.queue[0]!)
       if (target === undefined) break
       this.send(target, this.queue.shift()!)
     }
@@ -356,15 +356,18 @@ export class Pool {
   }
 
   /**
-   * Where the next queued job goes: an idle thread; or, once the pool has all its threads, behind
-   * the job a busy thread is running, so the thread never waits for the main thread between jobs.
+   * Where `job` goes: an idle thread; or, once the pool has all its threads, behind the job a busy
+   * thread is running, so the thread never waits for the main thread between jobs. A job that
+   * transfers buffers goes only to an idle thread: once posted its buffers are gone from this
+   * thread, so it could not be sent again to another (taken by a freed thread, or handed back
+   * after a cancellation or a crash).
    */
-  private target(): Slot | undefined {
+  private target(job: Job): Slot | undefined {
     let behind: Slot | undefined
     for (const slot of this.slots) {
       if (!slot.ready || slot.retiring || slot.entries.length >= PIPELINE_DEPTH) continue
       if (live(slot) === 0) return slot
-      behind ??= slot
+      if (job.transfer.length === 0) behind ??= slot
     }
     return behind !== undefined && this.liveSlots() >= this.options.maxThreads ? behind : undefined
   }
