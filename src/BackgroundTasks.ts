@@ -129,7 +129,8 @@ export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>)
     R | HttpServerRequest.HttpServerRequest | Background
   >((fiber) => {
     const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-    requestTasks.open(request, fiber.getFiberRef(currentTaskId))
+    // Applied twice (around the server and inside a router), the outer one does the work.
+    if (!requestTasks.open(request, fiber.getFiberRef(currentTaskId))) return app
     // onExit, not a continuation: it runs even when a client that hung up interrupts the app
     // (as it does when the middleware is applied inside a router, in an interruptible region).
     return Effect.onExit(app, (exit) =>

@@ -8,6 +8,7 @@ import {
   HttpApiEndpoint,
   HttpApiError,
   HttpApiGroup,
+  HttpMiddleware,
   HttpRouter,
   HttpServer,
   HttpServerRequest,
@@ -449,6 +450,37 @@ describe("BackgroundTasks on a real server", () => {
       yield* connection.destroy
       yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
       expect(ran).toEqual(["always"])
+      expect(yield* server.use(Background.snapshot)).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.live("with the middleware applied both around the server and inside a router, every task runs once, in order", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      // A router middleware that adds a task of its own before the handler runs.
+      const audit = HttpMiddleware.make((app) =>
+        Effect.zipRight(BackgroundTasks.add(Effect.sync(() => ran.push("audit")), { name: "audit" }), app)
+      )
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.post(
+          "/order",
+          Effect.zipRight(
+            BackgroundTasks.add(Effect.sync(() => ran.push("handler")), { name: "handler" }),
+            HttpServerResponse.text("ok")
+          )
+        ),
+        HttpRouter.use(BackgroundTasks.middleware),
+        // outside the router's own BackgroundTasks.middleware, inside the server's
+        HttpRouter.use(audit)
+      )
+      const server = yield* start(
+        HttpServer.serve(router, BackgroundTasks.middleware).pipe(
+          Layer.provideMerge(NodeHttpServer.layer(Http.createServer, { port: 0, host: "127.0.0.1" })),
+          Layer.provideMerge(Background.layer())
+        )
+      )
+      expect((yield* request(server.port, "/order", { method: "POST" })).status).toBe(200)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+      expect(ran).toEqual(["audit", "handler"])
       expect(yield* server.use(Background.snapshot)).toEqual([])
     }).pipe(Effect.scoped))
 

@@ -136,9 +136,17 @@ const slots = new WeakMap<object, Slot>()
 
 const keyOf = (request: HttpServerRequest.HttpServerRequest): object => request.source as object
 
-/** Opens the request's slot (no task list until the first add). */
-export const open = (request: HttpServerRequest.HttpServerRequest, servedBy: number): void => {
-  slots.set(keyOf(request), { servedBy, tasks: undefined, sealed: false })
+/**
+ * Opens the request's slot (no task list until the first add). Returns false, and leaves the
+ * slot alone, when the request already has an open one: the middleware is applied twice (around
+ * the server and inside a router), and the outer one takes and settles the tasks.
+ */
+export const open = (request: HttpServerRequest.HttpServerRequest, servedBy: number): boolean => {
+  const key = keyOf(request)
+  const existing = slots.get(key)
+  if (existing !== undefined && !existing.sealed) return false
+  slots.set(key, { servedBy, tasks: undefined, sealed: false })
+  return true
 }
 
 /**
