@@ -147,6 +147,8 @@ export class TaskRecord {
   scope: taskScope.TaskScope | undefined = undefined
   /** The keyed task this one replaced, until this one ends. */
   replacing: TaskRecord | undefined = undefined
+  /** The keyed task replacing this one: it inherits this one's slot or place in the queue. */
+  successor: TaskRecord | undefined = undefined
   /** The task's span, with the clock that times it (none when timing is off), under a real tracer. */
   span: { readonly span: Tracer.Span; readonly clock: Clock.Clock | undefined } | undefined = undefined
 
@@ -396,17 +398,20 @@ export class Supervisor {
 
     const capped = record.kind === "task" || record.kind === "after-response"
     const start = Effect.suspend((): Effect.Effect<A, E, R> => {
-      if (!capped || this.running < this.options.concurrency) {
-        if (capped) {
+      // A replacement may already hold the slot, or a place in the queue, of the task it replaced.
+      if (!capped || record.holdsSlot || (record.wake === undefined && this.running < this.options.concurrency)) {
+        if (capped && !record.holdsSlot) {
           this.running++
           record.holdsSlot = true
         }
         record.begin(clock)
         return effect
       }
-      record.wake = Deferred.unsafeMake<void>(FiberId.none)
-      record.state = "queued"
-      this.queue.push(record)
+      if (record.wake === undefined) {
+        record.wake = Deferred.unsafeMake<void>(FiberId.none)
+        record.state = "queued"
+        this.queue.push(record)
+      }
       return Effect.zipRight(
         Deferred.await(record.wake),
         Effect.suspend(() => {
@@ -416,6 +421,7 @@ export class Supervisor {
       )
     })
     record.replacing = replaced
+    if (replaced !== undefined) replaced.successor = record
     const body = replaced === undefined ? start : Effect.zipRight(stopReplaced(replaced), start)
     // The fiber is uninterruptible (taskFlags) around an interruptible body, so the handlers
     // always run; they are the supervisor's, shared by every task, and find the task by its id.
@@ -500,13 +506,28 @@ export class Supervisor {
   }
 
   private releaseSlot(record: TaskRecord): void {
+    // A replacement still waiting for this task to stop takes its place, so no other task can
+    // slip in between (past the queue bound) while the replacement waits.
+    let heir = record.successor
+    while (heir !== undefined && heir.exit !== undefined) heir = heir.successor
+    const inherits = heir !== undefined && heir.wake === undefined && !heir.holdsSlot
     if (record.wake !== undefined && !record.holdsSlot) {
-      // still queued (never woken): out of the queue
+      // still queued (never woken): out of the queue, or its place to the replacement
       const index = this.queue.indexOf(record)
-      if (index >= 0) this.queue.splice(index, 1)
+      if (index >= 0 && inherits) {
+        heir!.wake = Deferred.unsafeMake<void>(FiberId.none)
+        heir!.state = "queued"
+        this.queue[index] = heir!
+      } else if (index >= 0) {
+        this.queue.splice(index, 1)
+      }
     }
     if (!record.holdsSlot) return
     record.holdsSlot = false
+    if (inherits) {
+      heir!.holdsSlot = true
+      return
+    }
     this.running--
     while (this.running < this.options.concurrency && this.queue.length > 0) {
       const next = this.queue.shift()!
@@ -566,6 +587,7 @@ export class Supervisor {
     record.scope = undefined
     record.span = undefined
     record.replacing = undefined
+    record.successor = undefined
     if (job) this.jobNames.delete(record.name)
     onEnd?.()
     return report
