@@ -122,7 +122,7 @@ export class WorkerCrashError extends Data.TaggedError("WorkerCrashError")<{
   override get message(): string {
     return `Offloaded task "${this.task}" lost its worker thread (exit code ${this.exitCode}${
       this.reason === undefined ? "" : `: ${this.reason}`
-    }); the pool started a replacement`
+    }); the pool replaces lost threads as work needs them`
   }
 }
 

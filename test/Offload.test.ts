@@ -304,6 +304,32 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
+  it.live("a thread lost during the shutdown's grace is replaced for the jobs still queued, which then run", () =>
+    Effect.gen(function*() {
+      const gate = scratchFile()
+      const scope = yield* Scope.make()
+      const pool = yield* Layer.buildWithScope(
+        Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 4, grace: "1 minute" }),
+        scope
+      )
+      const forked = <A, E>(effect: Effect.Effect<A, E, Offload.Offload>) =>
+        Effect.fork(Effect.exit(Effect.provide(effect, pool)))
+      const first = yield* forked(Offload.run(WaitFor, gate))
+      const dies = yield* forked(Offload.run(ExitTask, 3))
+      const last = yield* forked(Offload.run(Sum, 4))
+      yield* statsWhen((stats) => stats.queued === 2).pipe(Effect.provide(pool))
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      // shutdown has begun: the running job finishes, the next kills its thread, one is left
+      writeFileSync(gate, "")
+      expect(Exit.isSuccess(yield* Fiber.join(first))).toBe(true)
+      const died = yield* Fiber.join(dies)
+      expect(Exit.isFailure(died) && Cause.failureOption(died.cause).pipe(Option.map((error) => error._tag))).toEqual(
+        Option.some("WorkerCrashError")
+      )
+      expect(yield* Fiber.join(last)).toEqual(Exit.succeed(6))
+      yield* Fiber.join(closing)
+    }))
+
   it.live("a build interrupted while its threads load (a timeout here) leaves no thread behind", () =>
     Effect.gen(function*() {
       const baseline = osThreads()

@@ -331,10 +331,10 @@ export class Pool {
       )
     }
     this.queue.unshift(...unstarted)
-    if (!this.closing) {
-      this.replenish()
-      this.dispatch()
-    }
+    this.replenish()
+    // Even while closing: jobs accepted before shutdown and still queued need a thread to run on
+    // within the grace.
+    this.dispatch()
     this.notifyIdle()
   }
 
@@ -345,7 +345,7 @@ export class Pool {
       this.send(target, this.queue.shift()!)
     }
     if (this.queue.length === 0) this.steal()
-    if (this.closing) return
+    // (while closing too: the queued jobs were accepted before shutdown and are owed their grace)
     let starting = 0
     for (const slot of this.slots) if (!slot.ready && !slot.retiring) starting++
     let needed = this.queue.length - starting
