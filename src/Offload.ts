@@ -784,9 +784,13 @@ export const isolate = <M, ME>(
       () =>
         Effect.gen(function*() {
           closing = true
-          const clean = yield* Effect.promise(() => worker.stop(Duration.toMillis(stopTimeout)))
+          const inTime = yield* Effect.promise(() => worker.stop(Duration.toMillis(stopTimeout)))
           stopped = true
-          if (!clean) yield* Effect.logWarning(`isolate "${name}" did not stop within ${Duration.format(stopTimeout)}; its thread was terminated`)
+          if (!inTime) {
+            yield* Effect.logWarning(`isolate "${name}" did not stop within ${Duration.format(stopTimeout)}; its thread was terminated`)
+          } else if (worker.stopProblem !== undefined) {
+            yield* Effect.logError(`isolate "${name}" did not stop cleanly: ${worker.stopProblem}`)
+          }
         })
     )
     const encode = Schema.encode(message)

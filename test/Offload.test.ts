@@ -442,6 +442,29 @@ describe("Offload.isolate", () => {
       expect(yield* Effect.flip(events.send({ file, name: "late" }))).toBeInstanceOf(ShuttingDownError)
     }))
 
+  for (
+    const [mode, problem] of [
+      ["throw", "its finalizers failed: flush failed"],
+      ["exit", "its thread exited with code 7 while stopping"]
+    ] as const
+  ) {
+    it.live(`a stop whose flush goes wrong (${mode}) is logged as an error, not taken for a clean stop`, () => {
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+      return Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const leaky = yield* Offload.isolate({ name: "leaky", module: fixture("leaky.isolate.ts"), message: Schema.String })
+          .pipe(Scope.extend(scope))
+        // taken before the stop interrupts the program (a stop lets it read what was sent first)
+        yield* leaky.send(mode)
+        yield* Scope.close(scope, Exit.void)
+        expect(logged.filter((line) => line.startsWith("ERROR") || line.startsWith("WARN"))).toEqual([
+          `ERROR isolate "leaky" did not stop cleanly: ${problem}`
+        ])
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    })
+  }
+
   it.live("a program that stops on its own is logged as an error through the caller's logger; send then fails", () =>
     Effect.gen(function*() {
       const logged: Array<string> = []

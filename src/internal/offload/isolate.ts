@@ -21,6 +21,8 @@ export class IsolateWorker {
   private stoppedWaiters: Array<() => void> = []
   /** Why the worker is gone, once it is. */
   deadReason: string | undefined = undefined
+  /** What went wrong while it stopped: a finalizer that failed, or the thread exiting mid-stop. */
+  stopProblem: string | undefined = undefined
   exitCode = 0
 
   constructor(readonly options: IsolateOptions) {}
@@ -54,6 +56,8 @@ export class IsolateWorker {
           fail(message.error)
         } else if (message._tag === "Defect" && !this.stopping) {
           this.markDead(`the isolated program stopped: ${message.defect.message}`)
+        } else if (message._tag === "Defect") {
+          this.stopProblem ??= `its finalizers failed: ${describeDefect(message.defect)}`
         } else if (message._tag === "Stopped") {
           this.resolveStopped()
         }
@@ -66,7 +70,12 @@ export class IsolateWorker {
         clearTimeout(timer)
         if (!ready) {
           if (!failed) reject(new Error(describeDefect(startupExited(code, lastError, this.options.maxHeapMb))))
-        } else if (!this.stopping) this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
+        } else if (!this.stopping) {
+          this.markDead(lastError?.message ?? `the worker exited with code ${code}`)
+        } else if (!this.stopped) {
+          // Gone before it said it had stopped: its finalizers did not all run.
+          this.stopProblem ??= `its thread exited with code ${code} while stopping${lastError === undefined ? "" : `: ${lastError.message}`}`
+        }
         this.resolveStopped()
       })
     })
@@ -78,7 +87,10 @@ export class IsolateWorker {
     this.options.onUnexpectedExit(reason)
   }
 
+  private stopped = false
+
   private resolveStopped(): void {
+    this.stopped = true
     const waiters = this.stoppedWaiters
     this.stoppedWaiters = []
     for (const waiter of waiters) waiter()
@@ -93,7 +105,8 @@ export class IsolateWorker {
 
   /**
    * Asks the program to stop (its fiber is interrupted, so its finalizers flush), waits up to
-   * `timeoutMillis`, then terminates the thread. Returns whether it stopped cleanly in time.
+   * `timeoutMillis`, then terminates the thread. Returns whether it was done in time (see
+   * `stopProblem` for what went wrong if it was done but not cleanly).
    */
   async stop(timeoutMillis: number): Promise<boolean> {
     const worker = this.worker

@@ -197,7 +197,11 @@ const serveIsolate = (module: IsolateModule) => {
         do yield* Effect.sleep("1 millis")
         while ((yield* Queue.size(mailbox)) > 0 && Option.isNone(yield* Fiber.poll(fiber)))
       })
-      void Effect.runPromise(Effect.zipRight(drained, Fiber.interrupt(fiber))).then(() => {
+      void Effect.runPromise(Effect.zipRight(drained, Fiber.interrupt(fiber))).then((exit) => {
+        // A finalizer that failed (a flush that threw) is said, not swallowed.
+        if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+          post({ _tag: "Defect", id: -1, defect: serializeDefect(Cause.squash(exit.cause)) })
+        }
         post({ _tag: "Stopped" })
         port.close()
       })
