@@ -62,6 +62,8 @@ class Graceful {
   drained = 0
   interrupted = 0
   readonly responses = new Set<Http.ServerResponse>()
+  /** Responses not yet closed, per connection, oldest first (pipelined requests share one). */
+  private readonly bySocket = new Map<Net.Socket, Array<Http.ServerResponse>>()
   /** Request fibers still running, with the Node request each serves (when there is one). */
   readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
   private readonly idle = new Waiters(() => this.responses.size === 0 && this.fibers.size === 0)
@@ -73,16 +75,38 @@ class Graceful {
   ) {
     server.on("request", (request, response) => {
       this.responses.add(response)
-      if (this.draining) response.setHeader("connection", "close")
       const socket = request.socket
+      const pending = this.bySocket.get(socket)
+      if (pending === undefined) this.bySocket.set(socket, [response])
+      else pending.push(response)
+      if (this.draining) this.closeAfterLast(socket)
       response.once("close", () => {
         this.responses.delete(response)
+        const left = this.bySocket.get(socket)?.filter((other) => other !== response) ?? []
+        if (left.length === 0) this.bySocket.delete(socket)
+        else this.bySocket.set(socket, left)
         // A response whose headers went out before the drain could not say `Connection: close`:
-        // end its own connection now that it is done. (Closing *all* idle connections here would
-        // also cut connections whose next request is on its way but not yet parsed.)
-        if (this.draining) socket.end()
+        // end its own connection now that it is done, unless a pipelined request on it still
+        // waits for its answer. (Closing *all* idle connections here would also cut connections
+        // whose next request is on its way but not yet parsed.)
+        if (this.draining && left.length === 0) socket.end()
         this.check()
       })
+    })
+  }
+
+  /**
+   * During the drain, the last response pending on a connection says `Connection: close`, and
+   * only that one: Node ends the connection after a response that says it, so an earlier one
+   * saying it would drop the pipelined requests behind it.
+   */
+  private closeAfterLast(socket: Net.Socket): void {
+    const pending = this.bySocket.get(socket)
+    if (pending === undefined) return
+    pending.forEach((response, index) => {
+      if (response.headersSent) return
+      if (index === pending.length - 1) response.setHeader("connection", "close")
+      else if (response.getHeader("connection") === "close") response.removeHeader("connection")
     })
   }
 
@@ -119,9 +143,7 @@ class Graceful {
       // Stop accepting connections only: `http.Server#close` would also drop idle keep-alive
       // connections at once, including ones whose next request is already on the wire.
       Net.Server.prototype.close.call(this.server)
-      for (const response of this.responses) {
-        if (!response.headersSent) response.setHeader("connection", "close")
-      }
+      for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
       // A request a client sent just before the signal may still be in the socket's buffers; let
       // it arrive (it is served, with `Connection: close`) before idle connections are closed.
       yield* Effect.sleep(Duration.min(IDLE_LINGER, this.drainTimeout))

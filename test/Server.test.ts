@@ -127,6 +127,41 @@ describe("Server: graceful shutdown on a real server", () => {
       yield* releaseSlowAndFinish(slow, inFlight, shutdown)
     }).pipe(Effect.scoped))
 
+  it.live("pipelined requests in flight at the drain are all answered; only the last answer on the connection says `Connection: close`", () =>
+    Effect.gen(function*() {
+      const [a, b] = [yield* makeSlow, yield* makeSlow]
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/a", slowRoute(a)),
+        HttpRouter.get("/b", slowRoute(b)),
+        HttpRouter.get("/fast", HttpServerResponse.text("fast"))
+      )
+      const record = new ShutdownRecord()
+      const server = yield* serving(app).pipe(Effect.provideService(ShutdownRecorder, record))
+      const connection = yield* RawConnection.connect(server.port)
+      // two requests on one connection, the second sent before the first is answered
+      yield* connection.write(rawGet("/a") + rawGet("/b"))
+      yield* Deferred.await(a.running).pipe(orHang("the first request to be running"))
+      yield* Deferred.await(b.running).pipe(orHang("the second request to be running"))
+      // and a third, answered before the drain while the first still holds the connection
+      const other = yield* RawConnection.connect(server.port)
+      yield* other.write(rawGet("/a") + rawGet("/fast"))
+      const shutdown = yield* beginDrain(server)
+      yield* Deferred.succeed(a.release, undefined)
+      const first = yield* connection.readResponse.pipe(orHang("the first answer"))
+      expect([first.status, first.body, first.headers.connection]).toEqual([200, "done", "keep-alive"])
+      yield* Deferred.succeed(b.release, undefined)
+      const second = yield* connection.readResponse.pipe(orHang("the second answer"))
+      expect([second.status, second.body, second.headers.connection]).toEqual([200, "done", "close"])
+      yield* connection.awaitClosed.pipe(orHang("the connection to close"))
+      // the other connection: both answered (the fast one's headers were out before the drain),
+      // then closed by the server
+      expect((yield* other.readResponse.pipe(orHang("the other's first answer"))).status).toBe(200)
+      expect((yield* other.readResponse.pipe(orHang("the other's second answer"))).body).toBe("fast")
+      yield* other.awaitClosed.pipe(orHang("the other connection to close"))
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      expect(record).toMatchObject({ requestsInterrupted: 0, stillRunning: [] })
+    }).pipe(Effect.scoped))
+
   it.live("the drain closes idle keep-alive connections (after a short linger), while in-flight requests go on", () =>
     Effect.gen(function*() {
       const slow = yield* makeSlow
