@@ -84,7 +84,10 @@ export interface SupervisorStats {
   rejected: number
   /** After-response tasks skipped because their handler failed. */
   skipped: number
-  /** Daemons and schedules stopped at shutdown while idle (a schedule cut mid-run counts as interrupted). */
+  /**
+   * Daemons and schedules that have ended: stopped at shutdown or through their handle, or a daemon
+   * that returned or ran out of restarts (a schedule cut mid-run counts as interrupted instead).
+   */
   jobsStopped: number
   /** Failed schedule runs and daemon failures (each was logged once). */
   jobFailures: number
