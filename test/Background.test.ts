@@ -288,33 +288,35 @@ describe("keyed forks", () => {
 
   // The window between the replaced task's end and its replacement's start is a few scheduler
   // steps wide; each case forks the third task after a different number of them.
-  it.effect("a replacement takes the slot of the task it replaces: no other fork slips in past the queue bound", () =>
-    Effect.forEach([0, 1, 2, 3, 4], (steps) =>
-      Effect.gen(function*() {
-        yield* Background.fork(Effect.never, { name: "first", key: "k" })
-        yield* Background.fork(Effect.never, { name: "second", key: "k", onConflict: "replace" })
-        for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
-        const third = yield* Effect.either(Background.fork(Effect.never, "third"))
-        expect(Either.isLeft(third) ? third.left._tag : "started", `after ${steps} steps`).toBe("QueueFullError")
-        for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
-        expect((yield* Background.snapshot).map((task) => [task.name, task.state])).toEqual([["second", "running"]])
-      }).pipe(Effect.provide(Background.layer({ concurrency: 1, maxQueued: 0, grace: 0 }))), { discard: true }))
-
-  it.effect("a replacement of a queued task takes its place in the queue", () =>
-    Effect.forEach([0, 1, 2, 3, 4], (steps) =>
-      Effect.gen(function*() {
-        yield* Background.fork(Effect.never, "running")
-        yield* Background.fork(Effect.never, { name: "first", key: "k" })
-        yield* Background.fork(Effect.never, { name: "second", key: "k", onConflict: "replace" })
-        for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
-        const third = yield* Effect.either(Background.fork(Effect.never, "third"))
-        expect(Either.isLeft(third) ? third.left._tag : "started", `after ${steps} steps`).toBe("QueueFullError")
-        for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
-        expect((yield* Background.snapshot).map((task) => [task.name, task.state])).toEqual([
-          ["running", "running"],
-          ["second", "queued"]
-        ])
-      }).pipe(Effect.provide(Background.layer({ concurrency: 1, maxQueued: 1, grace: 0 }))), { discard: true }))
+  for (
+    const { title, ahead, options, left } of [
+      {
+        title: "a replacement takes the slot of the task it replaces: no other fork slips in past the queue bound",
+        ahead: false,
+        options: { concurrency: 1, maxQueued: 0 },
+        left: [["second", "running"]]
+      },
+      {
+        title: "a replacement of a queued task takes its place in the queue",
+        ahead: true,
+        options: { concurrency: 1, maxQueued: 1 },
+        left: [["running", "running"], ["second", "queued"]]
+      }
+    ]
+  ) {
+    it.effect(title, () =>
+      Effect.forEach([0, 1, 2, 3, 4], (steps) =>
+        Effect.gen(function*() {
+          if (ahead) yield* Background.fork(Effect.never, "running")
+          yield* Background.fork(Effect.never, { name: "first", key: "k" })
+          yield* Background.fork(Effect.never, { name: "second", key: "k", onConflict: "replace" })
+          for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+          const third = yield* Effect.either(Background.fork(Effect.never, "third"))
+          expect(Either.isLeft(third) ? third.left._tag : "started", `after ${steps} steps`).toBe("QueueFullError")
+          for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+          expect((yield* Background.snapshot).map((task) => [task.name, task.state])).toEqual(left)
+        }).pipe(Effect.provide(Background.layer({ ...options, grace: 0 }))), { discard: true }))
+  }
 
   it.effect("a replacement interrupted while the task it replaces is still stopping hands the key back to that task", () =>
     Effect.gen(function*() {
