@@ -345,6 +345,41 @@ describe("keyed forks", () => {
       expect(events).toEqual(["first finalized", "fourth ran"])
     }).pipe(Effect.provide(Background.layer())))
 
+  it.effect("in a line of three replacements, the last one interrupted hands the key back to the first, still stopping", () =>
+    Effect.gen(function*() {
+      const slowToStop = Effect.addFinalizer(() => Effect.sleep("100 millis")).pipe(Effect.zipRight(Effect.never))
+      const first = yield* Background.fork(slowToStop, { name: "first", key: "k" })
+      yield* Effect.yieldNow()
+      yield* Background.fork(Effect.never, { name: "second", key: "k", onConflict: "replace" })
+      const third = yield* Background.fork(Effect.never, { name: "third", key: "k", onConflict: "replace" })
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      yield* third.interrupt
+      const fourth = yield* Background.fork(Effect.never, { name: "fourth", key: "k" })
+      expect(fourth).toMatchObject({ id: first.id, started: false })
+      expect((yield* Background.snapshot).map((task) => task.name)).toEqual(["first"])
+      yield* TestClock.adjust("100 millis")
+      yield* Background.awaitIdle
+      expect(yield* Background.snapshot).toEqual([])
+    }).pipe(Effect.provide(Background.layer({ grace: 0 }))))
+
+  it.effect("in a line of three replacements, the slot of the first goes to the last, not to a task queued meanwhile", () =>
+    Effect.gen(function*() {
+      const slowToStop = Effect.addFinalizer(() => Effect.sleep("100 millis")).pipe(Effect.zipRight(Effect.never))
+      yield* Background.fork(slowToStop, { name: "first", key: "k" })
+      yield* Background.fork(Effect.never, "queued")
+      yield* Effect.yieldNow()
+      yield* Background.fork(Effect.never, { name: "second", key: "k", onConflict: "replace" })
+      yield* Background.fork(Effect.never, { name: "third", key: "k", onConflict: "replace" })
+      // "second" ends at once, interrupted by "third"; "first" only once its finalizer is done
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+      yield* TestClock.adjust("100 millis")
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+      expect((yield* Background.snapshot).map((task) => [task.name, task.state])).toEqual([
+        ["queued", "queued"],
+        ["third", "running"]
+      ])
+    }).pipe(Effect.provide(Background.layer({ concurrency: 1, maxQueued: 1, grace: 0 }))))
+
   it.effect("replacements in quick succession keep one task per key: the third waits for the first's finalizers too", () =>
     Effect.gen(function*() {
       const events: Array<string> = []

@@ -552,6 +552,9 @@ export class Supervisor {
       span.end(clock === undefined ? BigInt(0) : clock.unsafeCurrentTimeNanos(), exit)
     }
     this.releaseSlot(record)
+    // Out of its key's line of replacements, so that walks along the line step over it.
+    if (record.replacing?.successor === record) record.replacing.successor = record.successor
+    if (record.successor?.replacing === record) record.successor.replacing = record.replacing
     this.records.delete(record.id)
     if (record.key !== undefined && this.keys.get(record.key) === record) {
       // A replacement that ends before the task it replaces (interrupted while that one's
