@@ -10,7 +10,7 @@ import {
   type HttpApp,
   type HttpPlatform,
   HttpServer,
-  type HttpServerError,
+  HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
@@ -64,6 +64,8 @@ class Graceful {
   readonly responses = new Set<Http.ServerResponse>()
   /** Responses not yet closed, per connection, oldest first (pipelined requests share one). */
   private readonly bySocket = new Map<Net.Socket, Array<Http.ServerResponse>>()
+  /** Connections whose close is watched for the responses still queued on them. */
+  private readonly watched = new WeakSet<Net.Socket>()
   /** Request fibers still running, with the Node request each serves (when there is one). */
   readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
   private readonly idle = new Waiters(() => this.responses.size === 0 && this.fibers.size === 0)
@@ -79,6 +81,10 @@ class Graceful {
       const pending = this.bySocket.get(socket)
       if (pending === undefined) this.bySocket.set(socket, [response])
       else pending.push(response)
+      if (!this.watched.has(socket)) {
+        this.watched.add(socket)
+        socket.once("close", () => this.orphaned(socket))
+      }
       if (this.draining) this.closeAfterLast(socket)
       response.once("close", () => {
         this.responses.delete(response)
@@ -93,6 +99,32 @@ class Graceful {
         this.check()
       })
     })
+  }
+
+  /**
+   * A connection closed with pipelined responses still queued behind the one Node was writing:
+   * Node never writes them nor says they are gone (no `close`). Their requests are let go as a
+   * client's hang-up: one still being handled is interrupted as a client abort; one already
+   * answered is no longer waited for, as its fiber stays parked in the platform's write, which
+   * waits for a `finish` that will not come.
+   */
+  private orphaned(socket: Net.Socket): void {
+    const pending = this.bySocket.get(socket)
+    if (pending === undefined) return
+    const queued = pending.filter((response) => response.socket === null)
+    if (queued.length === 0) return
+    this.bySocket.set(socket, pending.filter((response) => response.socket !== null))
+    for (const response of queued) {
+      this.responses.delete(response)
+      for (const [fiber, request] of this.fibers) {
+        if (request !== response.req) continue
+        // Answered: its fiber is parked in the write for good, and is not waited for.
+        if (response.writableEnded) this.fibers.delete(fiber)
+        else fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+      }
+    }
+    if (this.bySocket.get(socket)!.length === 0) this.bySocket.delete(socket)
+    this.check()
   }
 
   /**

@@ -162,6 +162,37 @@ describe("Server: graceful shutdown on a real server", () => {
       expect(record).toMatchObject({ requestsInterrupted: 0, stillRunning: [] })
     }).pipe(Effect.scoped))
 
+  it.live("a client that pipelines requests and hangs up leaves nothing in flight: the drain has nothing to wait for", () =>
+    Effect.gen(function*() {
+      const slow = yield* makeSlow
+      const stillHandling = yield* Deferred.make<void>()
+      const cutOff = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/slow", slowRoute(slow)),
+        HttpRouter.get("/fast", HttpServerResponse.text("fast")),
+        HttpRouter.get(
+          "/never",
+          Effect.zipRight(Deferred.succeed(stillHandling, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(cutOff, undefined))
+          )
+        )
+      )
+      const record = new ShutdownRecord()
+      const server = yield* serving(app, { drainTimeout: "1 minute" }).pipe(Effect.provideService(ShutdownRecorder, record))
+      const connection = yield* RawConnection.connect(server.port)
+      // "/fast" is answered at once and "/never" never is; both answers wait behind "/slow"
+      yield* connection.write(rawGet("/slow") + rawGet("/fast") + rawGet("/never"))
+      yield* Deferred.await(slow.running).pipe(orHang("the slow request to be running"))
+      yield* Deferred.await(stillHandling).pipe(orHang("the third request to be handled"))
+      yield* connection.destroy
+      yield* connection.awaitClosed
+      // the request whose answer was still being made is cut off, as any hang-up cuts one off
+      yield* Deferred.await(cutOff).pipe(orHang("the third request's handler to be interrupted"))
+      const shutdown = yield* server.shutdown
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      expect(record).toMatchObject({ requestsDrained: 0, requestsInterrupted: 0, stillRunning: [] })
+    }).pipe(Effect.scoped))
+
   it.live("the drain closes idle keep-alive connections (after a short linger), while in-flight requests go on", () =>
     Effect.gen(function*() {
       const slow = yield* makeSlow
