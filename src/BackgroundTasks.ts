@@ -48,8 +48,9 @@ export interface Options extends AddOptions {
  * below 400), unless `always` is set.
  *
  * A client that disconnects once the handler has answered (even mid-body) cancels nothing: the
- * tasks run as if the response had been delivered. One that disconnects earlier interrupts the
- * handler, which then counts as failed, so only `always` tasks run.
+ * tasks run as if the response had been delivered, and so they do when a streamed body fails after
+ * its headers are out. One that disconnects earlier interrupts the handler, which then counts as
+ * failed, so only `always` tasks run.
  *
  * @example
  * ```ts
@@ -99,8 +100,18 @@ const whenWritten = (request: HttpServerRequest.HttpServerRequest, f: () => void
   response.once("close", f)
 }
 
-const succeeded = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): boolean =>
-  Exit.isSuccess(exit) && exit.value.status < 400
+/**
+ * Whether the handler succeeded: it answered below 400. A body that fails once its headers are out
+ * (a stream failing mid-way) leaves the answer standing, as a client hanging up mid-body does.
+ */
+const succeeded = (
+  request: HttpServerRequest.HttpServerRequest,
+  exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>
+): boolean => {
+  if (Exit.isSuccess(exit)) return exit.value.status < 400
+  const response = NodeHttpServerRequest.toServerResponse(request) as unknown
+  return response instanceof Http.ServerResponse && response.headersSent && response.statusCode < 400
+}
 
 /**
  * The middleware that gives handlers their per-request task list and releases it once the response
@@ -136,7 +147,7 @@ export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>)
     return Effect.onExit(app, (exit) =>
       Effect.sync(() => {
         const tasks = requestTasks.take(request)
-        if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(exit)))
+        if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(request, exit)))
       }))
   })
 )

@@ -118,6 +118,22 @@ describe("BackgroundTasks on a real server", () => {
       }).pipe(Effect.scoped))
   })
 
+  it.live("a body that fails mid-stream leaves the handler's answer (200) standing: every task runs", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      const body = Stream.concat(Stream.make("first;"), Stream.fail("the feed broke")).pipe(Stream.encodeText)
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/feed", Effect.zipRight(addDefaultAndAlways(ran), HttpServerResponse.stream(body)))
+      )
+      const server = yield* serving(app)
+      const response = yield* open(server.port, "/feed").pipe(orHang("the response head"))
+      expect(response.status).toBe(200)
+      yield* Effect.exit(response.rest)
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to settle"))
+      expect(ran).toEqual(["default", "always"])
+      expect(yield* server.use(Background.stats)).toMatchObject({ finished: 2, skipped: 0 })
+    }).pipe(Effect.scoped))
+
   describe("a task waits for its own response to be written, even when the platform has already let go of it", () => {
     // With HTTP pipelining, Node queues a response behind the one before it on the connection: the
     // handler has answered and its request scope has closed, yet no byte of it is written until
