@@ -178,9 +178,13 @@ class Graceful {
       for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
       // A request a client sent just before the signal may still be in the socket's buffers; let
       // it arrive (it is served, with `Connection: close`) before idle connections are closed.
-      yield* Effect.sleep(Duration.min(IDLE_LINGER, this.drainTimeout))
+      const linger = Duration.min(IDLE_LINGER, this.drainTimeout)
+      yield* Effect.sleep(linger)
       this.server.closeIdleConnections()
-      const finished = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.drainTimeout))
+      // The linger counts in the drain's bound: requests get `drainTimeout` from the signal.
+      const finished = yield* Effect.interruptible(this.awaitIdle).pipe(
+        Effect.timeoutOption(Duration.subtract(this.drainTimeout, linger))
+      )
       if (Option.isNone(finished)) {
         this.server.closeAllConnections()
         for (const fiber of this.fibers.keys()) fiber.unsafeInterruptAsFork(FiberId.none)

@@ -6,7 +6,7 @@
 import { type HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Option, Stream, TestClock } from "effect"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { Background, BackgroundTasks, Server, ShuttingDownError } from "../src/index.js"
@@ -266,6 +266,27 @@ describe("Server: graceful shutdown on a real server", () => {
       expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true)
 
       yield* releaseSlowAndFinish(slow, inFlight, shutdown)
+    }).pipe(Effect.scoped))
+
+  it.effect("the drain's bound counts from the signal, its first 100 ms included: a request is cut off at drainTimeout", () =>
+    Effect.gen(function*() {
+      const running = yield* Deferred.make<void>()
+      const finalized = yield* Deferred.make<void>()
+      const stuck = Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => Deferred.succeed(finalized, undefined))
+        yield* Deferred.succeed(running, undefined)
+        return yield* Effect.never
+      }).pipe(Effect.scoped)
+      const server = yield* serving(HttpRouter.empty.pipe(HttpRouter.get("/stuck", stuck)), { drainTimeout: "1 second" })
+      const inFlight = yield* Effect.fork(Effect.exit(request(server.port, "/stuck")))
+      yield* Deferred.await(running)
+      const shutdown = yield* server.shutdown
+      yield* TestClock.adjust("999 millis")
+      expect(yield* Deferred.isDone(finalized)).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      yield* Deferred.await(finalized)
+      yield* Fiber.join(inFlight)
+      yield* Fiber.join(shutdown)
     }).pipe(Effect.scoped))
 
   describe("a request still running at the drain timeout is interrupted, its finalizers run, and shutdown completes", () => {
