@@ -61,14 +61,16 @@ class Graceful {
   draining = false
   drained = 0
   interrupted = 0
-  readonly responses = new Set<Http.ServerResponse>()
-  /** Responses not yet closed, per connection, oldest first (pipelined requests share one). */
+  /**
+   * Responses not yet closed, per connection, oldest first (pipelined requests share one); a
+   * connection's entry goes with its last response.
+   */
   private readonly bySocket = new Map<Net.Socket, Array<Http.ServerResponse>>()
   /** Connections whose close is watched for the responses still queued on them. */
   private readonly watched = new WeakSet<Net.Socket>()
   /** Request fibers still running, with the Node request each serves (when there is one). */
   readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
-  private readonly idle = new Waiters(() => this.responses.size === 0 && this.fibers.size === 0)
+  private readonly idle = new Waiters(() => this.bySocket.size === 0 && this.fibers.size === 0)
 
   constructor(
     readonly server: Http.Server,
@@ -76,7 +78,6 @@ class Graceful {
     readonly interruptTimeout: Duration.Duration
   ) {
     server.on("request", (request, response) => {
-      this.responses.add(response)
       const socket = request.socket
       const pending = this.bySocket.get(socket)
       if (pending === undefined) this.bySocket.set(socket, [response])
@@ -87,15 +88,12 @@ class Graceful {
       }
       if (this.draining) this.closeAfterLast(socket)
       response.once("close", () => {
-        this.responses.delete(response)
-        const left = this.bySocket.get(socket)?.filter((other) => other !== response) ?? []
-        if (left.length === 0) this.bySocket.delete(socket)
-        else this.bySocket.set(socket, left)
+        const left = this.forget(socket, (other) => other === response)
         // A response whose headers went out before the drain could not say `Connection: close`:
         // end its own connection now that it is done, unless a pipelined request on it still
         // waits for its answer. (Closing *all* idle connections here would also cut connections
         // whose next request is on its way but not yet parsed.)
-        if (this.draining && left.length === 0) socket.end()
+        if (this.draining && left === 0) socket.end()
         this.check()
       })
     })
@@ -109,13 +107,10 @@ class Graceful {
    * waits for a `finish` that will not come.
    */
   private orphaned(socket: Net.Socket): void {
-    const pending = this.bySocket.get(socket)
-    if (pending === undefined) return
-    const queued = pending.filter((response) => response.socket === null)
+    const queued = this.bySocket.get(socket)?.filter((response) => response.socket === null) ?? []
     if (queued.length === 0) return
-    this.bySocket.set(socket, pending.filter((response) => response.socket !== null))
+    this.forget(socket, (response) => response.socket === null)
     for (const response of queued) {
-      this.responses.delete(response)
       for (const [fiber, request] of this.fibers) {
         if (request !== response.req) continue
         // Answered: its fiber is parked in the write for good, and is not waited for.
@@ -123,8 +118,16 @@ class Graceful {
         else fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
       }
     }
-    if (this.bySocket.get(socket)!.length === 0) this.bySocket.delete(socket)
     this.check()
+  }
+
+  /** Drops a connection's pending responses that match; returns how many are left on it. */
+  private forget(socket: Net.Socket, match: (response: Http.ServerResponse) => boolean): number {
+    const pending = this.bySocket.get(socket)
+    if (pending === undefined) return 0
+    for (let index = pending.length - 1; index >= 0; index--) if (match(pending[index]!)) pending.splice(index, 1)
+    if (pending.length === 0) this.bySocket.delete(socket)
+    return pending.length
   }
 
   /**
@@ -210,7 +213,7 @@ class Graceful {
     return [
       ...Array.from(this.fibers.values(), (request) =>
         request === undefined ? "request" : `request ${request.method} ${request.url}`),
-      ...Array.from(this.responses)
+      ...Array.from(this.bySocket.values()).flat()
         .filter((response) => !served.has(response.req))
         .map((response) => `response to ${response.req.method} ${response.req.url}`)
     ]

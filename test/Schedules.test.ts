@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Clock, Context, Cron, Deferred, Duration, Effect, Either, Fiber, Layer, Option, Schedule, TestClock } from "effect"
+import { Cause, Clock, Context, Cron, Deferred, Duration, Effect, Either, Fiber, Layer, Option, Schedule, Scope, TestClock } from "effect"
 import { Background, InvalidOptionError } from "../src/index.js"
 import { makeLogCapture, startSupervisor } from "./support/unit-harness.js"
 
@@ -26,6 +26,20 @@ const recordedRuns = (
 }
 
 const failAlways = () => Effect.fail("lost connection")
+
+/**
+ * A job body that numbers its runs: run `n` records `run n`, adds a finalizer to its own scope that
+ * records `close n`, then does `then(n)`.
+ */
+const numberedRuns = <E>(events: Array<string>, then: (n: number) => Effect.Effect<void, E, Scope.Scope>) => {
+  let run = 0
+  return Effect.gen(function*() {
+    const n = ++run
+    events.push(`run ${n}`)
+    yield* Effect.addFinalizer(() => Effect.sync(() => events.push(`close ${n}`)))
+    yield* then(n)
+  })
+}
 
 const buildError = <E>(jobs: Layer.Layer<never, E, Background.Background>) =>
   Effect.flip(Effect.scoped(Layer.build(jobs.pipe(Layer.provide(Background.layer())))))
@@ -83,13 +97,7 @@ describe("Background.daemon", () => {
   it.effect("each run gets its own Scope, closed before the restart", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
-      let run = 0
-      const body = Effect.gen(function*() {
-        const n = ++run
-        events.push(`run ${n}`)
-        yield* Effect.addFinalizer(() => Effect.sync(() => events.push(`close ${n}`)))
-        return yield* Effect.fail("boom")
-      })
+      const body = numberedRuns(events, () => Effect.fail("boom"))
       const bg = yield* start(Background.daemon("scoped", body, { restart: Schedule.spaced("1 second") }))
       yield* TestClock.adjust("1 second")
       expect(events).toEqual(["run 1", "close 1", "run 2", "close 2"])
@@ -235,20 +243,17 @@ describe("Background.every, spaced", () => {
   it.effect("each run gets its own Scope: what a run opens is closed when that run ends, before the next starts", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
-      let run = 0
-      const body = Effect.gen(function*() {
-        const n = ++run
-        events.push(`run ${n}`)
-        yield* Effect.addFinalizer(() => Effect.sync(() => events.push(`close ${n}`)))
-        const running = yield* Deferred.make<void>()
-        yield* Effect.forkScoped(
-          Deferred.succeed(running, undefined).pipe(
-            Effect.zipRight(Effect.never),
-            Effect.onInterrupt(() => Effect.sync(() => events.push(`child ${n} interrupted`)))
+      const body = numberedRuns(events, (n) =>
+        Effect.gen(function*() {
+          const running = yield* Deferred.make<void>()
+          yield* Effect.forkScoped(
+            Deferred.succeed(running, undefined).pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Effect.sync(() => events.push(`child ${n} interrupted`)))
+            )
           )
-        )
-        yield* Deferred.await(running)
-      })
+          yield* Deferred.await(running)
+        }))
       const bg = yield* start(Background.every("poll", body, { spaced: "1 second" }))
       yield* TestClock.adjust("1 millis")
       // released in reverse order of acquisition, as Effect.scoped would

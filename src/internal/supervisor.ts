@@ -510,9 +510,9 @@ export class Supervisor {
 
   private releaseSlot(record: TaskRecord): void {
     // A replacement still waiting for this task to stop takes its place, so no other task can
-    // slip in between (past the queue bound) while the replacement waits.
-    let heir = record.successor
-    while (heir !== undefined && heir.exit !== undefined) heir = heir.successor
+    // slip in between (past the queue bound) while the replacement waits. (Tasks that end leave
+    // their key's line, so `successor` and `replacing` always name live tasks.)
+    const heir = record.successor
     const inherits = heir !== undefined && heir.wake === undefined && !heir.holdsSlot
     if (record.wake !== undefined && !record.holdsSlot) {
       // still queued (never woken): out of the queue, or its place to the replacement
@@ -559,10 +559,8 @@ export class Supervisor {
     if (record.key !== undefined && this.keys.get(record.key) === record) {
       // A replacement that ends before the task it replaces (interrupted while that one's
       // finalizers run) hands the key back to it: one task per key, until the last one ends.
-      let holder = record.replacing
-      while (holder !== undefined && holder.exit !== undefined) holder = holder.replacing
-      if (holder === undefined) this.keys.delete(record.key)
-      else this.keys.set(record.key, holder)
+      if (record.replacing === undefined) this.keys.delete(record.key)
+      else this.keys.set(record.key, record.replacing)
     }
     let report: Effect.Effect<void> = Effect.void
     const job = record.kind === "daemon" || record.kind === "schedule"
