@@ -559,6 +559,20 @@ const releaseJobs = Layer.effectDiscard(
 )
 
 /**
+ * The signals that start a graceful shutdown: Ctrl-C and a process manager's stop. SIGHUP is left
+ * alone, so a server started under `nohup` keeps ignoring it.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const
+
+/**
+ * A repeat of the first signal within this long is the same signal delivered twice, not a second
+ * request: Ctrl-C under `npm start` reaches the server from the terminal and again from npm, and
+ * tsx's CLI relays it once more when its child has not answered within 30 ms. A deliberate second
+ * Ctrl-C comes later than this, or is a different signal.
+ */
+const DUPLICATE_SIGNAL_WINDOW_MILLIS = 1000
+
+/**
  * Options of {@link launch}.
  *
  * @example
@@ -583,8 +597,9 @@ export interface LaunchOptions {
  * Runs a layer (usually from {@link app}) as the process's main program. On SIGTERM or SIGINT it
  * releases the layer — walking the shutdown phases — prints one report line, and exits 0 if all
  * went to plan. A second signal, or the hard deadline, exits at once with code 1 and names what
- * was still running. A layer that fails to build (a bad option, a port in use) exits 1 with the
- * error.
+ * was still running; the same signal again within a second is the first one delivered twice (Ctrl-C
+ * under `npm start` reaches the server from the terminal and from npm), not a second one. A layer
+ * that fails to build (a bad option, a port in use) exits 1 with the error.
  *
  * @example
  * ```ts
@@ -621,20 +636,26 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
     )
     process.exit(1)
   }
+  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
   const onSignal = (signal: NodeJS.Signals) => {
-    if (record.startedAt !== undefined) return exitNow(`second signal ${signal}`)
-    record.startedAt = Date.now()
+    const now = Date.now()
+    if (first !== undefined) {
+      // One keypress reaches the server more than once: Ctrl-C signals the whole process group
+      // (npm, a shell, tsx and the server), and npm and tsx relay it again.
+      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_WINDOW_MILLIS) return
+      return exitNow(`second signal ${signal}`)
+    }
+    first = { signal, at: now }
+    record.startedAt = now
     // The bounds may add up past what a Node timer can wait; a deadline that far off is no deadline.
     const limit = Math.min(deadline ?? record.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
     timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
     fiber.unsafeInterruptAsFork(FiberId.none)
   }
-  process.on("SIGINT", onSignal)
-  process.on("SIGTERM", onSignal)
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
   fiber.addObserver((exit) => {
     if (timer !== undefined) clearTimeout(timer)
-    process.off("SIGINT", onSignal)
-    process.off("SIGTERM", onSignal)
+    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
     const end = Date.now()
     if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
       process.stderr.write(`${Cause.pretty(exit.cause)}${underlying(exit.cause)}\n`)

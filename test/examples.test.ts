@@ -10,11 +10,15 @@ import {
   expectCleanExit,
   heldRequest,
   request,
+  sleep,
   waitUntilRefusing
 } from "./support/process-example.js"
 
 /** Each test owns its launcher; its children are killed by PID when the test ends, pass or fail. */
 const test = exampleTest
+
+/** How long after the first signal a repeat of it counts as the same signal (`Server.launch`). */
+const duplicateSignalWindow = 1000
 
 const notification = (email: string) => `notification for ${email}: some notification`
 
@@ -64,6 +68,25 @@ describe.concurrent("examples/notify.ts", () => {
     // the address itself is the task's input: it reaches the notification, not the logs
     expect(app.output()).not.toContain("late@example.com")
     expect(await app.logLines()).toEqual([])
+  })
+
+  test("the same signal delivered twice within a second (a process group, a relaying CLI) is one signal: the task still finishes and the exit is 0", async ({ examples }) => {
+    const app = await examples.start("notify", { TASK_DELAY_MS: "2000", GRACE_MS: "60000" })
+
+    const response = await request(app.port, "POST", "/send-notification/twice@example.com")
+    expect(response.status).toBe(200)
+    expect(await app.logLines()).toEqual([])
+    // What Ctrl-C under `npm start` delivers: SIGINT from the terminal, and again from npm a moment
+    // later — once the first has been taken in (the listener is closed), so the two are not merged
+    // into one by the kernel.
+    app.signal("SIGINT")
+    await waitUntilRefusing(app.port)
+    app.signal("SIGINT")
+
+    const report = await expectCleanExit(app)
+    expect(app.stderr).not.toContain("shutdown aborted")
+    expect(await app.logLines()).toEqual([notification("twice@example.com")])
+    expect(report).toContain("tasks finished=1 failed=0 interrupted=0")
   })
 
   test("a second signal during the grace period exits at once with code 1, naming the task still running", async ({ examples }) => {
@@ -253,6 +276,8 @@ describe.concurrent("examples/server.ts", () => {
     expect(draining.status).toBe(503)
     expect(JSON.parse(draining.body)).toEqual({ status: "draining" })
 
+    // The same signal again within a second is the first one delivered twice; this one comes later.
+    await sleep(duplicateSignalWindow + 500)
     app.signal("SIGTERM")
     const exit = await app.waitForExit()
     expect(exit.code, app.output()).toBe(1)
