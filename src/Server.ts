@@ -278,21 +278,31 @@ export const layer = (
   | Etag.Generator
   | NodeContext.NodeContext,
   InvalidOptionError | HttpServerError.ServeError
-> =>
+> => Layer.unwrapEffect(Effect.map(resolveOptions(given), layerFrom))
+
+/** {@link Options}, checked. */
+interface Settings {
+  readonly port: number
+  readonly host: string
+  readonly drainTimeout: Duration.Duration
+  readonly interruptTimeout: Duration.Duration
+}
+
+const resolveOptions = (given: Options | undefined): Effect.Effect<Settings, InvalidOptionError> =>
+  Effect.flatMap(validate.record("options", given, "{ port: 3000 }"), (options) =>
+    validate.all({
+      port: validate.port("port", validate.orDefault(options.port, 3000)),
+      host: validate.name("host", validate.orDefault(options.host, "127.0.0.1"), "127.0.0.1"),
+      drainTimeout: validate.duration("drainTimeout", validate.orDefault(options.drainTimeout, "10 seconds"), "nonNegative"),
+      interruptTimeout: validate.duration(
+        "interruptTimeout",
+        validate.orDefault(options.interruptTimeout, "5 seconds"),
+        "nonNegative"
+      )
+    }))
+
+const layerFrom = ({ drainTimeout, host, interruptTimeout, port }: Settings) =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const options = yield* validate.record("options", given)
-    const port = yield* validate.port("port", validate.orDefault(options.port, 3000))
-    const host = yield* validate.name("host", validate.orDefault(options.host, "127.0.0.1"))
-    const drainTimeout = yield* validate.duration(
-      "drainTimeout",
-      validate.orDefault(options.drainTimeout, "10 seconds"),
-      "nonNegative"
-    )
-    const interruptTimeout = yield* validate.duration(
-      "interruptTimeout",
-      validate.orDefault(options.interruptTimeout, "5 seconds"),
-      "nonNegative"
-    )
     const server = Http.createServer()
     const graceful = new Graceful(server, drainTimeout, interruptTimeout)
     const recorder = yield* currentRecord
@@ -423,7 +433,7 @@ export const snapshotRoute = (
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Background.Background | HttpServerRequest.HttpServerRequest> => {
   const { token } = options
   if (token !== undefined && (typeof token !== "string" || token.length === 0)) {
-    throw new InvalidOptionError({ option: "token", value: token, expected: "a non-empty string, or undefined for an open route" })
+    throw validate.invalidOption("token", token, "a non-empty string, or undefined for an open route (e.g. process.env.SNAPSHOT_TOKEN)")
   }
   const expected = token === undefined ? undefined : createHash("sha256").update(token).digest()
   const authorized = (header: string | undefined): boolean => {
@@ -496,7 +506,9 @@ export type AppProvides =
 /**
  * Everything wired in the order of the lifetimes: the server (drained first), then the
  * supervisor with the jobs, whose release gives background work its grace period; whatever
- * services you provide to the result are built first and released last.
+ * services you provide to the result are built first and released last. The server's and the
+ * supervisor's options are checked together before anything starts, so one `InvalidOptionError`
+ * lists every bad one.
  *
  * @example
  * ```ts
@@ -526,13 +538,30 @@ export const app = <E, R, EJ = never, RJ = never>(
   httpApp: HttpApp.Default<E, R>,
   options: AppOptions<EJ, RJ> = {}
 ): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
-  releaseJobs.pipe(
-    // Built after everything else: jobs start only once options are checked and the port is bound.
-    Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), jobsLayer(options.jobs))),
-    Layer.provide(Background.layerHoldingJobs(options))
+  Layer.unwrapEffect(Effect.map(resolveAppOptions(options), (resolved) =>
+    releaseJobs.pipe(
+      // Built after everything else: jobs start only once the port is bound.
+      Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layerFrom(resolved.server))), resolved.jobs)),
+      Layer.provide(Background.layerHoldingJobs(resolved.background))
+    ))
     // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
     // see that through `Layer.provide` on the merged layer, hence this one cast.
   ) as Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>>
+
+/**
+ * The server's and the supervisor's options of {@link app}, and its `jobs`, checked together so one
+ * error lists every invalid one (an `interruptTimeout` both share, refused, is listed once).
+ */
+const resolveAppOptions = <EJ, RJ>(given: AppOptions<EJ, RJ>) =>
+  Effect.flatMap(
+    validate.record("options", given, "{ port: 3000, grace: \"5 seconds\" }"),
+    (options) =>
+      validate.all({
+        server: resolveOptions(options),
+        background: Background.resolveOptions(options),
+        jobs: jobsOption(options.jobs)
+      })
+  )
 
 /**
  * The errors behind a failure's errors — `ServeError` says only "An error has occurred" and keeps
@@ -546,13 +575,19 @@ const underlying = (cause: Cause.Cause<unknown>): string =>
     })
     .join("")
 
-/** The `jobs` option: a layer, or nothing; anything else fails the build with a typed error. */
-const jobsLayer = <EJ, RJ>(jobs: Layer.Layer<never, EJ, RJ> | undefined): Layer.Layer<never, EJ | InvalidOptionError, RJ> =>
+/** The `jobs` option: a layer, or nothing. */
+const jobsOption = <EJ, RJ>(
+  jobs: Layer.Layer<never, EJ, RJ> | undefined
+): Effect.Effect<Layer.Layer<never, EJ, RJ>, InvalidOptionError> =>
   jobs === undefined
-    ? Layer.empty
+    ? Effect.succeed(Layer.empty)
     : Layer.isLayer(jobs)
-    ? jobs
-    : Layer.fail(new InvalidOptionError({ option: "jobs", value: jobs, expected: "a Layer (Background.daemon, every, cron, or several merged)" }))
+    ? Effect.succeed(jobs)
+    : validate.invalid(
+      "jobs",
+      jobs,
+      "a Layer of jobs (e.g. Background.every(\"tick\", Effect.log(\"tick\"), { spaced: \"1 minute\" }), or several merged with Layer.mergeAll)"
+    )
 
 const releaseJobs = Layer.effectDiscard(
   Effect.flatMap(Background.Background, ({ supervisor }) => Effect.sync(() => supervisor.releaseJobs()))
