@@ -33,7 +33,15 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
-import { InvalidOptionError } from "./Errors.js"
+import {
+  InvalidOptionError,
+  QueueFullError,
+  ShuttingDownError,
+  TaskSchemaError,
+  WorkerCrashError,
+  WorkerLoadError,
+  WorkerOutOfMemoryError
+} from "./Errors.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
 import { Waiters } from "./internal/waiters.js"
@@ -575,6 +583,34 @@ const underlying = (cause: Cause.Cause<unknown>): string =>
     })
     .join("")
 
+/** This library's errors, whose messages say what happened and what to do: no stack trace adds to them. */
+const ownErrors = [
+  InvalidOptionError,
+  ShuttingDownError,
+  QueueFullError,
+  WorkerCrashError,
+  WorkerOutOfMemoryError,
+  WorkerLoadError,
+  TaskSchemaError
+] as const
+
+/**
+ * What a failed start prints: when it failed only with this library's errors (a bad option, a
+ * worker module that does not load), each as `Name: message` — the stack frames under them are
+ * Effect's own and say nothing to the user; anything else (a defect, another library's error) in
+ * full, stack traces included. Either way followed by the errors behind them.
+ */
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failures = Chunk.toReadonlyArray(Cause.failures(cause))
+  const described = failures.length > 0 && Chunk.isEmpty(Cause.defects(cause)) && failures.every(isOwnError)
+    ? Array.from(new Set(failures.map((error) => `${error.name}: ${error.message}`))).join("\n")
+    : Cause.pretty(cause)
+  return `${described}${underlying(cause)}`
+}
+
+const isOwnError = (error: unknown): error is InstanceType<(typeof ownErrors)[number]> =>
+  ownErrors.some((own) => error instanceof own)
+
 /** The `jobs` option: a layer, or nothing. */
 const jobsOption = <EJ, RJ>(
   jobs: Layer.Layer<never, EJ, RJ> | undefined
@@ -618,8 +654,10 @@ export interface LaunchOptions {
  * Runs a layer (usually from {@link app}) as the process's main program. On SIGTERM or SIGINT it
  * releases the layer — walking the shutdown phases — prints one report line, and exits 0 if all
  * went to plan. A second signal, or the hard deadline, exits at once with code 1 and names what
- * was still running. A layer that fails to build (a bad option, a port in use) exits 1 with the
- * error.
+ * was still running. A layer that fails to build (bad options, a port in use) exits 1 with the
+ * error and what lies behind it (such as `EADDRINUSE`); this library's own errors print as
+ * `Name: message` without stack frames, since the message says it all — an `InvalidOptionError`
+ * lists every bad option at once.
  *
  * @example
  * ```ts
@@ -672,7 +710,7 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
     process.off("SIGTERM", onSignal)
     const end = Date.now()
     if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-      process.stderr.write(`${Cause.pretty(exit.cause)}${underlying(exit.cause)}\n`)
+      process.stderr.write(`${describeFailure(exit.cause)}\n`)
       process.exit(1)
     }
     // Services are released after the supervisor and, when there is one, the offload pool.
