@@ -12,7 +12,13 @@ import * as validate from "./internal/options.js"
 import { currentRecord } from "./internal/report.js"
 import * as internalSchedule from "./internal/schedule.js"
 import * as taskScope from "./internal/taskScope.js"
-import { Supervisor, type SupervisorStats, type TaskHandle, type TaskInfo } from "./internal/supervisor.js"
+import {
+  type ResolvedOptions,
+  Supervisor,
+  type SupervisorStats,
+  type TaskHandle,
+  type TaskInfo
+} from "./internal/supervisor.js"
 
 export type {
   /**
@@ -151,11 +157,11 @@ const make = (supervisor: Supervisor): BackgroundService => ({
 })
 
 /** @internal Validates {@link Options} into the supervisor's settings. */
-export const resolveOptions = (given?: Options) =>
-  Effect.flatMap(validate.record("options", given), (options) =>
-    Effect.all({
-      concurrency: validate.count("concurrency", validate.orDefault(options.concurrency, "unbounded"), 1, true),
-      maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0),
+export const resolveOptions = (given?: Options): Effect.Effect<ResolvedOptions, InvalidOptionError> =>
+  Effect.flatMap(validate.record("options", given, "{ grace: \"5 seconds\" }"), (options) =>
+    validate.all({
+      concurrency: validate.count("concurrency", validate.orDefault(options.concurrency, "unbounded"), 1, 10, true),
+      maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0, 1000),
       grace: validate.duration("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
       interruptTimeout: validate.duration(
         "interruptTimeout",
@@ -183,20 +189,25 @@ export const resolveOptions = (given?: Options) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> => makeLayer(options, false)
+export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
+  makeLayer(resolveOptions(options), false)
 
 /**
- * @internal The supervisor with its daemons and schedules held until `supervisor.releaseJobs()`:
- * `Server.app` releases them once the whole app has started.
+ * @internal The supervisor, from options {@link resolveOptions} has checked, with its daemons and
+ * schedules held until `supervisor.releaseJobs()`: `Server.app` releases them once the whole app
+ * has started.
  */
-export const layerHoldingJobs = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
-  makeLayer(options, true)
+export const layerHoldingJobs = (options: ResolvedOptions): Layer.Layer<Background> =>
+  makeLayer(Effect.succeed(options), true)
 
-const makeLayer = (options: Options | undefined, holdJobs: boolean): Layer.Layer<Background, InvalidOptionError> =>
+const makeLayer = <E>(
+  options: Effect.Effect<ResolvedOptions, E>,
+  holdJobs: boolean
+): Layer.Layer<Background, E> =>
   Layer.scoped(
     Background,
     Effect.gen(function*() {
-      const resolved = yield* resolveOptions(options)
+      const resolved = yield* options
       const supervisor = new Supervisor(resolved, holdJobs)
       const recorder = yield* currentRecord
       recorder.budgetMillis += Duration.toMillis(resolved.grace) + Duration.toMillis(resolved.interruptTimeout)
@@ -272,13 +283,16 @@ const listed = (names: ReadonlyArray<string>): string =>
     ? names.join(", ")
     : `${names.slice(0, 20).join(", ")} and ${names.length - 20} more (all in the shutdown report)`
 
+/** A valid job name, for the message that refuses a bad one. */
+const JOB_NAME_EXAMPLE = "refresh-cache"
+
 const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): Forked<R> => {
   if (typeof options !== "string") return forkWithOptions(self, options)
   const spec = { name: options, kind: "task", effect: self } as const
   // The common case, a name alone, is checked and submitted in one step of the calling fiber.
   return Effect.withFiberRuntime<TaskHandle, QueueFullError | ShuttingDownError | InvalidOptionError, Exclude<R, Scope.Scope> | Background>(
     (fiber) => {
-      if (!validate.isName(options)) return Effect.fail(validate.invalidName("name", options))
+      if (!validate.isName(options)) return validate.invalid("name", options, validate.nameExpected("send-email"))
       const background = Context.getOption(fiber.currentContext, Background)
       return background._tag === "Some"
         ? background.value.supervisor.submitFrom(fiber, spec)
@@ -290,10 +304,12 @@ const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): 
 const forkWithOptions = <A, E, R>(self: Effect.Effect<A, E, R>, options: Exclude<ForkOptions, string>): Forked<R> =>
   Effect.flatMap(Background, ({ supervisor }): Forked<R> =>
     Effect.gen(function*() {
-      const spec = yield* validate.record("options", options)
-      const name = yield* validate.name("name", spec.name)
-      if (spec.key !== undefined) yield* validate.name("key", spec.key)
-      if (spec.onConflict !== undefined) yield* validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
+      const spec = yield* validate.record("options", options, "{ name: \"refresh\", key: \"cache\" }")
+      const { name } = yield* validate.all({
+        name: validate.name("name", spec.name, "send-email"),
+        key: spec.key === undefined ? Effect.void : validate.name("key", spec.key, "user-42"),
+        onConflict: spec.onConflict === undefined ? Effect.void : validate.oneOf("onConflict", spec.onConflict, ["keep", "replace"])
+      })
       return yield* supervisor.submit({
         name,
         kind: "task",
@@ -465,11 +481,13 @@ export const startDaemon = <E, R>(
   options?: DaemonOptions
 ): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
-    const validName = yield* validate.name("name", name)
     const restart = validate.orDefault(options?.restart, internalSchedule.defaultRestart)
-    if (!Schedule.isSchedule(restart)) {
-      return yield* validate.invalid("restart", restart, "a Schedule")
-    }
+    const { validName } = yield* validate.all({
+      validName: validate.name("name", name, JOB_NAME_EXAMPLE),
+      restart: Schedule.isSchedule(restart)
+        ? Effect.void
+        : validate.invalid("restart", restart, "a Schedule (e.g. Schedule.exponential(\"100 millis\"))")
+    })
     return yield* startJob(
       validName,
       "daemon",
@@ -557,13 +575,25 @@ const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cad
   const hasSpaced = typeof given === "object" && given !== null && "spaced" in given
   const hasFixedRate = typeof given === "object" && given !== null && "fixedRate" in given
   if (hasSpaced === hasFixedRate) {
-    return validate.invalid("every", given, "either { spaced } or { fixedRate }, not both")
+    return validate.invalid(
+      "every",
+      given,
+      "either { spaced } or { fixedRate }, not both (e.g. { spaced: \"5 seconds\" } or { fixedRate: \"1 minute\" })"
+    )
   }
   if ("spaced" in options) {
     const overlap: unknown = (options as { readonly overlap?: unknown }).overlap
-    return overlap === undefined
-      ? internalSchedule.spaced(options.spaced)
-      : validate.invalid("overlap", overlap, "no overlap with { spaced }: spaced runs never overlap (use fixedRate)")
+    return Effect.map(
+      validate.all({
+        cadence: internalSchedule.spaced(options.spaced),
+        overlap: overlap === undefined ? Effect.void : validate.invalid(
+          "overlap",
+          overlap,
+          "no overlap with { spaced }, whose runs never overlap (e.g. { spaced: \"5 seconds\" }; for a policy, { fixedRate: \"1 minute\", overlap: \"queue\" })"
+        )
+      }),
+      ({ cadence }) => cadence
+    )
   }
   return internalSchedule.fixedRate(options.fixedRate, validate.orDefault(options.overlap, "skip"))
 }
@@ -644,7 +674,7 @@ export const startCron = <E, R>(
     name,
     effect,
     Effect.flatMap(
-      validate.record("options", options),
+      validate.record("options", options, "{ cron: \"0 3 * * *\", timeZone: \"UTC\" }"),
       (given) => internalSchedule.cron(given.cron, given.timeZone, validate.orDefault(given.overlap, "skip"))
     )
   )
@@ -667,7 +697,11 @@ const startJob = <E, R>(
   Effect.gen(function*() {
     const { supervisor } = yield* Background
     if (!supervisor.claimJobName(name)) {
-      return yield* validate.invalid("name", name, "a name no other daemon or job of this supervisor has")
+      return yield* validate.invalid(
+        "name",
+        name,
+        `a name no other daemon or job of this supervisor has (e.g. ${JSON.stringify(`${name}-2`)})`
+      )
     }
     return yield* supervisor.submit({
       name,
@@ -685,8 +719,10 @@ const startRepeating = <E, R>(
   cadence: Effect.Effect<internalSchedule.Cadence, InvalidOptionError>
 ): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
-    const validName = yield* validate.name("name", name)
-    const validCadence = yield* cadence
+    const { validCadence, validName } = yield* validate.all({
+      validName: validate.name("name", name, JOB_NAME_EXAMPLE),
+      validCadence: cadence
+    })
     return yield* startJob(
       validName,
       "schedule",

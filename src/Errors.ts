@@ -8,16 +8,47 @@
 import * as Data from "effect/Data"
 
 /**
- * An option given to a layer or constructor is out of range, of the wrong type, or malformed.
- * Raised when the layer is built, before anything starts.
+ * One invalid option, as {@link InvalidOptionError} lists it: where it is, what was given, and what
+ * a valid value looks like.
+ *
+ * @example
+ * ```ts
+ * import type { OptionIssue } from "effect-background"
+ *
+ * const issue: OptionIssue = {
+ *   option: "grace",
+ *   value: -5,
+ *   expected: "a finite duration of zero or more (e.g. 0, 500, \"2 seconds\")"
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export interface OptionIssue {
+  /** The option's path, for example `"concurrency"` or `"cron"`. */
+  readonly option: string
+  /** The value that was given. */
+  readonly value: unknown
+  /** What a valid value looks like, with an example. */
+  readonly expected: string
+}
+
+/**
+ * Options given to a layer or constructor are out of range, of the wrong type, or malformed.
+ * Raised when the layer is built, before anything starts. Every option of the call is checked
+ * first, and `issues` lists each invalid one — so one start reports them all; the message says,
+ * one line each, the option, the value given and an example of a valid one. `option`, `value` and
+ * `expected` are the first issue's.
  *
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { Background } from "effect-background"
  *
- * const program = Layer.launch(Background.layer({ concurrency: -1 })).pipe(
- *   Effect.catchTag("InvalidOptionError", (error) => Effect.logError(error.message))
+ * const program = Layer.launch(Background.layer({ concurrency: -1, grace: "-5 seconds" })).pipe(
+ *   Effect.catchTag("InvalidOptionError", (error) =>
+ *     Effect.logError(`${error.issues.length} invalid options: ${error.issues.map((issue) => issue.option).join(", ")}`))
  * )
  * ```
  *
@@ -25,15 +56,32 @@ import * as Data from "effect/Data"
  * @category errors
  */
 export class InvalidOptionError extends Data.TaggedError("InvalidOptionError")<{
-  /** The option's path, for example `"concurrency"` or `"cron"`. */
-  readonly option: string
-  /** The value that was given. */
-  readonly value: unknown
-  /** What a valid value looks like. */
-  readonly expected: string
+  /** Every invalid option of the call, in the order they were checked; never empty. */
+  readonly issues: readonly [OptionIssue, ...Array<OptionIssue>]
 }> {
+  /** The first invalid option's path, for example `"concurrency"` or `"cron"`. */
+  get option(): string {
+    return this.issues[0].option
+  }
+
+  /** The value given for the first invalid option. */
+  get value(): unknown {
+    return this.issues[0].value
+  }
+
+  /** What a valid value of the first invalid option looks like. */
+  get expected(): string {
+    return this.issues[0].expected
+  }
+
   override get message(): string {
-    return `Invalid option "${this.option}": expected ${this.expected}, got ${describeValue(this.value)}`
+    if (this.issues.length === 1) {
+      return `Invalid option "${this.option}": expected ${this.expected}, got ${describeValue(this.value)}`
+    }
+    const lines = this.issues.map((issue) =>
+      `\n  - ${issue.option}: expected ${issue.expected}, got ${describeValue(issue.value)}`
+    )
+    return `${this.issues.length} invalid options:${lines.join("")}`
   }
 }
 

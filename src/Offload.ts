@@ -273,7 +273,11 @@ export class Offload extends Context.Tag("effect-background/Offload")<Offload, O
 const moduleUrlOf = (value: unknown): Effect.Effect<string, InvalidOptionError> =>
   value instanceof URL || (typeof value === "string" && value.length > 0)
     ? Effect.sync(() => compiledSibling(toModuleUrl(value)))
-    : validate.invalid("module", value, "a file path or file URL of a worker module")
+    : validate.invalid(
+      "module",
+      value,
+      "a file path or file URL of a worker module (e.g. new URL(\"./cpu.worker.ts\", import.meta.url))"
+    )
 
 const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> =>
   value === undefined ? Effect.succeed(undefined) : moduleUrlOf(value)
@@ -296,36 +300,46 @@ const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOp
     ? Effect.succeed(undefined)
     : typeof value === "number" && Number.isFinite(value) && value >= 8
     ? Effect.succeed(value)
-    : validate.invalid("maxHeapMb", value, "a number of megabytes, at least 8")
+    : validate.invalid("maxHeapMb", value, "a number of megabytes, at least 8 (e.g. 256)")
+
+/** `maxThreads` and `minThreads`, each valid on its own and together (at most as many kept as allowed). */
+const threadsOption = (
+  min: unknown,
+  max: unknown
+): Effect.Effect<{ readonly minThreads: number; readonly maxThreads: number }, InvalidOptionError> =>
+  Effect.flatMap(
+    validate.all({
+      maxThreads: validate.count("maxThreads", validate.orDefault(max, Math.max(1, os.availableParallelism() - 1)), 1, 4),
+      minThreads: validate.count("minThreads", validate.orDefault(min, 1), 0, 1)
+    }),
+    (threads) =>
+      threads.minThreads > threads.maxThreads
+        ? validate.invalid(
+          "minThreads",
+          threads.minThreads,
+          `at most maxThreads (${threads.maxThreads}) (e.g. ${Math.min(1, threads.maxThreads)})`
+        )
+        : Effect.succeed(threads)
+  )
+
+/** These end up in Node timers, which cannot wait longer than about 24 days. */
+const timerOption = (option: string, value: unknown, bound: "positive" | "nonNegative") =>
+  Effect.map(validate.duration(option, value, bound, validate.NODE_TIMER_MAX_MILLIS), Duration.toMillis)
 
 const resolveOptions = (given: Options | undefined) =>
-  Effect.gen(function*() {
-    const options = yield* validate.record("options", given)
-    const module = yield* moduleOption(options.module)
-    const maxThreads = yield* validate.count(
-      "maxThreads",
-      validate.orDefault(options.maxThreads, Math.max(1, os.availableParallelism() - 1)),
-      1
-    )
-    const minThreads = yield* validate.count("minThreads", validate.orDefault(options.minThreads, Math.min(1, maxThreads)), 0)
-    if (minThreads > maxThreads) {
-      return yield* validate.invalid("minThreads", minThreads, `at most maxThreads (${maxThreads})`)
-    }
-    // These end up in Node timers, which cannot wait longer than about 24 days.
-    const timer = (option: string, value: unknown, bound: "positive" | "nonNegative") =>
-      Effect.map(validate.duration(option, value, bound, validate.NODE_TIMER_MAX_MILLIS), Duration.toMillis)
-    return {
-      module,
-      minThreads,
-      maxThreads,
-      maxQueued: yield* validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0),
-      idleTimeoutMillis: yield* timer("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
-      maxHeapMb: yield* heapOption(options.maxHeapMb),
-      graceMillis: yield* timer("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
-      startupTimeoutMillis: yield* timer("startupTimeout", validate.orDefault(options.startupTimeout, "10 seconds"), "positive")
-    }
-  })
-
+  Effect.flatMap(validate.record("options", given, "{ module: new URL(\"./cpu.worker.ts\", import.meta.url), maxThreads: 4 }"), (options) =>
+    Effect.map(
+      validate.all({
+        module: moduleOption(options.module),
+        threads: threadsOption(options.minThreads, options.maxThreads),
+        maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0, 1000),
+        idleTimeoutMillis: timerOption("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
+        maxHeapMb: heapOption(options.maxHeapMb),
+        graceMillis: timerOption("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
+        startupTimeoutMillis: timerOption("startupTimeout", validate.orDefault(options.startupTimeout, "10 seconds"), "positive")
+      }),
+      ({ threads, ...rest }) => ({ ...rest, ...threads })
+    ))
 
 /**
  * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until each
@@ -740,24 +754,31 @@ export const isolate = <M, ME>(
   given: IsolateOptions<M, ME>
 ): Effect.Effect<Isolate<M>, InvalidOptionError | WorkerLoadError, Scope.Scope> =>
   Effect.gen(function*() {
-    const options = yield* validate.record("options", given)
-    const name = yield* validate.name("name", options.name)
-    const moduleUrl = yield* moduleUrlOf(options.module)
-    if (!Schema.isSchema(options.message)) return yield* validate.invalid("message", options.message, "a Schema for the messages")
-    const message: Schema.Schema<M, ME> = options.message
-    const stopTimeout = yield* validate.duration(
-      "stopTimeout",
-      validate.orDefault(options.stopTimeout, "5 seconds"),
-      "nonNegative",
-      validate.NODE_TIMER_MAX_MILLIS
+    const options = yield* validate.record(
+      "options",
+      given,
+      "{ name: \"analytics\", module: new URL(\"./analytics.worker.ts\", import.meta.url), message: Schema.String }"
     )
-    const startupTimeout = yield* validate.duration(
-      "startupTimeout",
-      validate.orDefault(options.startupTimeout, "10 seconds"),
-      "positive",
-      validate.NODE_TIMER_MAX_MILLIS
-    )
-    const maxHeapMb = yield* heapOption(options.maxHeapMb)
+    const { maxHeapMb, message, moduleUrl, name, startupTimeout, stopTimeout } = yield* validate.all({
+      name: validate.name("name", options.name, "analytics"),
+      moduleUrl: moduleUrlOf(options.module),
+      message: Schema.isSchema(options.message)
+        ? Effect.succeed<Schema.Schema<M, ME>>(options.message)
+        : validate.invalid("message", options.message, "a Schema for the messages (e.g. Schema.String)"),
+      stopTimeout: validate.duration(
+        "stopTimeout",
+        validate.orDefault(options.stopTimeout, "5 seconds"),
+        "nonNegative",
+        validate.NODE_TIMER_MAX_MILLIS
+      ),
+      startupTimeout: validate.duration(
+        "startupTimeout",
+        validate.orDefault(options.startupTimeout, "10 seconds"),
+        "positive",
+        validate.NODE_TIMER_MAX_MILLIS
+      ),
+      maxHeapMb: heapOption(options.maxHeapMb)
+    })
     // The caller's runtime, so the report goes through the caller's logger.
     const runtime = yield* Effect.runtime<never>()
     const logDead = (reason: string) => {

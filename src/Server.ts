@@ -33,7 +33,15 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
-import { InvalidOptionError } from "./Errors.js"
+import {
+  InvalidOptionError,
+  QueueFullError,
+  ShuttingDownError,
+  TaskSchemaError,
+  WorkerCrashError,
+  WorkerLoadError,
+  WorkerOutOfMemoryError
+} from "./Errors.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
 import { Waiters } from "./internal/waiters.js"
@@ -278,21 +286,31 @@ export const layer = (
   | Etag.Generator
   | NodeContext.NodeContext,
   InvalidOptionError | HttpServerError.ServeError
-> =>
+> => Layer.unwrapEffect(Effect.map(resolveOptions(given), layerFrom))
+
+/** {@link Options}, checked. */
+interface Settings {
+  readonly port: number
+  readonly host: string
+  readonly drainTimeout: Duration.Duration
+  readonly interruptTimeout: Duration.Duration
+}
+
+const resolveOptions = (given: Options | undefined): Effect.Effect<Settings, InvalidOptionError> =>
+  Effect.flatMap(validate.record("options", given, "{ port: 3000 }"), (options) =>
+    validate.all({
+      port: validate.port("port", validate.orDefault(options.port, 3000)),
+      host: validate.name("host", validate.orDefault(options.host, "127.0.0.1"), "127.0.0.1"),
+      drainTimeout: validate.duration("drainTimeout", validate.orDefault(options.drainTimeout, "10 seconds"), "nonNegative"),
+      interruptTimeout: validate.duration(
+        "interruptTimeout",
+        validate.orDefault(options.interruptTimeout, "5 seconds"),
+        "nonNegative"
+      )
+    }))
+
+const layerFrom = ({ drainTimeout, host, interruptTimeout, port }: Settings) =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const options = yield* validate.record("options", given)
-    const port = yield* validate.port("port", validate.orDefault(options.port, 3000))
-    const host = yield* validate.name("host", validate.orDefault(options.host, "127.0.0.1"))
-    const drainTimeout = yield* validate.duration(
-      "drainTimeout",
-      validate.orDefault(options.drainTimeout, "10 seconds"),
-      "nonNegative"
-    )
-    const interruptTimeout = yield* validate.duration(
-      "interruptTimeout",
-      validate.orDefault(options.interruptTimeout, "5 seconds"),
-      "nonNegative"
-    )
     const server = Http.createServer()
     const graceful = new Graceful(server, drainTimeout, interruptTimeout)
     const recorder = yield* currentRecord
@@ -423,7 +441,7 @@ export const snapshotRoute = (
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Background.Background | HttpServerRequest.HttpServerRequest> => {
   const { token } = options
   if (token !== undefined && (typeof token !== "string" || token.length === 0)) {
-    throw new InvalidOptionError({ option: "token", value: token, expected: "a non-empty string, or undefined for an open route" })
+    throw validate.invalidOption("token", token, "a non-empty string, or undefined for an open route (e.g. process.env.SNAPSHOT_TOKEN)")
   }
   const expected = token === undefined ? undefined : createHash("sha256").update(token).digest()
   const authorized = (header: string | undefined): boolean => {
@@ -496,7 +514,9 @@ export type AppProvides =
 /**
  * Everything wired in the order of the lifetimes: the server (drained first), then the
  * supervisor with the jobs, whose release gives background work its grace period; whatever
- * services you provide to the result are built first and released last.
+ * services you provide to the result are built first and released last. The server's and the
+ * supervisor's options are checked together before anything starts, so one `InvalidOptionError`
+ * lists every bad one.
  *
  * @example
  * ```ts
@@ -526,13 +546,30 @@ export const app = <E, R, EJ = never, RJ = never>(
   httpApp: HttpApp.Default<E, R>,
   options: AppOptions<EJ, RJ> = {}
 ): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
-  releaseJobs.pipe(
-    // Built after everything else: jobs start only once options are checked and the port is bound.
-    Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), jobsLayer(options.jobs))),
-    Layer.provide(Background.layerHoldingJobs(options))
+  Layer.unwrapEffect(Effect.map(resolveAppOptions(options), (resolved) =>
+    releaseJobs.pipe(
+      // Built after everything else: jobs start only once the port is bound.
+      Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layerFrom(resolved.server))), resolved.jobs)),
+      Layer.provide(Background.layerHoldingJobs(resolved.background))
+    ))
     // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
     // see that through `Layer.provide` on the merged layer, hence this one cast.
   ) as Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>>
+
+/**
+ * The server's and the supervisor's options of {@link app}, and its `jobs`, checked together so one
+ * error lists every invalid one (an `interruptTimeout` both share, refused, is listed once).
+ */
+const resolveAppOptions = <EJ, RJ>(given: AppOptions<EJ, RJ>) =>
+  Effect.flatMap(
+    validate.record("options", given, "{ port: 3000, grace: \"5 seconds\" }"),
+    (options) =>
+      validate.all({
+        server: resolveOptions(options),
+        background: Background.resolveOptions(options),
+        jobs: jobsOption(options.jobs)
+      })
+  )
 
 /**
  * The errors behind a failure's errors — `ServeError` says only "An error has occurred" and keeps
@@ -546,13 +583,47 @@ const underlying = (cause: Cause.Cause<unknown>): string =>
     })
     .join("")
 
-/** The `jobs` option: a layer, or nothing; anything else fails the build with a typed error. */
-const jobsLayer = <EJ, RJ>(jobs: Layer.Layer<never, EJ, RJ> | undefined): Layer.Layer<never, EJ | InvalidOptionError, RJ> =>
+/** This library's errors, whose messages say what happened and what to do: no stack trace adds to them. */
+const ownErrors = [
+  InvalidOptionError,
+  ShuttingDownError,
+  QueueFullError,
+  WorkerCrashError,
+  WorkerOutOfMemoryError,
+  WorkerLoadError,
+  TaskSchemaError
+] as const
+
+/**
+ * What a failed start prints: when it failed only with this library's errors (a bad option, a
+ * worker module that does not load), each as `Name: message` — the stack frames under them are
+ * Effect's own and say nothing to the user; anything else (a defect, another library's error) in
+ * full, stack traces included. Either way followed by the errors behind them.
+ */
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failures = Chunk.toReadonlyArray(Cause.failures(cause))
+  const described = failures.length > 0 && Chunk.isEmpty(Cause.defects(cause)) && failures.every(isOwnError)
+    ? Array.from(new Set(failures.map((error) => `${error.name}: ${error.message}`))).join("\n")
+    : Cause.pretty(cause)
+  return `${described}${underlying(cause)}`
+}
+
+const isOwnError = (error: unknown): error is InstanceType<(typeof ownErrors)[number]> =>
+  ownErrors.some((own) => error instanceof own)
+
+/** The `jobs` option: a layer, or nothing. */
+const jobsOption = <EJ, RJ>(
+  jobs: Layer.Layer<never, EJ, RJ> | undefined
+): Effect.Effect<Layer.Layer<never, EJ, RJ>, InvalidOptionError> =>
   jobs === undefined
-    ? Layer.empty
+    ? Effect.succeed(Layer.empty)
     : Layer.isLayer(jobs)
-    ? jobs
-    : Layer.fail(new InvalidOptionError({ option: "jobs", value: jobs, expected: "a Layer (Background.daemon, every, cron, or several merged)" }))
+    ? Effect.succeed(jobs)
+    : validate.invalid(
+      "jobs",
+      jobs,
+      "a Layer of jobs (e.g. Background.every(\"tick\", Effect.log(\"tick\"), { spaced: \"1 minute\" }), or several merged with Layer.mergeAll)"
+    )
 
 const releaseJobs = Layer.effectDiscard(
   Effect.flatMap(Background.Background, ({ supervisor }) => Effect.sync(() => supervisor.releaseJobs()))
@@ -599,7 +670,9 @@ export interface LaunchOptions {
  * went to plan. A second signal, or the hard deadline, exits at once with code 1 and names what
  * was still running; the same signal again within a second is the first one delivered twice (Ctrl-C
  * under `npm start` reaches the server from the terminal and from npm), not a second one. A layer
- * that fails to build (a bad option, a port in use) exits 1 with the error.
+ * that fails to build (bad options, a port in use) exits 1 with the error and what lies behind it
+ * (such as `EADDRINUSE`); this library's own errors print as `Name: message` without stack frames,
+ * since the message says it all — an `InvalidOptionError` lists every bad option at once.
  *
  * @example
  * ```ts
@@ -658,7 +731,7 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
     for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
     const end = Date.now()
     if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-      process.stderr.write(`${Cause.pretty(exit.cause)}${underlying(exit.cause)}\n`)
+      process.stderr.write(`${describeFailure(exit.cause)}\n`)
       process.exit(1)
     }
     // Services are released after the supervisor and, when there is one, the offload pool.

@@ -144,8 +144,22 @@ describe.concurrent("Server.launch limits", () => {
     expect(exit.code, app.output()).toBe(1)
     expect(exit.stderr).toContain('InvalidOptionError: Invalid option "timeZone"')
     expect(exit.stderr).toContain('"Mars/Base"')
+    expect(exit.stderr, "no stack frames").not.toMatch(/^\s+at /m)
     expect(exit.stdout).not.toContain("Hello")
     expect(exit.stdout).not.toContain("cache refreshed")
+  })
+
+  test("several bad options (the server's and the supervisor's) fail startup with one error listing each, without stack frames", async ({ examples }) => {
+    const app = await examples.spawn("notify", { PORT: "-1", DRAIN_MS: "-7", GRACE_MS: "-5" })
+    const exit = await app.waitForExit()
+    expect(exit.code, app.output()).toBe(1)
+    expect(exit.stderr).toBe(
+      "InvalidOptionError: 3 invalid options:\n" +
+        "  - port: expected a whole number from 0 to 65535 (e.g. 3000, or 0 for any free port), got -1\n" +
+        "  - drainTimeout: expected a finite duration of zero or more (e.g. 0, 500, \"2 seconds\"), got -7\n" +
+        "  - grace: expected a finite duration of zero or more (e.g. 0, 500, \"2 seconds\"), got -5\n"
+    )
+    expect(exit.stdout).not.toContain("listening on")
   })
 })
 

@@ -44,12 +44,15 @@ export class RequestTasks {
     // before this list is settled)
     // `add` has no error channel (a handler should not have to handle it): a bad option is a
     // defect, with the same typed error every other option check gives.
-    if (options.name !== undefined && !validate.isName(options.name)) return Effect.die(validate.invalidName("name", options.name))
-    if (options.always !== undefined && typeof options.always !== "boolean") {
-      return Effect.die(validate.invalidBoolean("always", options.always))
-    }
-    if (options.concurrent !== undefined && typeof options.concurrent !== "boolean") {
-      return Effect.die(validate.invalidBoolean("concurrent", options.concurrent))
+    const badName = options.name !== undefined && !validate.isName(options.name)
+    const badAlways = options.always !== undefined && typeof options.always !== "boolean"
+    const badConcurrent = options.concurrent !== undefined && typeof options.concurrent !== "boolean"
+    if (badName || badAlways || badConcurrent) {
+      return Effect.die(validate.invalidOptions([
+        ...(badName ? [{ option: "name", value: options.name, expected: validate.nameExpected("send-email") }] : []),
+        ...(badAlways ? [{ option: "always", value: options.always, expected: validate.BOOLEAN_EXPECTED }] : []),
+        ...(badConcurrent ? [{ option: "concurrent", value: options.concurrent, expected: validate.BOOLEAN_EXPECTED }] : [])
+      ]))
     }
     const index = ++this.count
     const context = fiber.currentContext

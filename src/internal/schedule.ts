@@ -34,46 +34,63 @@ export const spaced = (interval: unknown): Effect.Effect<Cadence, InvalidOptionE
   Effect.map(validate.duration("spaced", interval, "positive"), (interval) => ({ _tag: "Spaced", interval }))
 
 export const fixedRate = (period: unknown, overlap: unknown): Effect.Effect<Cadence, InvalidOptionError> =>
-  Effect.zipWith(
-    validate.duration("fixedRate", period, "positive"),
-    validate.oneOf("overlap", overlap, overlaps),
-    (period, overlap) => ({ _tag: "FixedRate", period, overlap })
+  Effect.map(
+    validate.all({
+      period: validate.duration("fixedRate", period, "positive"),
+      overlap: validate.oneOf("overlap", overlap, overlaps)
+    }),
+    ({ overlap, period }) => ({ _tag: "FixedRate", period, overlap })
   )
 
-export const cron = (
-  expression: unknown,
-  timeZone: unknown,
-  overlap: unknown
-): Effect.Effect<Cadence, InvalidOptionError> =>
+const TIME_ZONE_EXPECTED = "an IANA time zone name (e.g. \"UTC\", \"Europe/Paris\")"
+const CRON_EXAMPLE = "e.g. \"0 3 * * *\", at 03:00 every day"
+
+const timeZoneOf = (timeZone: unknown): Effect.Effect<string, InvalidOptionError> => {
+  if (typeof timeZone !== "string" || timeZone.length === 0) return validate.invalid("timeZone", timeZone, TIME_ZONE_EXPECTED)
+  const zoneCheck = Cron.parse("* * * * *", timeZone)
+  const offset = /^[+-](\d{2}):?(\d{2})$/.exec(timeZone)
+  const offsetOutOfRange = offset !== null && (Number(offset[1]) > 14 || Number(offset[2]) > 59)
+  return Either.isLeft(zoneCheck) || offsetOutOfRange
+    ? validate.invalid("timeZone", timeZone, TIME_ZONE_EXPECTED)
+    : Effect.succeed(timeZone)
+}
+
+/** The expression in `timeZone`; with no valid zone, in UTC, so its own mistakes are still found. */
+const cronOf = (expression: unknown, timeZone: string): Effect.Effect<Cron.Cron, InvalidOptionError> =>
   Effect.gen(function*() {
-    if (typeof timeZone !== "string" || timeZone.length === 0) {
-      return yield* validate.invalid("timeZone", timeZone, "an IANA time zone name such as \"UTC\" or \"Europe/Paris\"")
-    }
     if (typeof expression !== "string") {
-      return yield* validate.invalid("cron", expression, "a cron expression with 5 or 6 fields")
-    }
-    const zoneCheck = Cron.parse("* * * * *", timeZone)
-    const offset = /^[+-](\d{2}):?(\d{2})$/.exec(timeZone)
-    const offsetOutOfRange = offset !== null && (Number(offset[1]) > 14 || Number(offset[2]) > 59)
-    if (Either.isLeft(zoneCheck) || offsetOutOfRange) {
-      return yield* validate.invalid("timeZone", timeZone, "an IANA time zone name such as \"UTC\" or \"Europe/Paris\"")
+      return yield* validate.invalid("cron", expression, `a cron expression with 5 or 6 fields (${CRON_EXAMPLE})`)
     }
     const parsed = Cron.parse(expression, timeZone)
     if (Either.isLeft(parsed)) {
       return yield* validate.invalid(
         "cron",
         expression,
-        `a cron expression with 5 or 6 fields (${parsed.left.message})`
+        `a cron expression with 5 or 6 fields (${CRON_EXAMPLE}; the one given fails with ${JSON.stringify(parsed.left.message)})`
       )
     }
     // Cron.parse accepts dates that never come ("0 0 30 2 *"); Cron.next then throws at the first tick.
     const now = yield* Clock.currentTimeMillis
     if (Either.isLeft(Either.try(() => Cron.next(parsed.right, new Date(now))))) {
-      return yield* validate.invalid("cron", expression, "a cron expression that matches some date")
+      return yield* validate.invalid("cron", expression, `a cron expression that matches some date (${CRON_EXAMPLE})`)
     }
-    const validOverlap = yield* validate.oneOf("overlap", overlap, overlaps)
-    return { _tag: "Cron", cron: parsed.right, overlap: validOverlap } as const
+    return parsed.right
   })
+
+export const cron = (
+  expression: unknown,
+  timeZone: unknown,
+  overlap: unknown
+): Effect.Effect<Cadence, InvalidOptionError> =>
+  Effect.flatMap(Effect.either(timeZoneOf(timeZone)), (zone) =>
+    Effect.map(
+      validate.all({
+        timeZone: zone,
+        cron: cronOf(expression, Either.getOrElse(zone, () => "UTC")),
+        overlap: validate.oneOf("overlap", overlap, overlaps)
+      }),
+      ({ cron, overlap }) => ({ _tag: "Cron", cron, overlap })
+    ))
 
 /** When the first run starts, for a job started at `now`. */
 const firstTick = (cadence: Cadence, now: number): number =>

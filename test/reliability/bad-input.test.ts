@@ -1,7 +1,8 @@
 /**
  * Bad input, table-driven over every public option: each bad value is refused with an
- * `InvalidOptionError` whose message names the option and the value — when the layer is built (or,
- * for `fork`, when it is called), before anything starts.
+ * `InvalidOptionError` whose message names the option and the value and gives an example of a valid
+ * one — when the layer is built (or, for `fork`, when it is called), before anything starts. Several
+ * bad options of one call are refused together, by one error that lists them all.
  *
  * The last section holds the inputs this suite first found accepted or crashing: null for an
  * option or for the options object, values of the wrong kind, overlap with spaced, duplicate job
@@ -13,7 +14,7 @@ import { Cause, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import { Background, BackgroundTasks, InvalidOptionError, Offload, Server } from "../../src/index.js"
 import { request } from "../support/http-client.js"
 import { serving } from "../support/http-server.js"
-import { exampleTest, request as processRequest } from "../support/process-example.js"
+import { exampleTest, freePort, request as processRequest } from "../support/process-example.js"
 
 const tasksModule = new URL("../fixtures/tasks.worker.ts", import.meta.url)
 const isolateModule = new URL("../fixtures/batcher.isolate.ts", import.meta.url)
@@ -164,13 +165,31 @@ const table: ReadonlyArray<Case> = [
   ...cases("Offload.isolate", "maxHeapMb", [4, Number.NaN, "64"], (v) => isolate({ maxHeapMb: v }))
 ]
 
+/** What a valid value looks like: an example, or the whole list of valid values. */
+const withExample = /\(e\.g\. |^one of "|^true or false$/
+
 const expectRefused = (error: unknown, option: string, value: unknown) => {
   expect(error).toBeInstanceOf(InvalidOptionError)
   const refused = error as InvalidOptionError
+  expect(refused.issues).toHaveLength(1)
   expect(refused.option).toBe(option)
   expect(refused.value).toEqual(value)
-  expect(refused.message).toContain(`"${option}"`)
-  expect(refused.message).toContain(shown(value))
+  expect(refused.expected).toMatch(withExample)
+  expect(refused.message).toBe(`Invalid option "${option}": expected ${refused.expected}, got ${shown(value)}`)
+}
+
+/**
+ * One error lists every bad option, in order, each with its value and an example of a valid one,
+ * one line each under a count.
+ */
+const expectAllRefused = (error: unknown, refused: ReadonlyArray<readonly [option: string, value: unknown]>) => {
+  expect(error).toBeInstanceOf(InvalidOptionError)
+  const { issues, message } = error as InvalidOptionError
+  expect(issues.map((issue) => [issue.option, issue.value])).toEqual(refused)
+  const lines = message.split("\n")
+  expect(lines[0]).toBe(`${refused.length} invalid options:`)
+  expect(lines.slice(1)).toEqual(issues.map((issue) => `  - ${issue.option}: expected ${issue.expected}, got ${shown(issue.value)}`))
+  for (const issue of issues) expect(issue.expected).toMatch(withExample)
 }
 
 describe("bad input is refused with InvalidOptionError naming the option and the value", () => {
@@ -203,6 +222,136 @@ describe("bad input is refused with InvalidOptionError naming the option and the
       )
       expectRefused(yield* app({ jobs }), "cron", "61 * * * *")
       expect(ran).toBe(false)
+    }))
+})
+
+describe("several bad options of one call are refused together, by one error listing each", () => {
+  it.effect("Background.layer", () =>
+    Effect.gen(function*() {
+      const error = yield* background({ concurrency: 0, maxQueued: -1, grace: "-5 seconds", interruptTimeout: "soon" })
+      expectAllRefused(error, [["concurrency", 0], ["maxQueued", -1], ["grace", "-5 seconds"], ["interruptTimeout", "soon"]])
+    }))
+
+  it.effect("Background.fork options", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* fork({ name: "", key: " k", onConflict: "merge" }), [["name", ""], ["key", " k"], ["onConflict", "merge"]])
+    }))
+
+  it.effect("Background.daemon: its name and restart", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* daemon(" d", { restart: 5 }), [["name", " d"], ["restart", 5]])
+    }))
+
+  it.effect("Background.every: its name, fixedRate and overlap", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* every({ fixedRate: 0, overlap: "both" }, ""), [["name", ""], ["fixedRate", 0], ["overlap", "both"]])
+    }))
+
+  it.effect("Background.every: spaced, and an overlap given with it", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* every({ spaced: "soon", overlap: "queue" }), [["spaced", "soon"], ["overlap", "queue"]])
+    }))
+
+  it.effect("Background.cron: its name, expression, time zone and overlap (the expression checked even in a bad zone)", () =>
+    Effect.gen(function*() {
+      const error = yield* cron({ cron: "61 * * * *", timeZone: "Mars/Olympus", overlap: "later" }, " nightly")
+      expectAllRefused(error, [["name", " nightly"], ["timeZone", "Mars/Olympus"], ["cron", "61 * * * *"], ["overlap", "later"]])
+    }))
+
+  it.effect("Background.startCron: a date that never comes, in a bad zone", () =>
+    Effect.gen(function*() {
+      const error = yield* started(Background.startCron("job", Effect.void, { cron: "0 0 30 2 *", timeZone: "" }))
+      expectAllRefused(error, [["timeZone", ""], ["cron", "0 0 30 2 *"]])
+    }))
+
+  it.effect("Server.layer", () =>
+    Effect.gen(function*() {
+      const error = yield* server({ port: 65536, host: " localhost", drainTimeout: -1, interruptTimeout: "later" })
+      expectAllRefused(error, [["port", 65536], ["host", " localhost"], ["drainTimeout", -1], ["interruptTimeout", "later"]])
+    }))
+
+  it.effect("Server.app: the server's and the supervisor's options in one error, an option both take listed once", () =>
+    Effect.gen(function*() {
+      const error = yield* app({ port: -1, grace: "-5 seconds", drainTimeout: "abc", concurrency: 0, interruptTimeout: -2 })
+      expectAllRefused(error, [["port", -1], ["drainTimeout", "abc"], ["interruptTimeout", -2], ["concurrency", 0], ["grace", "-5 seconds"]])
+    }))
+
+  it.effect("Server.app: a jobs value that is not a Layer is listed with the other options, and no job starts", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* app({ grace: -1, jobs: "nightly" }), [["grace", -1], ["jobs", "nightly"]])
+    }))
+
+  it.effect("Server.app: with a bad option nothing starts — no job runs, and the port is never bound", () =>
+    Effect.gen(function*() {
+      let ran = false
+      const port = yield* Effect.promise(freePort)
+      const jobs = Background.daemon("beside", Effect.sync(() => (ran = true)))
+      const error = yield* buildError(Server.app(HttpRouter.empty, { port, grace: -1, jobs }))
+      expectRefused(error, "grace", -1)
+      expect(ran).toBe(false)
+      // the port is free: a server of our own can take it
+      yield* Effect.scoped(Layer.build(Server.layer({ port })))
+    }))
+
+  it.effect("Offload.layer (no thread is started)", () =>
+    Effect.gen(function*() {
+      const error = yield* offload({
+        module: 5,
+        maxThreads: 0,
+        minThreads: -1,
+        maxQueued: 1.5,
+        idleTimeout: 0,
+        maxHeapMb: 4,
+        grace: -1,
+        startupTimeout: "soon"
+      })
+      expectAllRefused(error, [
+        ["module", 5],
+        ["maxThreads", 0],
+        ["minThreads", -1],
+        ["maxQueued", 1.5],
+        ["idleTimeout", 0],
+        ["maxHeapMb", 4],
+        ["grace", -1],
+        ["startupTimeout", "soon"]
+      ])
+    }))
+
+  it.effect("Offload.layer: minThreads above maxThreads, beside another bad option", () =>
+    Effect.gen(function*() {
+      expectAllRefused(yield* offload({ minThreads: 3, maxThreads: 2, maxQueued: -1 }), [["minThreads", 3], ["maxQueued", -1]])
+    }))
+
+  it.effect("Offload.isolate", () =>
+    Effect.gen(function*() {
+      const error = yield* isolate({ name: "", module: 5, message: "text", stopTimeout: -1, startupTimeout: 0, maxHeapMb: "64" })
+      expectAllRefused(error, [
+        ["name", ""],
+        ["module", 5],
+        ["message", "text"],
+        ["stopTimeout", -1],
+        ["startupTimeout", 0],
+        ["maxHeapMb", "64"]
+      ])
+    }))
+
+  it.scopedLive("BackgroundTasks.add: one defect listing its bad name and flags", () =>
+    Effect.gen(function*() {
+      const route = HttpRouter.empty.pipe(HttpRouter.get(
+        "/add",
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(
+            BackgroundTasks.add(Effect.void, { name: "", always: "yes", concurrent: 1 } as unknown as BackgroundTasks.Options)
+          )
+          const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          return yield* HttpServerResponse.json({
+            issues: error instanceof InvalidOptionError ? error.issues.map((issue) => issue.option) : []
+          })
+        })
+      ))
+      const running = yield* serving(route)
+      const reply = yield* request(running.port, "/add")
+      expect(JSON.parse(reply.body)).toEqual({ issues: ["name", "always", "concurrent"] })
     }))
 })
 
