@@ -465,13 +465,18 @@ export const snapshotRoute = (
  * @category models
  */
 export interface AppOptions<EJ, RJ> extends Options, Background.Options {
-  /** Daemons and repeating jobs (`Background.daemon`, `every`, `cron`), merged into one layer. */
+  /**
+   * Daemons and repeating jobs (`Background.daemon`, `every`, `cron`), merged into one layer. They
+   * are given the supervisor; anything else they need is yours to provide to `app`'s layer.
+   */
   readonly jobs?: Layer.Layer<never, EJ, RJ> | undefined
 }
 
 /**
- * What {@link app} provides to the app and its jobs: the request, its scope, the supervisor,
- * readiness and the platform services.
+ * What {@link app} provides to the app: the request, its scope, the supervisor, readiness and the
+ * platform services. Its jobs get the supervisor only: no request runs them, so a job that needs
+ * `HttpServerRequest` (one that calls `BackgroundTasks.add`, say) leaves it in the requirements
+ * of `app`'s layer, and `launch` does not compile.
  *
  * @example
  * ```ts
@@ -525,14 +530,22 @@ export type AppProvides =
 export const app = <E, R, EJ = never, RJ = never>(
   httpApp: HttpApp.Default<E, R>,
   options: AppOptions<EJ, RJ> = {}
-): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
+): Layer.Layer<
+  never,
+  InvalidOptionError | HttpServerError.ServeError | EJ,
+  Exclude<R, AppProvides> | Exclude<RJ, Background.Background>
+> =>
   releaseJobs.pipe(
     // Built after everything else: jobs start only once options are checked and the port is bound.
     Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layer(options))), jobsLayer(options.jobs))),
     Layer.provide(Background.layerHoldingJobs(options))
-    // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
-    // see that through `Layer.provide` on the merged layer, hence this one cast.
-  ) as Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>>
+    // The composed requirement is exactly R and RJ minus what the layers provide to each;
+    // TypeScript cannot see that through `Layer.provide` on the merged layer, hence this one cast.
+  ) as Layer.Layer<
+    never,
+    InvalidOptionError | HttpServerError.ServeError | EJ,
+    Exclude<R, AppProvides> | Exclude<RJ, Background.Background>
+  >
 
 /**
  * The errors behind a failure's errors — `ServeError` says only "An error has occurred" and keeps
