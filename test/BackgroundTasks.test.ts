@@ -15,7 +15,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Layer, Schema, Stream, Tracer } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
@@ -680,4 +680,28 @@ describe("BackgroundTasks with an upgraded (WebSocket) request", () => {
       // the server is still up: had the task waited for a `finish` that never comes, this would hang
       yield* Deferred.await(ran).pipe(orHang("the after-upgrade task"))
     }))
+})
+
+describe("a misplaced BackgroundTasks.add is caught by the type checker where it can be", () => {
+  it("type level: add needs the request, so a job that calls it leaves HttpServerRequest unprovided and Server.app's layer cannot be launched", () => {
+    // only type-checked (`npm run typecheck` covers test/): each line below fails to compile
+    // if `add` stops asking for the request, or if `Server.app` hands its jobs services they never get
+    const job = Background.every("nightly-report", BackgroundTasks.add(Effect.log("report")), { spaced: "1 hour" })
+    expectTypeOf<Layer.Layer.Context<typeof job>>().toEqualTypeOf<
+      Background.Background | HttpServerRequest.HttpServerRequest
+    >()
+    const app = Server.app(HttpServerResponse.text("ok"), { jobs: job })
+    expectTypeOf<Layer.Layer.Context<typeof app>>().toEqualTypeOf<HttpServerRequest.HttpServerRequest>()
+    // @ts-expect-error: Type 'HttpServerRequest' is not assignable to type 'never' (no request runs a job)
+    const launchWithTheJob = () => Server.launch(app)
+
+    // in a handler the router provides the request: the app needs nothing more
+    const handled = Server.app(HttpRouter.empty.pipe(HttpRouter.post(
+      "/signup",
+      Effect.as(BackgroundTasks.add(Effect.log("welcome")), HttpServerResponse.text("ok"))
+    )))
+    expectTypeOf<Layer.Layer.Context<typeof handled>>().toEqualTypeOf<never>()
+    const launchTheHandler = () => Server.launch(handled)
+    expect([typeof launchWithTheJob, typeof launchTheHandler]).toEqual(["function", "function"])
+  })
 })

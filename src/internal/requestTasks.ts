@@ -168,7 +168,7 @@ export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: AddOptions,
   supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
+): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
   Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
     const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
