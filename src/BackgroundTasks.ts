@@ -49,7 +49,10 @@ export interface Options extends AddOptions {
  *
  * It requires the `HttpServerRequest` a handler is given, so a `Background.every`, `daemon` or
  * `cron` job that calls it leaves the request in its layer's requirements, and the app does not
- * compile.
+ * compile. Where the types cannot tell, a misplaced call dies naming the cause: with
+ * `OutsideRequestError` in a `Background.fork` body (which sees the handler's request), or in a
+ * fiber the handler left running past its response — use `Background.fork` for work not tied to a
+ * request — and with `MissingMiddlewareError` in a request served without {@link middleware}.
  *
  * A client that disconnects once the handler has answered (even mid-body) cancels nothing: the
  * tasks run as if the response had been delivered, and so they do when a streamed body fails after
