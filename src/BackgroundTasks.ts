@@ -47,6 +47,13 @@ export interface Options extends AddOptions {
  * the end of that turn of the event loop) and the handler succeeded (it completed and answered
  * below 400), unless `always` is set.
  *
+ * It requires the `HttpServerRequest` a handler is given, so a `Background.every`, `daemon` or
+ * `cron` job that calls it leaves the request in its layer's requirements, and the app does not
+ * compile. Where the types cannot tell, a misplaced call dies naming the cause: with
+ * `OutsideRequestError` in a `Background.fork` body (which sees the handler's request), or in a
+ * fiber the handler left running past its response — use `Background.fork` for work not tied to a
+ * request — and with `MissingMiddlewareError` in a request served without {@link middleware}.
+ *
  * A client that disconnects once the handler has answered (even mid-body) cancels nothing: the
  * tasks run as if the response had been delivered, and so they do when a streamed body fails after
  * its headers are out. One that disconnects earlier interrupts the handler, which then counts as
@@ -77,7 +84,7 @@ export interface Options extends AddOptions {
 export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: Options = {}
-): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
+): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
   requestTasks.add(effect, options, supervisorOf)
 
 const supervisorOf = (context: Context.Context<never>) => {

@@ -253,6 +253,72 @@ export class TaskSchemaError extends Data.TaggedError("TaskSchemaError")<{
   }
 }
 
+/**
+ * `BackgroundTasks.add` was called where no request's handler is running, so there is no response
+ * for the task to wait for: in a program or test with no request (`reason: "no-request"`), in a
+ * background task, daemon or schedule run (`"background-task"`, with its name), or from a fiber
+ * the handler left running once its response was written (`"after-response"`). A programming
+ * error, raised as a defect: `add` has no error channel. Use `Background.fork` there instead.
+ *
+ * @example
+ * ```ts
+ * import { Cause, Option } from "effect"
+ * import { OutsideRequestError } from "effect-background"
+ *
+ * // a misplaced add in a cause (a test or an error reporter may look for it)
+ * const misplacedAdd = (cause: Cause.Cause<unknown>) =>
+ *   Cause.dieOption(cause).pipe(Option.filter((defect) => defect instanceof OutsideRequestError))
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class OutsideRequestError extends Data.TaggedError("OutsideRequestError")<{
+  /** Where `add` was called from. */
+  readonly reason: "no-request" | "background-task" | "after-response"
+  /** The background task, daemon or schedule that called it, when it was one. */
+  readonly task: string | undefined
+}> {
+  override get message(): string {
+    const where = this.reason === "after-response"
+      ? "after its response was written, from a fiber the handler left running"
+      : this.reason === "background-task"
+      ? `in ${this.task === undefined ? "a background task" : `the background task "${this.task}"`}, which runs apart from any request`
+      : "there is no HttpServerRequest in its context"
+    return `BackgroundTasks.add was called outside a request's handler (${where}): use Background.fork for work not tied to a request`
+  }
+}
+
+/**
+ * `BackgroundTasks.add` was called in a request's handler, but the request was served without
+ * `BackgroundTasks.middleware` (`missing: "middleware"`), or the middleware runs without the
+ * `Background` supervisor (`"supervisor"`). `Server.app` installs both, and `Server.serve` the
+ * middleware; with `HttpServer.serve` or `HttpApiBuilder.serve`, pass it yourself. Raised as a defect.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { BackgroundTasks } from "effect-background"
+ *
+ * const router = HttpRouter.empty.pipe(HttpRouter.get("/", HttpServerResponse.text("ok")))
+ * // without the middleware, an add in a handler dies with MissingMiddlewareError
+ * export const ServeLive = HttpServer.serve(router, BackgroundTasks.middleware)
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class MissingMiddlewareError extends Data.TaggedError("MissingMiddlewareError")<{
+  /** What the request was served without. */
+  readonly missing: "middleware" | "supervisor"
+}> {
+  override get message(): string {
+    return this.missing === "middleware"
+      ? "BackgroundTasks.add needs BackgroundTasks.middleware around the app, and this request was served without it: Server.serve installs it; with HttpServer.serve or HttpApiBuilder.serve, pass BackgroundTasks.middleware"
+      : "BackgroundTasks.add needs the Background supervisor, and BackgroundTasks.middleware runs without it: provide Background.layer to the server (Server.app does)"
+  }
+}
+
 const describeValue = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "number" || typeof value === "boolean" || value === undefined || value === null) {

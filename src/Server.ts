@@ -483,13 +483,18 @@ export const snapshotRoute = (
  * @category models
  */
 export interface AppOptions<EJ, RJ> extends Options, Background.Options {
-  /** Daemons and repeating jobs (`Background.daemon`, `every`, `cron`), merged into one layer. */
+  /**
+   * Daemons and repeating jobs (`Background.daemon`, `every`, `cron`), merged into one layer. They
+   * are given the supervisor; anything else they need is yours to provide to `app`'s layer.
+   */
   readonly jobs?: Layer.Layer<never, EJ, RJ> | undefined
 }
 
 /**
- * What {@link app} provides to the app and its jobs: the request, its scope, the supervisor,
- * readiness and the platform services.
+ * What {@link app} provides to the app: the request, its scope, the supervisor, readiness and the
+ * platform services. Its jobs get the supervisor only: no request runs them, so a job that needs
+ * `HttpServerRequest` (one that calls `BackgroundTasks.add`, say) leaves it in the requirements
+ * of `app`'s layer, and `launch` does not compile.
  *
  * @example
  * ```ts
@@ -545,16 +550,24 @@ export type AppProvides =
 export const app = <E, R, EJ = never, RJ = never>(
   httpApp: HttpApp.Default<E, R>,
   options: AppOptions<EJ, RJ> = {}
-): Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>> =>
+): Layer.Layer<
+  never,
+  InvalidOptionError | HttpServerError.ServeError | EJ,
+  Exclude<R, AppProvides> | Exclude<RJ, Background.Background>
+> =>
   Layer.unwrapEffect(Effect.map(resolveAppOptions(options), (resolved) =>
     releaseJobs.pipe(
-      // Built after everything else: jobs start only once the port is bound.
+      // Built after everything else: jobs start only once options are checked and the port is bound.
       Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layerFrom(resolved.server))), resolved.jobs)),
       Layer.provide(Background.layerHoldingJobs(resolved.background))
     ))
-    // The composed requirement is exactly R | RJ minus what the layers provide; TypeScript cannot
-    // see that through `Layer.provide` on the merged layer, hence this one cast.
-  ) as Layer.Layer<never, InvalidOptionError | HttpServerError.ServeError | EJ, Exclude<R | RJ, AppProvides>>
+    // The composed requirement is exactly R and RJ minus what the layers provide to each;
+    // TypeScript cannot see that through `Layer.provide` on the merged layer, hence this one cast.
+  ) as Layer.Layer<
+    never,
+    InvalidOptionError | HttpServerError.ServeError | EJ,
+    Exclude<R, AppProvides> | Exclude<RJ, Background.Background>
+  >
 
 /**
  * The server's and the supervisor's options of {@link app}, and its `jobs`, checked together so one

@@ -15,15 +15,15 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Layer, Schema, Stream, Tracer } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit, Layer, Option, Schema, Stream, Tracer } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
-import { Background, BackgroundTasks, Server } from "../src/index.js"
+import { Background, BackgroundTasks, MissingMiddlewareError, OutsideRequestError, Server } from "../src/index.js"
 import { open, RawConnection, rawGet, request } from "./support/http-client.js"
 import { captureLogs, orHang, serving, start } from "./support/http-server.js"
 import { freePort } from "./support/process-example.js"
-import { makeRecordingTracer } from "./support/unit-harness.js"
+import { makeLogCapture, makeRecordingTracer, startSupervisor } from "./support/unit-harness.js"
 
 /** The Node response behind the current request. */
 const nodeResponse = Effect.map(HttpServerRequest.HttpServerRequest, NodeHttpServerRequest.toServerResponse)
@@ -49,6 +49,12 @@ const probeTask = (probe: Probe, response: Http.ServerResponse) =>
 
 const addProbe = (probe: Probe) =>
   Effect.flatMap(nodeResponse, (response) => BackgroundTasks.add(probeTask(probe, response), { name: "probe" }))
+
+/** The defect an exit died with, if it did. */
+const defectOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.dieOption(exit.cause)) : undefined
+
+const messageOf = (defect: unknown): string => (defect instanceof Error ? defect.message : String(defect))
 
 /** Adds two tasks that record their names in `ran` when they run: "default", then "always" (`always: true`). */
 const addDefaultAndAlways = (ran: Array<string>) =>
@@ -217,7 +223,7 @@ describe("BackgroundTasks on a real server", () => {
       expect(errors[1]!.cause).toContain("c died")
     }).pipe(Effect.scoped))
 
-  it.live("add refuses, with a defect that names the fix, a call from a background task and one made after the response was written", () =>
+  it.live("add refuses, with a defect that names the cause and the fix, a call from a fork of the handler and one made after the response was written", () =>
     Effect.gen(function*() {
       const fromTask = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
       const afterResponse = yield* Deferred.make<Exit.Exit<void>>()
@@ -226,6 +232,7 @@ describe("BackgroundTasks on a real server", () => {
       const app = HttpRouter.empty.pipe(HttpRouter.post(
         "/late",
         Effect.gen(function*() {
+          // the fork sees the request (it inherits the handler's context) but is no part of it
           const handle = yield* Background.fork(BackgroundTasks.add(Effect.sync(() => ran++)), "adds-from-a-task")
           yield* Deferred.succeed(fromTask, yield* handle.await)
           // a daemon fiber of the handler's own, still holding the request, adds once it is answered
@@ -243,13 +250,17 @@ describe("BackgroundTasks on a real server", () => {
 
       expect((yield* request(server.port, "/late", { method: "POST" })).status).toBe(200)
       yield* Deferred.succeed(written, undefined)
-      const messageOf = (exit: Exit.Exit<unknown, unknown>) =>
-        Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "(succeeded)"
-      expect(messageOf(yield* Deferred.await(fromTask).pipe(orHang("the task's add")))).toContain(
-        "called from a background task; use Background.fork"
+      const fromTaskDefect = defectOf(yield* Deferred.await(fromTask).pipe(orHang("the task's add")))
+      expect(fromTaskDefect).toBeInstanceOf(OutsideRequestError)
+      expect(fromTaskDefect).toMatchObject({ reason: "background-task", task: "adds-from-a-task" })
+      expect(messageOf(fromTaskDefect)).toBe(
+        "BackgroundTasks.add was called outside a request's handler (in the background task \"adds-from-a-task\", which runs apart from any request): use Background.fork for work not tied to a request"
       )
-      expect(messageOf(yield* Deferred.await(afterResponse).pipe(orHang("the late add")))).toContain(
-        "after the response was written; use Background.fork"
+      const lateDefect = defectOf(yield* Deferred.await(afterResponse).pipe(orHang("the late add")))
+      expect(lateDefect).toBeInstanceOf(OutsideRequestError)
+      expect(lateDefect).toMatchObject({ reason: "after-response", task: undefined })
+      expect(messageOf(lateDefect)).toBe(
+        "BackgroundTasks.add was called outside a request's handler (after its response was written, from a fiber the handler left running): use Background.fork for work not tied to a request"
       )
       yield* server.use(Background.awaitIdle)
       expect(ran).toBe(0)
@@ -680,4 +691,129 @@ describe("BackgroundTasks with an upgraded (WebSocket) request", () => {
       // the server is still up: had the task waited for a `finish` that never comes, this would hang
       yield* Deferred.await(ran).pipe(orHang("the after-upgrade task"))
     }))
+})
+
+describe("a misplaced BackgroundTasks.add is caught by the type checker where it can be, and otherwise dies naming the cause", () => {
+  it("type level: add needs the request, so a job that calls it leaves HttpServerRequest unprovided and Server.app's layer cannot be launched", () => {
+    // only type-checked (`npm run typecheck` covers test/): each line below fails to compile
+    // if `add` stops asking for the request, or if `Server.app` hands its jobs services they never get
+    const job = Background.every("nightly-report", BackgroundTasks.add(Effect.log("report")), { spaced: "1 hour" })
+    expectTypeOf<Layer.Layer.Context<typeof job>>().toEqualTypeOf<
+      Background.Background | HttpServerRequest.HttpServerRequest
+    >()
+    const app = Server.app(HttpServerResponse.text("ok"), { jobs: job })
+    expectTypeOf<Layer.Layer.Context<typeof app>>().toEqualTypeOf<HttpServerRequest.HttpServerRequest>()
+    // @ts-expect-error: Type 'HttpServerRequest' is not assignable to type 'never' (no request runs a job)
+    const launchWithTheJob = () => Server.launch(app)
+
+    // in a handler the router provides the request: the app needs nothing more
+    const handled = Server.app(HttpRouter.empty.pipe(HttpRouter.post(
+      "/signup",
+      Effect.as(BackgroundTasks.add(Effect.log("welcome")), HttpServerResponse.text("ok"))
+    )))
+    expectTypeOf<Layer.Layer.Context<typeof handled>>().toEqualTypeOf<never>()
+    const launchTheHandler = () => Server.launch(handled)
+    expect([typeof launchWithTheJob, typeof launchTheHandler]).toEqual(["function", "function"])
+  })
+
+  // The type asks for a request; untyped code, or a cast as here, can still run `add` without one.
+  const addWithoutRequest = BackgroundTasks.add(Effect.log("report")) as Effect.Effect<void>
+
+  it.effect("with no request in its context (a program of its own): OutsideRequestError, reason no-request", () =>
+    Effect.gen(function*() {
+      const defect = defectOf(yield* Effect.exit(addWithoutRequest))
+      expect(defect).toBeInstanceOf(OutsideRequestError)
+      expect(defect).toMatchObject({ _tag: "OutsideRequestError", reason: "no-request", task: undefined })
+      expect(messageOf(defect)).toBe(
+        "BackgroundTasks.add was called outside a request's handler (there is no HttpServerRequest in its context): use Background.fork for work not tied to a request"
+      )
+    }))
+
+  it.effect("in a Background.every job: the run dies with OutsideRequestError naming the job (not a missing middleware), and is logged", () => {
+    const logs = makeLogCapture()
+    return Effect.gen(function*() {
+      const bg = yield* startSupervisor(
+        Background.every("nightly-report", addWithoutRequest, { spaced: "1 hour" }).pipe(
+          Layer.provideMerge(Background.layer({ grace: 0 }))
+        )
+      )
+      yield* bg.use(Background.awaitIdle)
+      const errors = logs.errors()
+      expect(errors.map((entry) => entry.message)).toEqual(['schedule "nightly-report" run failed; the schedule goes on'])
+      const defect = Option.getOrUndefined(Cause.dieOption(errors[0]!.cause))
+      expect(defect).toBeInstanceOf(OutsideRequestError)
+      expect(defect).toMatchObject({ reason: "background-task", task: "nightly-report" })
+      expect(messageOf(defect)).toContain('(in the background task "nightly-report", which runs apart from any request)')
+      yield* bg.shutdown
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.live("in a handler served by a bare HttpServer.serve (no BackgroundTasks.middleware): MissingMiddlewareError, reason middleware", () =>
+    Effect.gen(function*() {
+      const added = yield* Deferred.make<Exit.Exit<void>>()
+      const router = HttpRouter.empty.pipe(HttpRouter.post(
+        "/signup",
+        Effect.gen(function*() {
+          yield* Deferred.succeed(added, yield* Effect.exit(BackgroundTasks.add(Effect.log("welcome"))))
+          return HttpServerResponse.text("ok")
+        })
+      ))
+      const server = yield* start(
+        HttpServer.serve(router).pipe(
+          Layer.provideMerge(NodeHttpServer.layer(Http.createServer, { port: 0, host: "127.0.0.1" })),
+          Layer.provideMerge(Background.layer())
+        )
+      )
+      expect((yield* request(server.port, "/signup", { method: "POST" })).status).toBe(200)
+      const defect = defectOf(yield* Deferred.await(added).pipe(orHang("the handler's add")))
+      expect(defect).toBeInstanceOf(MissingMiddlewareError)
+      expect(defect).toMatchObject({ _tag: "MissingMiddlewareError", missing: "middleware" })
+      expect(messageOf(defect)).toBe(
+        "BackgroundTasks.add needs BackgroundTasks.middleware around the app, and this request was served without it: Server.serve installs it; with HttpServer.serve or HttpApiBuilder.serve, pass BackgroundTasks.middleware"
+      )
+    }).pipe(Effect.scoped))
+
+  describe("a handler run on a made-up request, without a server", () => {
+    // a new one per test: an add outside the middleware, on a request it has already answered,
+    // counts as made after the response
+    const madeUp = () => HttpServerRequest.fromWeb(new Request("http://localhost/signup", { method: "POST" }))
+    const handler = (ran: Array<string>) =>
+      Effect.as(BackgroundTasks.add(Effect.sync(() => ran.push("welcome"))), HttpServerResponse.text("ok"))
+
+    it.effect("wrapped in BackgroundTasks.middleware: the task runs once the handler has returned", () =>
+      Effect.gen(function*() {
+        const ran: Array<string> = []
+        const response = yield* BackgroundTasks.middleware(handler(ran)).pipe(
+          Effect.provideService(HttpServerRequest.HttpServerRequest, madeUp())
+        )
+        expect(response.status).toBe(200)
+        yield* Background.awaitIdle
+        expect(ran).toEqual(["welcome"])
+      }).pipe(Effect.provide(Background.layer())))
+
+    it.effect("not wrapped: MissingMiddlewareError, reason middleware", () =>
+      Effect.gen(function*() {
+        const ran: Array<string> = []
+        const exit = yield* Effect.exit(handler(ran).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, madeUp())))
+        expect(defectOf(exit)).toMatchObject({ _tag: "MissingMiddlewareError", missing: "middleware" })
+        expect(ran).toEqual([])
+      }))
+
+    it.effect("wrapped, but with no Background supervisor: MissingMiddlewareError, reason supervisor", () =>
+      Effect.gen(function*() {
+        // the type asks for the supervisor too; a cast leaves it out
+        const unsupervised = BackgroundTasks.middleware(handler([])) as Effect.Effect<
+          HttpServerResponse.HttpServerResponse,
+          unknown,
+          HttpServerRequest.HttpServerRequest
+        >
+        const exit = yield* Effect.exit(unsupervised.pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, madeUp())))
+        const defect = defectOf(exit)
+        expect(defect).toBeInstanceOf(MissingMiddlewareError)
+        expect(defect).toMatchObject({ missing: "supervisor" })
+        expect(messageOf(defect)).toBe(
+          "BackgroundTasks.add needs the Background supervisor, and BackgroundTasks.middleware runs without it: provide Background.layer to the server (Server.app does)"
+        )
+      }))
+  })
 })

@@ -5,8 +5,8 @@
  */
 import { type HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Option, Stream, TestClock } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Exit, Fiber, type Layer, Option, Stream, TestClock } from "effect"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { Background, BackgroundTasks, Server, ShuttingDownError } from "../src/index.js"
@@ -455,5 +455,20 @@ describe("Server.snapshotRoute", () => {
 
   it("refuses an empty token when the route is made", () => {
     expect(() => Server.snapshotRoute({ token: "" })).toThrow(/Invalid option "token"/)
+  })
+})
+
+describe("Server.app's requirements", () => {
+  it("type level: the app is given the request, readiness and the platform services; its jobs only the supervisor", () => {
+    // only type-checked (`npm run typecheck` covers test/): a job is built beside the server, not in it
+    const readinessJob = Background.daemon("watch-readiness", Effect.forever(isReady))
+    const supervisorJob = Background.every("count", Effect.asVoid(Background.stats), { spaced: "1 minute" })
+    const app = Server.app(HttpRouter.empty.pipe(HttpRouter.get("/ready", Effect.as(isReady, HttpServerResponse.empty()))), {
+      jobs: readinessJob
+    })
+    expectTypeOf<Layer.Layer.Context<typeof app>>().toEqualTypeOf<Server.Readiness>()
+    const fine = Server.app(HttpServerResponse.text("ok"), { jobs: supervisorJob })
+    expectTypeOf<Layer.Layer.Context<typeof fine>>().toEqualTypeOf<never>()
+    expect(typeof app).toBe("object")
   })
 })

@@ -10,6 +10,7 @@
  */
 import { HttpRouter, HttpServerRequest } from "@effect/platform"
 import { Clock, Context, Effect, type Fiber, Option, type Scope } from "effect"
+import { MissingMiddlewareError, OutsideRequestError } from "../Errors.js"
 import * as validate from "./options.js"
 import { currentTaskId, type Origin, originOf, type Supervisor, type TaskRecord } from "./supervisor.js"
 
@@ -166,40 +167,38 @@ export const take = (request: HttpServerRequest.HttpServerRequest): RequestTasks
   return tasks
 }
 
-/** `BackgroundTasks.add`. */
+/** `BackgroundTasks.add`. Its misuses are defects (it has no error channel) naming the cause. */
 export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: AddOptions,
   supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
+): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
   Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
-    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
-    const slot = Option.isSome(request) ? slots.get(keyOf(request.value)) : undefined
-    if (Option.isNone(request) || slot === undefined) {
-      return Effect.dieMessage(
-        "BackgroundTasks.add needs BackgroundTasks.middleware around the app (Server.serve installs it)"
-      )
-    }
     // A fiber of a background task carries that task's id; the request's own fibers carry the id
     // the request was served with (0, unless a job runs the server).
-    if (fiber.getFiberRef(currentTaskId) !== slot.servedBy) {
-      return Effect.dieMessage(
-        "BackgroundTasks.add was called from a background task; use Background.fork to start more work from it"
-      )
+    const taskId = fiber.getFiberRef(currentTaskId)
+    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+    if (Option.isNone(request)) {
+      // the type asks for a request: none here means a job (or a fork of one) or a program of its
+      // own, reached through a cast or untyped code
+      return taskId === 0
+        ? Effect.die(new OutsideRequestError({ reason: "no-request", task: undefined }))
+        : calledFromTask(supervisorOf(context), taskId)
     }
-    if (slot.sealed) {
-      return Effect.dieMessage(
-        "BackgroundTasks.add was called after the response was written; use Background.fork for work started later"
-      )
-    }
+    const slot = slots.get(keyOf(request.value))
+    if (slot === undefined) return Effect.die(new MissingMiddlewareError({ missing: "middleware" }))
+    if (taskId !== slot.servedBy) return calledFromTask(supervisorOf(context), taskId)
+    if (slot.sealed) return Effect.die(new OutsideRequestError({ reason: "after-response", task: undefined }))
     if (slot.tasks === undefined) {
       const supervisor = supervisorOf(context)
-      if (supervisor === undefined) {
-        return Effect.dieMessage("BackgroundTasks.add needs the Background supervisor (Background.layer)")
-      }
+      if (supervisor === undefined) return Effect.die(new MissingMiddlewareError({ missing: "supervisor" }))
       slot.tasks = new RequestTasks(supervisor)
     }
     // The task's context is the handler's; Scope comes from the task's own scope.
     return slot.tasks.add(fiber, request.value, effect as Effect.Effect<unknown, unknown, never>, options)
   })
+
+/** The defect of an add made in a background task's fiber, naming the task if it is known. */
+const calledFromTask = (supervisor: Supervisor | undefined, taskId: number) =>
+  Effect.die(new OutsideRequestError({ reason: "background-task", task: supervisor?.nameOf(taskId) }))

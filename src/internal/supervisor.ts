@@ -646,6 +646,11 @@ export class Supervisor {
     return this.records.size
   }
 
+  /** The name of the task whose fibers carry `id` as their `currentTaskId`, while it is owned. */
+  nameOf(id: number): string | undefined {
+    return this.records.get(id)?.name
+  }
+
   /** Names of every fiber still owned by the supervisor. */
   get liveNames(): ReadonlyArray<string> {
     return Array.from(this.records.values(), (record) => record.name)
