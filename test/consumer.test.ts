@@ -145,6 +145,22 @@ describe("the getting-started guide, followed in a new project", () => {
     expect(app.stdout).toContain("analytics: ada@example.com signed up")
   })
 
+  test("the guide's promise that a job calling BackgroundTasks.add does not compile holds for the published types", async () => {
+    const dir = join(project, "misuse")
+    await run("mkdir", ["-p", dir])
+    // The guide's server with its heartbeat turned into a job that adds an after-response task.
+    const misuse = server.replace(
+      /Background\.every\("heartbeat", Effect\.log\("still alive"\)/,
+      'Background.every("heartbeat", BackgroundTasks.add(Effect.log("still alive"))'
+    )
+    expect(misuse).not.toBe(server)
+    await writeFile(join(dir, "server.ts"), misuse)
+    await writeFile(join(dir, "tsconfig.json"), JSON.stringify({ extends: "../tsconfig.json", compilerOptions: { noEmit: true }, include: ["server.ts"] }))
+    const failure = await shell("npx tsc -p misuse", project).then(() => undefined, (error: { readonly stdout?: string }) => error)
+    expect(failure, "tsc accepted a job that calls BackgroundTasks.add").toBeDefined()
+    expect(failure?.stdout).toMatch(/server\.ts\(\d+,\d+\): error TS2345: .*HttpServerRequest/)
+  })
+
   test("its development path: npx tsx runs server.ts, and Ctrl-C (SIGINT to the process group) drains", async ({ jobs }) => {
     expect(development).toEqual(["npx tsx server.ts"])
     const [command = "", ...args] = development[0]?.split(" ") ?? []
