@@ -328,10 +328,14 @@ const resolveOptions = (given: Options | undefined) =>
 
 
 /**
- * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until each
- * has loaded the module, so a bad path or a syntax error fails here with `WorkerLoadError` instead
- * of looping. Releasing it refuses new tasks, lets queued and running ones finish within `grace`,
- * then terminates every worker.
+ * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until the
+ * first has loaded the module, so a bad path, a syntax error or a module that does not load within
+ * `startupTimeout` fails here with `WorkerLoadError` (a failure of any thread before one has
+ * loaded fails the build) instead of looping; the others go on loading in the background and take
+ * tasks once ready, so the server does not wait for every thread to start. A thread that fails to
+ * load after the build (one of those, a replacement, one started on demand) is logged as an error
+ * and the pool carries on with the threads it has. Releasing it refuses new tasks, lets queued and
+ * running ones finish within `grace`, then terminates every worker.
  *
  * @example
  * ```ts
@@ -353,7 +357,18 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
     Offload,
     Effect.gen(function*() {
       const resolved = yield* resolveOptions(options)
-      const pool = new Pool({ ...resolved, name: "effect-background offload" })
+      // The caller's runtime, so the report goes through the caller's logger.
+      const runtime = yield* Effect.runtime<never>()
+      const module = resolved.module ?? "(none)"
+      const pool = new Pool({
+        ...resolved,
+        name: "effect-background offload",
+        onLoadFailure: (reason, threadsLeft) => {
+          Runtime.runFork(runtime)(Effect.logError(
+            `offload: a worker thread failed to load ${module}: ${reason}; the pool carries on with ${threadsLeft} thread(s)`
+          ))
+        }
+      })
       const recorder = yield* currentRecord
       // Started as the acquire step of its release: a build interrupted while the threads load
       // (a timeout, a sibling layer failing, a signal) waits for them, then shuts them down.
@@ -361,7 +376,7 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
         Effect.tryPromise({
           try: () => pool.start(),
           catch: (error) =>
-            new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
+            new WorkerLoadError({ module, reason: error instanceof Error ? error.message : String(error) })
         }),
         () =>
           Effect.gen(function*() {

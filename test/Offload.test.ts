@@ -375,6 +375,37 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
+  it.live("the build waits for the first thread only; one that fails to load later is logged, and the pool serves on without it", () => {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+    return Effect.gen(function*() {
+      const gate = scratchFile()
+      process.env["OFFLOAD_TEST_CLAIM"] = scratchFile()
+      process.env["OFFLOAD_TEST_GATE"] = gate
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          delete process.env["OFFLOAD_TEST_CLAIM"]
+          delete process.env["OFFLOAD_TEST_GATE"]
+        })
+      )
+      const module = fixture("first-only.worker.ts")
+      const ctx = yield* Layer.build(Offload.layer({ module, minThreads: 2, maxThreads: 2 }))
+      const run = <A, E>(effect: Effect.Effect<A, E, Offload.Offload>) => Effect.provide(effect, ctx)
+      // built, though the second thread cannot be ready before the gate opens
+      expect(yield* run(Offload.stats)).toMatchObject({ threads: 2, spawned: 2 })
+      expect(yield* run(Offload.run(Sum, 3))).toBe(3)
+      writeFileSync(gate, "")
+      yield* run(statsWhen((stats) => stats.threads === 1))
+      const errors = () => logged.filter((line) => line.startsWith("ERROR"))
+      yield* Effect.sync(errors).pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (lines) => lines.length > 0 }))
+      expect(errors()).toEqual([
+        `ERROR offload: a worker thread failed to load ${module.href}: another thread has loaded this module; ` +
+        "the pool carries on with 1 thread(s)"
+      ])
+      expect(yield* run(Offload.run(Sum, 4))).toBe(6)
+    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
+
   it.live("retires threads above minThreads after idleTimeout and starts one again on demand", () =>
     Effect.gen(function*() {
       const ctx = yield* Layer.build(Offload.layer({ module: tasksModule, minThreads: 0, maxThreads: 1, idleTimeout: 50 }))
@@ -407,8 +438,10 @@ describe("Offload.layer", () => {
       expect(refused).toBeInstanceOf(ShuttingDownError)
     }))
 
-  it.live("a replacement worker that cannot load is not respawned in a loop; waiting tasks fail, later ones retry", () =>
-    Effect.gen(function*() {
+  it.live("a replacement worker that cannot load is not respawned in a loop; waiting tasks fail, later ones retry; the failure is logged", () => {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+    return Effect.gen(function*() {
       const marker = scratchFile()
       process.env["OFFLOAD_TEST_BREAK_MARKER"] = marker
       yield* Effect.addFinalizer(() => Effect.sync(() => delete process.env["OFFLOAD_TEST_BREAK_MARKER"]))
@@ -423,9 +456,16 @@ describe("Offload.layer", () => {
       const settled = yield* run(statsWhen((stats) => stats.threads === 0))
       yield* Effect.sleep("200 millis")
       expect(yield* run(Offload.stats)).toMatchObject({ threads: 0, spawned: settled.spawned })
+      // one line per thread that failed to load (the replacement, and a thread the failed task started if it came later)
+      const errors = logged.filter((line) => line.startsWith("ERROR"))
+      expect(errors.length).toBeGreaterThan(0)
+      for (const line of errors) {
+        expect(line).toMatch(/^ERROR offload: a worker thread failed to load .*broken on purpose; the pool carries on with 0 thread\(s\)$/)
+      }
       rmSync(marker)
       expect(yield* run(Offload.run(Sum, 3))).toBe(3)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
 })
 
 describe("Offload.isolate", () => {
