@@ -214,7 +214,17 @@ export interface Options {
   readonly maxHeapMb?: number | undefined
   /** How long queued and running tasks may finish at shutdown before workers are terminated. Default 5 seconds. */
   readonly grace?: Duration.DurationInput | undefined
-  /** How long a worker may take to load its module. Default 10 seconds. */
+  /**
+   * How long a worker thread may take to load its module (and what it imports) and say it is
+   * ready. Default 60 seconds. The machine's load stretches a thread's start: on a busy 2-core
+   * machine, a thread of the examples took longer than the former default of 10 seconds and failed
+   * the server's start, and a whole start of `examples/server.ts` took over 20 seconds; a start
+   * must not fail for that. The bound is there so that a module that never finishes loading (a
+   * top-level `await` that never settles) fails the start instead of hanging it. When it passes
+   * for the thread the build waits on, the build fails with `WorkerLoadError` whose reason names
+   * this option; if the module is only slow to load, raise it. When it passes for a thread loading
+   * later (see {@link layer}), that thread is stopped and the failure logged.
+   */
   readonly startupTimeout?: Duration.DurationInput | undefined
 }
 
@@ -291,6 +301,9 @@ const compiledSibling = (url: string): string => {
   return existsSync(compiled) ? pathToFileURL(compiled).href : url
 }
 
+/** See `startupTimeout` in {@link Options}: generous, because load on the machine stretches it. */
+const DEFAULT_STARTUP_TIMEOUT = "60 seconds"
+
 const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOptionError> =>
   value === undefined
     ? Effect.succeed(undefined)
@@ -322,7 +335,7 @@ const resolveOptions = (given: Options | undefined) =>
       idleTimeoutMillis: yield* timer("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
       maxHeapMb: yield* heapOption(options.maxHeapMb),
       graceMillis: yield* timer("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
-      startupTimeoutMillis: yield* timer("startupTimeout", validate.orDefault(options.startupTimeout, "10 seconds"), "positive")
+      startupTimeoutMillis: yield* timer("startupTimeout", validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT), "positive")
     }
   })
 
@@ -720,7 +733,14 @@ export interface IsolateOptions<M, ME> {
   readonly message: Schema.Schema<M, ME>
   /** How long the program may take to stop (flush) at shutdown before its thread is terminated. Default 5 seconds. */
   readonly stopTimeout?: Duration.DurationInput | undefined
+  /** Heap limit of the thread in MB. */
   readonly maxHeapMb?: number | undefined
+  /**
+   * How long the thread may take to load its module and say it is ready. Default 60 seconds, as
+   * for {@link layer} (see `startupTimeout` in {@link Options}): when it passes, the thread is
+   * stopped and {@link isolate} fails with `WorkerLoadError` whose reason names this option; if
+   * the module is only slow to load, raise it.
+   */
   readonly startupTimeout?: Duration.DurationInput | undefined
 }
 
@@ -728,8 +748,9 @@ export interface IsolateOptions<M, ME> {
  * Starts a worker thread running the module's {@link isolated} program with its own Effect runtime,
  * for as long as the scope lives. Closing the scope lets the program take the messages already
  * sent, then interrupts it — its finalizers flush what it holds — all within `stopTimeout`, then
- * terminates the thread. A program that stops on its own is logged as an error and `send` then
- * fails with `WorkerCrashError`.
+ * terminates the thread. Starting waits until the module has loaded: one that cannot load, or not
+ * within `startupTimeout`, fails it with `WorkerLoadError`. A program that stops on its own is
+ * logged as an error and `send` then fails with `WorkerCrashError`.
  *
  * @example
  * ```ts
@@ -768,7 +789,7 @@ export const isolate = <M, ME>(
     )
     const startupTimeout = yield* validate.duration(
       "startupTimeout",
-      validate.orDefault(options.startupTimeout, "10 seconds"),
+      validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT),
       "positive",
       validate.NODE_TIMER_MAX_MILLIS
     )

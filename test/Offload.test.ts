@@ -375,6 +375,18 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
+  it.live("fails to build with WorkerLoadError naming startupTimeout for a module that never becomes ready, leaving no thread behind", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const error = yield* buildFails(Offload.layer({ module: fixture("never-ready.worker.ts"), startupTimeout: "200 millis" }))
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toBe(
+        "the worker did not become ready within 200ms (startupTimeout); " +
+          "if the module is only slow to load (a loaded machine, a large module), raise startupTimeout"
+      )
+      yield* noThreadsBeyond(baseline)
+    }))
+
   it.live("the build waits for the first thread only; one that fails to load later is logged, and the pool serves on without it", () => {
     const logged: Array<string> = []
     const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
@@ -527,6 +539,18 @@ describe("Offload.isolate", () => {
       const error = yield* Effect.flip(Offload.isolate({ name: "not-isolate", module: tasksModule, message: Event }))
       expect(error).toBeInstanceOf(WorkerLoadError)
       expect((error as WorkerLoadError).reason).toContain("Offload.isolated(")
+    }).pipe(Effect.scoped))
+
+  it.live("fails with WorkerLoadError naming startupTimeout when its module never becomes ready, leaving no thread behind", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const error = yield* Effect.flip(
+        Offload.isolate({ name: "never", module: fixture("never-ready.worker.ts"), message: Event, startupTimeout: "200 millis" })
+      )
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toContain("did not become ready within 200ms (startupTimeout)")
+      expect((error as WorkerLoadError).message).toContain("raise startupTimeout")
+      yield* noThreadsBeyond(baseline)
     }).pipe(Effect.scoped))
 
   it.live("fails with WorkerLoadError that names maxHeapMb when its module runs out of memory while loading", () =>

@@ -119,7 +119,8 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
 /** Why a worker that was still loading is gone: it did not say it was ready in time. */
 export const startupTimedOut = (timeoutMillis: number): SerializedDefect => ({
   name: "Error",
-  message: `the worker did not become ready within ${timeoutMillis}ms`,
+  message: `the worker did not become ready within ${timeoutMillis}ms (startupTimeout); ` +
+    "if the module is only slow to load (a loaded machine, a large module), raise startupTimeout",
   stack: undefined
 })
 
