@@ -91,7 +91,7 @@ const buildFails = <E>(layer: Layer.Layer<Offload.Offload, E>) => Effect.scoped(
 // One pool for the tests that leave it serving: one thread, one queue place, a heap limit.
 layer(
   Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 1, maxHeapMb: 128, grace: "1 second" }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload.run on a one-thread pool", (it) => {
   it.effect("runs a task on a worker thread and returns its typed result, data-first and data-last", () =>
     Effect.gen(function*() {
@@ -592,7 +592,7 @@ describe("Offload.isolate", () => {
 // long job while another thread is free.
 layer(
   Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 4 }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload pipelining on one thread", (it) => {
   it.effect("a job waiting behind a cancelled running job is handed back and runs on the replacement thread", () =>
     Effect.gen(function*() {
@@ -611,7 +611,7 @@ layer(
 
 layer(
   Offload.layer({ module: tasksModule, minThreads: 2, maxThreads: 2, maxQueued: 4 }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload pipelining on two threads", (it) => {
   it.effect("a thread that becomes free takes the job waiting behind another thread's long job", () =>
     Effect.gen(function*() {
