@@ -387,36 +387,44 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
-  it.live("the build waits for the first thread only; one that fails to load later is logged, and the pool serves on without it", () => {
-    const logged: Array<string> = []
-    const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
-    return Effect.gen(function*() {
-      const gate = scratchFile()
-      process.env["OFFLOAD_TEST_CLAIM"] = scratchFile()
-      process.env["OFFLOAD_TEST_GATE"] = gate
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          delete process.env["OFFLOAD_TEST_CLAIM"]
-          delete process.env["OFFLOAD_TEST_GATE"]
-        })
-      )
-      const module = fixture("first-only.worker.ts")
-      const ctx = yield* Layer.build(Offload.layer({ module, minThreads: 2, maxThreads: 2 }))
-      const run = <A, E>(effect: Effect.Effect<A, E, Offload.Offload>) => Effect.provide(effect, ctx)
-      // built, though the second thread cannot be ready before the gate opens
-      expect(yield* run(Offload.stats)).toMatchObject({ threads: 2, spawned: 2 })
-      expect(yield* run(Offload.run(Sum, 3))).toBe(3)
-      writeFileSync(gate, "")
-      yield* run(statsWhen((stats) => stats.threads === 1))
-      const errors = () => logged.filter((line) => line.startsWith("ERROR"))
-      yield* Effect.sync(errors).pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (lines) => lines.length > 0 }))
-      expect(errors()).toEqual([
-        `ERROR offload: a worker thread failed to load ${module.href}: another thread has loaded this module; ` +
-        "the pool carries on with 1 thread(s)"
-      ])
-      expect(yield* run(Offload.run(Sum, 4))).toBe(6)
-    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
-  })
+  for (
+    const [loser, reason] of [
+      ["throw", "another thread has loaded this module"],
+      ["exit", "the worker exited with code 3 while starting"]
+    ] as const
+  ) {
+    it.live(`the build waits for the first thread only; one that fails to load later (${loser}) is logged, and the pool serves on without it`, () => {
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+      return Effect.gen(function*() {
+        const gate = scratchFile()
+        process.env["OFFLOAD_TEST_CLAIM"] = scratchFile()
+        process.env["OFFLOAD_TEST_GATE"] = gate
+        process.env["OFFLOAD_TEST_LOSER"] = loser
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            delete process.env["OFFLOAD_TEST_CLAIM"]
+            delete process.env["OFFLOAD_TEST_GATE"]
+            delete process.env["OFFLOAD_TEST_LOSER"]
+          })
+        )
+        const module = fixture("first-only.worker.ts")
+        const ctx = yield* Layer.build(Offload.layer({ module, minThreads: 2, maxThreads: 2 }))
+        const run = <A, E>(effect: Effect.Effect<A, E, Offload.Offload>) => Effect.provide(effect, ctx)
+        // built, though the second thread cannot be ready before the gate opens
+        expect(yield* run(Offload.stats)).toMatchObject({ threads: 2, spawned: 2 })
+        expect(yield* run(Offload.run(Sum, 3))).toBe(3)
+        writeFileSync(gate, "")
+        yield* run(statsWhen((stats) => stats.threads === 1))
+        const errors = () => logged.filter((line) => line.startsWith("ERROR"))
+        yield* Effect.sync(errors).pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (lines) => lines.length > 0 }))
+        expect(errors()).toEqual([
+          `ERROR offload: a worker thread failed to load ${module.href}: ${reason}; the pool carries on with 1 thread(s)`
+        ])
+        expect(yield* run(Offload.run(Sum, 4))).toBe(6)
+      }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    })
+  }
 
   it.live("retires threads above minThreads after idleTimeout and starts one again on demand", () =>
     Effect.gen(function*() {

@@ -305,7 +305,11 @@ export class Pool {
     if (slot.loadFailure !== undefined) return
     slot.loadFailure = error
     if (slot.onReady !== undefined) slot.onReady(error)
-    else if (!this.closing) this.options.onLoadFailure(describeDefect(error), this.liveSlots() - (slot.retiring ? 0 : 1))
+    else if (!this.closing) {
+      // The threads left besides this one (still counted while it is being stopped, not once it exited).
+      const counted = this.slots.has(slot) && !slot.retiring
+      this.options.onLoadFailure(describeDefect(error), this.liveSlots() - (counted ? 1 : 0))
+    }
   }
 
   private onExit(slot: Slot, exitCode: number): void {
