@@ -8,8 +8,9 @@
  * Run: `npx tsx examples/daemon.ts`, watch `Hello` every 5 s, then press Ctrl-C.
  * Env: PORT, DRAIN_MS, GRACE_MS, INTERVAL_MS (default 5000).
  */
-import { HttpRouter } from "@effect/platform"
-import { Effect, Schedule } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { Background, Server } from "../src/index.js"
 import { env, isMain, launchOptions, serverOptions } from "./env.js"
 

@@ -9,8 +9,9 @@
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS (default 50), LOG_FILE (default ./log.txt),
  *      CONCURRENCY (default 16), MAX_QUEUED (default 100).
  */
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import { appendFile } from "node:fs/promises"
 import { Background, Server } from "../src/index.js"
 import { env, isMain, launchOptions, serverOptions } from "./env.js"

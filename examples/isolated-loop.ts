@@ -8,8 +8,13 @@
  * Env: PORT, DRAIN_MS, GRACE_MS, LOG_FILE (default ./log.txt), BATCH_SIZE (default 10),
  *      FLUSH_MS (default 1000).
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Context, Effect, Layer, Schema } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import { Offload, Server } from "../src/index.js"
 import { isMain, launchOptions, serverOptions } from "./env.js"
 import { AnalyticsEvent } from "./workers/analytics.events.js"

@@ -6,8 +6,9 @@
  * Run: `npx tsx examples/notify.ts` then `curl -X POST 127.0.0.1:3000/send-notification/ada@example.com`.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS (default 0), LOG_FILE (default ./log.txt).
  */
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import { appendFile } from "node:fs/promises"
 import { BackgroundTasks, Server } from "../src/index.js"
 import { env, isMain, launchOptions, serverOptions } from "./env.js"

@@ -9,8 +9,12 @@
  *   curl 127.0.0.1:3000/io                          (a blocking sync call through Offload.blocking)
  * Env: PORT, DRAIN_MS, GRACE_MS, OFFLOAD_THREADS (default: cores - 1, at least 1).
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Layer, Schema } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as os from "node:os"
 import { threadId } from "node:worker_threads"
 import { Offload, Server } from "../src/index.js"

@@ -5,7 +5,13 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Context, Duration, Effect, Layer, Schedule, type Scope } from "effect"
+import type * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { dual } from "effect/Function"
 import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Errors.js"
 import * as validate from "./internal/options.js"

@@ -214,7 +214,17 @@ export interface Options {
   readonly maxHeapMb?: number | undefined
   /** How long queued and running tasks may finish at shutdown before workers are terminated. Default 5 seconds. */
   readonly grace?: Duration.DurationInput | undefined
-  /** How long a worker may take to load its module. Default 10 seconds. */
+  /**
+   * How long a worker thread may take to load its module (and what it imports) and say it is
+   * ready. Default 60 seconds. The machine's load stretches a thread's start: on a busy 2-core
+   * machine, a thread of the examples took longer than the former default of 10 seconds and failed
+   * the server's start, and a whole start of `examples/server.ts` took over 20 seconds; a start
+   * must not fail for that. The bound is there so that a module that never finishes loading (a
+   * top-level `await` that never settles) fails the start instead of hanging it. When it passes
+   * for the thread the build waits on, the build fails with `WorkerLoadError` whose reason names
+   * this option; if the module is only slow to load, raise it. When it passes for a thread loading
+   * later (see {@link layer}), that thread is stopped and the failure logged.
+   */
   readonly startupTimeout?: Duration.DurationInput | undefined
 }
 
@@ -295,6 +305,9 @@ const compiledSibling = (url: string): string => {
   return existsSync(compiled) ? pathToFileURL(compiled).href : url
 }
 
+/** See `startupTimeout` in {@link Options}: generous, because load on the machine stretches it. */
+const DEFAULT_STARTUP_TIMEOUT = "60 seconds"
+
 const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOptionError> =>
   value === undefined
     ? Effect.succeed(undefined)
@@ -336,16 +349,20 @@ const resolveOptions = (given: Options | undefined) =>
         idleTimeoutMillis: timerOption("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
         maxHeapMb: heapOption(options.maxHeapMb),
         graceMillis: timerOption("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
-        startupTimeoutMillis: timerOption("startupTimeout", validate.orDefault(options.startupTimeout, "10 seconds"), "positive")
+        startupTimeoutMillis: timerOption("startupTimeout", validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT), "positive")
       }),
       ({ threads, ...rest }) => ({ ...rest, ...threads })
     ))
 
 /**
- * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until each
- * has loaded the module, so a bad path or a syntax error fails here with `WorkerLoadError` instead
- * of looping. Releasing it refuses new tasks, lets queued and running ones finish within `grace`,
- * then terminates every worker.
+ * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until the
+ * first has loaded the module, so a bad path, a syntax error or a module that does not load within
+ * `startupTimeout` fails here with `WorkerLoadError` (a failure of any thread before one has
+ * loaded fails the build) instead of looping; the others go on loading in the background and take
+ * tasks once ready, so the server does not wait for every thread to start. A thread that fails to
+ * load after the build (one of those, a replacement, one started on demand) is logged as an error
+ * and the pool carries on with the threads it has. Releasing it refuses new tasks, lets queued and
+ * running ones finish within `grace`, then terminates every worker.
  *
  * @example
  * ```ts
@@ -367,7 +384,18 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
     Offload,
     Effect.gen(function*() {
       const resolved = yield* resolveOptions(options)
-      const pool = new Pool({ ...resolved, name: "effect-background offload" })
+      // The caller's runtime, so the report goes through the caller's logger.
+      const runtime = yield* Effect.runtime<never>()
+      const module = resolved.module ?? "(none)"
+      const pool = new Pool({
+        ...resolved,
+        name: "effect-background offload",
+        onLoadFailure: (reason, threadsLeft) => {
+          Runtime.runFork(runtime)(Effect.logError(
+            `offload: a worker thread failed to load ${module}: ${reason}; the pool carries on with ${threadsLeft} thread(s)`
+          ))
+        }
+      })
       const recorder = yield* currentRecord
       // Started as the acquire step of its release: a build interrupted while the threads load
       // (a timeout, a sibling layer failing, a signal) waits for them, then shuts them down.
@@ -375,7 +403,7 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
         Effect.tryPromise({
           try: () => pool.start(),
           catch: (error) =>
-            new WorkerLoadError({ module: resolved.module ?? "(none)", reason: error instanceof Error ? error.message : String(error) })
+            new WorkerLoadError({ module, reason: error instanceof Error ? error.message : String(error) })
         }),
         () =>
           Effect.gen(function*() {
@@ -719,7 +747,14 @@ export interface IsolateOptions<M, ME> {
   readonly message: Schema.Schema<M, ME>
   /** How long the program may take to stop (flush) at shutdown before its thread is terminated. Default 5 seconds. */
   readonly stopTimeout?: Duration.DurationInput | undefined
+  /** Heap limit of the thread in MB. */
   readonly maxHeapMb?: number | undefined
+  /**
+   * How long the thread may take to load its module and say it is ready. Default 60 seconds, as
+   * for {@link layer} (see `startupTimeout` in {@link Options}): when it passes, the thread is
+   * stopped and {@link isolate} fails with `WorkerLoadError` whose reason names this option; if
+   * the module is only slow to load, raise it.
+   */
   readonly startupTimeout?: Duration.DurationInput | undefined
 }
 
@@ -727,8 +762,9 @@ export interface IsolateOptions<M, ME> {
  * Starts a worker thread running the module's {@link isolated} program with its own Effect runtime,
  * for as long as the scope lives. Closing the scope lets the program take the messages already
  * sent, then interrupts it — its finalizers flush what it holds — all within `stopTimeout`, then
- * terminates the thread. A program that stops on its own is logged as an error and `send` then
- * fails with `WorkerCrashError`.
+ * terminates the thread. Starting waits until the module has loaded: one that cannot load, or not
+ * within `startupTimeout`, fails it with `WorkerLoadError`. A program that stops on its own is
+ * logged as an error and `send` then fails with `WorkerCrashError`.
  *
  * @example
  * ```ts
@@ -773,7 +809,7 @@ export const isolate = <M, ME>(
       ),
       startupTimeout: validate.duration(
         "startupTimeout",
-        validate.orDefault(options.startupTimeout, "10 seconds"),
+        validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT),
         "positive",
         validate.NODE_TIMER_MAX_MILLIS
       ),

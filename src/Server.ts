@@ -5,29 +5,27 @@
  *
  * @since 0.1.0
  */
-import {
-  type Etag,
-  type HttpApp,
-  type HttpPlatform,
-  HttpServer,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { type NodeContext, NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import {
-  Cause,
-  Chunk,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  type Fiber,
-  FiberId,
-  Layer,
-  Option,
-  type Scope
-} from "effect"
+import type * as Etag from "@effect/platform/Etag"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpPlatform from "@effect/platform/HttpPlatform"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import * as Net from "node:net"

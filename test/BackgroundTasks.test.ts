@@ -531,7 +531,8 @@ describe("BackgroundTasks on a real server", () => {
         "admin-server",
         Layer.launch(Layer.tap(admin, () => Deferred.succeed(listening, undefined)))
       ).pipe(Effect.provide(bg))
-      yield* Deferred.await(listening).pipe(orHang("the admin server to listen"))
+      // a start, bounded by the test's timeout only (how long it takes depends on the machine's load)
+      yield* Deferred.await(listening)
       expect((yield* request(port, "/")).status).toBe(200)
       expect(yield* Deferred.await(ran).pipe(orHang("the task"))).toBe("task ran")
     }).pipe(Effect.scoped))

@@ -91,7 +91,7 @@ const buildFails = <E>(layer: Layer.Layer<Offload.Offload, E>) => Effect.scoped(
 // One pool for the tests that leave it serving: one thread, one queue place, a heap limit.
 layer(
   Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 1, maxHeapMb: 128, grace: "1 second" }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload.run on a one-thread pool", (it) => {
   it.effect("runs a task on a worker thread and returns its typed result, data-first and data-last", () =>
     Effect.gen(function*() {
@@ -375,6 +375,57 @@ describe("Offload.layer", () => {
       yield* noThreadsBeyond(baseline)
     }))
 
+  it.live("fails to build with WorkerLoadError naming startupTimeout for a module that never becomes ready, leaving no thread behind", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const error = yield* buildFails(Offload.layer({ module: fixture("never-ready.worker.ts"), startupTimeout: "200 millis" }))
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toBe(
+        "the worker did not become ready within 200ms (startupTimeout); " +
+          "if the module is only slow to load (a loaded machine, a large module), raise startupTimeout"
+      )
+      yield* noThreadsBeyond(baseline)
+    }))
+
+  for (
+    const [loser, reason] of [
+      ["throw", "another thread has loaded this module"],
+      ["exit", "the worker exited with code 3 while starting"]
+    ] as const
+  ) {
+    it.live(`the build waits for the first thread only; one that fails to load later (${loser}) is logged, and the pool serves on without it`, () => {
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+      return Effect.gen(function*() {
+        const gate = scratchFile()
+        process.env["OFFLOAD_TEST_CLAIM"] = scratchFile()
+        process.env["OFFLOAD_TEST_GATE"] = gate
+        process.env["OFFLOAD_TEST_LOSER"] = loser
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            delete process.env["OFFLOAD_TEST_CLAIM"]
+            delete process.env["OFFLOAD_TEST_GATE"]
+            delete process.env["OFFLOAD_TEST_LOSER"]
+          })
+        )
+        const module = fixture("first-only.worker.ts")
+        const ctx = yield* Layer.build(Offload.layer({ module, minThreads: 2, maxThreads: 2 }))
+        const run = <A, E>(effect: Effect.Effect<A, E, Offload.Offload>) => Effect.provide(effect, ctx)
+        // built, though the second thread cannot be ready before the gate opens
+        expect(yield* run(Offload.stats)).toMatchObject({ threads: 2, spawned: 2 })
+        expect(yield* run(Offload.run(Sum, 3))).toBe(3)
+        writeFileSync(gate, "")
+        yield* run(statsWhen((stats) => stats.threads === 1))
+        const errors = () => logged.filter((line) => line.startsWith("ERROR"))
+        yield* Effect.sync(errors).pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (lines) => lines.length > 0 }))
+        expect(errors()).toEqual([
+          `ERROR offload: a worker thread failed to load ${module.href}: ${reason}; the pool carries on with 1 thread(s)`
+        ])
+        expect(yield* run(Offload.run(Sum, 4))).toBe(6)
+      }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    })
+  }
+
   it.live("retires threads above minThreads after idleTimeout and starts one again on demand", () =>
     Effect.gen(function*() {
       const ctx = yield* Layer.build(Offload.layer({ module: tasksModule, minThreads: 0, maxThreads: 1, idleTimeout: 50 }))
@@ -407,8 +458,10 @@ describe("Offload.layer", () => {
       expect(refused).toBeInstanceOf(ShuttingDownError)
     }))
 
-  it.live("a replacement worker that cannot load is not respawned in a loop; waiting tasks fail, later ones retry", () =>
-    Effect.gen(function*() {
+  it.live("a replacement worker that cannot load is not respawned in a loop; waiting tasks fail, later ones retry; the failure is logged", () => {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+    return Effect.gen(function*() {
       const marker = scratchFile()
       process.env["OFFLOAD_TEST_BREAK_MARKER"] = marker
       yield* Effect.addFinalizer(() => Effect.sync(() => delete process.env["OFFLOAD_TEST_BREAK_MARKER"]))
@@ -423,9 +476,16 @@ describe("Offload.layer", () => {
       const settled = yield* run(statsWhen((stats) => stats.threads === 0))
       yield* Effect.sleep("200 millis")
       expect(yield* run(Offload.stats)).toMatchObject({ threads: 0, spawned: settled.spawned })
+      // one line per thread that failed to load (the replacement, and a thread the failed task started if it came later)
+      const errors = logged.filter((line) => line.startsWith("ERROR"))
+      expect(errors.length).toBeGreaterThan(0)
+      for (const line of errors) {
+        expect(line).toMatch(/^ERROR offload: a worker thread failed to load .*broken on purpose; the pool carries on with 0 thread\(s\)$/)
+      }
       rmSync(marker)
       expect(yield* run(Offload.run(Sum, 3))).toBe(3)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
 })
 
 describe("Offload.isolate", () => {
@@ -489,6 +549,18 @@ describe("Offload.isolate", () => {
       expect((error as WorkerLoadError).reason).toContain("Offload.isolated(")
     }).pipe(Effect.scoped))
 
+  it.live("fails with WorkerLoadError naming startupTimeout when its module never becomes ready, leaving no thread behind", () =>
+    Effect.gen(function*() {
+      const baseline = osThreads()
+      const error = yield* Effect.flip(
+        Offload.isolate({ name: "never", module: fixture("never-ready.worker.ts"), message: Event, startupTimeout: "200 millis" })
+      )
+      expect(error).toBeInstanceOf(WorkerLoadError)
+      expect((error as WorkerLoadError).reason).toContain("did not become ready within 200ms (startupTimeout)")
+      expect((error as WorkerLoadError).message).toContain("raise startupTimeout")
+      yield* noThreadsBeyond(baseline)
+    }).pipe(Effect.scoped))
+
   it.live("fails with WorkerLoadError that names maxHeapMb when its module runs out of memory while loading", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
@@ -528,7 +600,7 @@ describe("Offload.isolate", () => {
 // long job while another thread is free.
 layer(
   Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 4 }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload pipelining on one thread", (it) => {
   it.effect("a job waiting behind a cancelled running job is handed back and runs on the replacement thread", () =>
     Effect.gen(function*() {
@@ -547,7 +619,7 @@ layer(
 
 layer(
   Offload.layer({ module: tasksModule, minThreads: 2, maxThreads: 2, maxQueued: 4 }),
-  { excludeTestServices: true, timeout: 30_000 }
+  { excludeTestServices: true }
 )("Offload pipelining on two threads", (it) => {
   it.effect("a thread that becomes free takes the job waiting behind another thread's long job", () =>
     Effect.gen(function*() {

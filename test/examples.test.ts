@@ -127,7 +127,7 @@ describe.concurrent("Server.launch limits", () => {
     const { port } = blocker.address() as Net.AddressInfo
     try {
       const app = await examples.spawn("daemon", { PORT: String(port), INTERVAL_MS: "10" })
-      const exit = await app.waitForExit()
+      const exit = await app.waitForFailedStart()
       expect(exit.code, app.output()).toBe(1)
       expect(exit.stderr).toContain("EADDRINUSE")
       // jobs are held until the whole app is up; this one never started
@@ -140,7 +140,7 @@ describe.concurrent("Server.launch limits", () => {
 
   test("a bad option fails startup with a typed error naming it, before any job runs", async ({ examples }) => {
     const app = await examples.spawn("server", { CRON_TZ: "Mars/Base", INTERVAL_MS: "10", REFRESH_MS: "10" })
-    const exit = await app.waitForExit()
+    const exit = await app.waitForFailedStart()
     expect(exit.code, app.output()).toBe(1)
     expect(exit.stderr).toContain('InvalidOptionError: Invalid option "timeZone"')
     expect(exit.stderr).toContain('"Mars/Base"')

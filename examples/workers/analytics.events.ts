@@ -1,5 +1,5 @@
 /** The analytics event the isolated-loop example sends to its worker thread. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export const AnalyticsEvent = Schema.Struct({
   id: Schema.Int,

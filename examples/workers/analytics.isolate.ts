@@ -3,7 +3,11 @@
  * on its own thread. It collects events and appends one line per flushed batch to LOG_FILE — when
  * BATCH_SIZE events are held, every FLUSH_MS, and, through its finalizer, at shutdown.
  */
-import { Duration, Effect, Queue, Ref, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import { appendFile } from "node:fs/promises"
 import * as Offload from "../../src/Offload.js"
 import { AnalyticsEvent } from "./analytics.events.js"

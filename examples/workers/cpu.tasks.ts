@@ -1,5 +1,5 @@
 /** The offload example's task definitions, imported by the server and by the worker module. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Offload from "../../src/Offload.js"
 
 /** Runs `crunch(n)` on a worker thread, and says which thread (`threadId`, 0 for the main one). */

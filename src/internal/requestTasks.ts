@@ -8,8 +8,14 @@
  * the same when a router rewrites the URL), so a request that adds nothing costs a small slot in a
  * WeakMap and no fiber ref.
  */
-import { HttpRouter, HttpServerRequest } from "@effect/platform"
-import { Clock, Context, Effect, type Fiber, Option, type Scope } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import { MissingMiddlewareError, OutsideRequestError } from "../Errors.js"
 import * as validate from "./options.js"
 import { currentTaskId, type Origin, originOf, type Supervisor, type TaskRecord } from "./supervisor.js"

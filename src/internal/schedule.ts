@@ -2,20 +2,18 @@
  * Repeating jobs and daemons as loops that run inside the supervisor. Time comes from `Clock`, so
  * `TestClock` drives every timeline in tests.
  */
-import {
-  Cause,
-  Clock,
-  Cron,
-  Duration,
-  Effect,
-  Either,
-  FiberRef,
-  HashSet,
-  Option,
-  Schedule,
-  ScheduleDecision,
-  ScheduleInterval
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Cron from "effect/Cron"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
 import { InvalidOptionError } from "../Errors.js"
 import * as validate from "./options.js"
 import { currentTaskId, type Supervisor } from "./supervisor.js"

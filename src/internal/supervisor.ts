@@ -5,26 +5,24 @@
  * All bookkeeping is synchronous JavaScript on one thread: admission, registration and the fork
  * happen in a single step, so no other fiber can observe a half-registered task.
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberId,
-  DefaultServices,
-  FiberRef,
-  FiberRefs,
-  HashMap,
-  Option,
-  Runtime,
-  RuntimeFlags,
-  Scope,
-  Tracer
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as DefaultServices from "effect/DefaultServices"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { QueueFullError, ShuttingDownError } from "../Errors.js"
 import * as taskScope from "./taskScope.js"
 import { Waiters } from "./waiters.js"

@@ -8,7 +8,11 @@
  * order on close; one added after close runs at once; `Effect.forkScoped` children are
  * interrupted); if it ever fails, tasks fall back to `Scope.make`.
  */
-import { Effect, ExecutionStrategy, Exit, Fiber, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
 
 type ScopeState =
   | { readonly _tag: "Open"; readonly finalizers: Map<object, Scope.Scope.Finalizer> }

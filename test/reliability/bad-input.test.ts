@@ -461,20 +461,14 @@ describe.concurrent("refused since the first reliability run found them accepted
 
   exampleTest("Server.launch hardDeadline: a negative one is refused at start, not a 0 ms deadline", async ({ examples }) => {
     const app = await examples.spawn("notify", { HARD_DEADLINE_MS: "-1" })
-    const first = await Promise.race([
-      app.exited.then(() => "exited"),
-      app.waitForLine(/listening on/).then(() => "listening", () => "exited")
-    ])
+    const first = await app.waitForListening().then(() => "listening", () => "exited")
     expect(first).toBe("exited")
     expect(app.stderr).toContain('Invalid option "hardDeadline"')
   })
 
   exampleTest("Server.launch: phase bounds beyond Node's timer range (a 30-day drain) are honoured, or refused at start; the hard deadline does not fire at once", async ({ examples }) => {
     const app = await examples.spawn("server", { DRAIN_MS: String(30 * 24 * 3600 * 1000) })
-    const first = await Promise.race([
-      app.exited.then(() => "exited"),
-      app.waitForLine(/listening on/).then(() => "listening", () => "exited")
-    ])
+    const first = await app.waitForListening().then(() => "listening", () => "exited")
     if (first === "exited") return expect(app.stderr).toContain('Invalid option "drainTimeout"')
     const slow = processRequest(app.port, "GET", "/slow?ms=500")
     await app.waitForLine(/slow request: answering in 500ms/)

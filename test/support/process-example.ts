@@ -1,7 +1,9 @@
 /**
  * Runs an example as a real process — `node --import tsx examples/<name>.ts`, so signals reach the
- * node process itself — and talks to it over real sockets. No timing thresholds: every wait here
- * is an upper bound for "eventually", and a test asserts outcomes.
+ * node process itself — and talks to it over real sockets. No timing thresholds: waiting for a
+ * process to listen ends when it listens or exits, however long its start takes on a loaded
+ * machine (vitest's test timeout bounds a process that hangs, and the launcher then kills it);
+ * every other wait here is an upper bound for "eventually", and a test asserts outcomes.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
@@ -10,11 +12,11 @@ import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { expect, test as base } from "vitest"
+import { expect, test as base, type TestContext } from "vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
-/** How long "eventually" may take on a loaded 2-core machine. */
+/** How long "eventually" may take on a loaded 2-core machine (not used for starting up: see `waitForListening`). */
 export const patience = 30_000
 
 /** A port that was free a moment ago: bind port 0 on 127.0.0.1, read it, close. */
@@ -87,8 +89,24 @@ export class RunningExample {
     for (const watcher of this.watchers) watcher()
   }
 
-  /** Resolves with the first stdout line matching `pattern`; rejects if the process exits first. */
+  /**
+   * Resolves with the first stdout line matching `pattern`; rejects with the process's output if
+   * it exits first, or if `timeout` milliseconds pass (an upper bound for "eventually").
+   */
   waitForLine(pattern: RegExp, timeout = patience): Promise<string> {
+    return this.lineOrExit(pattern, timeout)
+  }
+
+  /**
+   * Resolves with the process's `listening on http://127.0.0.1:<port>` line once it prints it;
+   * rejects with its output if it exits first. No clock: how long a start takes depends on the
+   * machine's load, and vitest's test timeout bounds a process that hangs.
+   */
+  waitForListening(): Promise<string> {
+    return this.lineOrExit(new RegExp(`listening on http://127\\.0\\.0\\.1:${this.port}\\b`), undefined)
+  }
+
+  private lineOrExit(pattern: RegExp, timeout: number | undefined): Promise<string> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const line = this.out.split("\n").find((candidate) => pattern.test(candidate))
@@ -97,7 +115,7 @@ export class RunningExample {
           return done(() => reject(new Error(`${this.name} exited before printing ${pattern}\n${this.output()}`)))
         }
       }
-      const timer = setTimeout(
+      const timer = timeout === undefined ? undefined : setTimeout(
         () => done(() => reject(new Error(`${this.name} did not print ${pattern} within ${timeout}ms\n${this.output()}`))),
         timeout
       )
@@ -114,6 +132,15 @@ export class RunningExample {
   /** Sends a real signal to the node process. */
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal)
+  }
+
+  /**
+   * Waits for a process whose start is meant to fail to exit, with no clock: that takes as long as
+   * a start (a failed layer build still waits for worker threads that are loading), which depends
+   * on the machine's load; vitest's test timeout bounds a process that hangs.
+   */
+  waitForFailedStart(): Promise<Exit> {
+    return this.exited
   }
 
   /** Waits for the process to exit on its own (an upper bound, not a threshold). */
@@ -186,10 +213,13 @@ export class ExampleLauncher {
 
   constructor(private readonly dir = "examples") {}
 
-  /** Spawns `<dir>/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens. */
+  /**
+   * Spawns `<dir>/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens
+   * (rejecting if it exits first; see `waitForListening`).
+   */
   async start(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
     const example = await this.spawn(name, env)
-    await example.waitForLine(new RegExp(`listening on http://127\\.0\\.0\\.1:${example.port}\\b`))
+    await example.waitForListening()
     return example
   }
 
@@ -207,6 +237,16 @@ export class ExampleLauncher {
     const example = new RunningExample(name, child, port, logFile)
     this.running.push(example)
     return example
+  }
+
+  /** What every process printed, for a failed test's report: a start that hung shows where. */
+  outputs(): string {
+    return this.running
+      .map((example) => {
+        const { exitCode, signalCode, pid } = example.child
+        return `${example.name} (pid ${pid}, exit ${exitCode ?? signalCode ?? "not yet"}):\n${example.output()}`
+      })
+      .join("\n")
   }
 
   async cleanup(): Promise<void> {
@@ -317,9 +357,18 @@ export const waitUntilRefusing = async (port: number, timeout = patience): Promi
   }
 }
 
-/** A launcher of its own for one test, cleaned up (children killed by PID) when it ends, pass or fail. */
-export const ownLauncher = (dir: string) => async ({}, use: (launcher: ExampleLauncher) => Promise<void>) => {
+/**
+ * A launcher of its own for one test, cleaned up (children killed by PID) when it ends, pass or
+ * fail — a timeout included; when the test fails, what its processes printed is written to stderr.
+ */
+export const ownLauncher = (dir: string) => async (
+  { onTestFailed }: TestContext,
+  use: (launcher: ExampleLauncher) => Promise<void>
+) => {
   const launcher = new ExampleLauncher(dir)
+  onTestFailed(() => {
+    process.stderr.write(`processes of the failed test:\n${launcher.outputs()}\n`)
+  })
   try {
     await use(launcher)
   } finally {

@@ -2,7 +2,8 @@
  * The values a worker module exports and the task definitions shared by both sides. Plain data
  * tagged with a registry symbol, so the worker's copy of this module recognises them.
  */
-import type { Effect, Queue } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Queue from "effect/Queue"
 import * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"

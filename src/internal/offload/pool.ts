@@ -40,6 +40,11 @@ export interface PoolOptions {
   readonly idleTimeoutMillis: number
   readonly startupTimeoutMillis: number
   readonly maxHeapMb: number | undefined
+  /**
+   * Told why a thread could not load once the pool has started (a thread still loading in the
+   * background, a replacement, one started on demand); before that, the start itself fails.
+   */
+  readonly onLoadFailure: (reason: string, threadsLeft: number) => void
 }
 
 interface Slot {
@@ -59,6 +64,9 @@ interface Slot {
   lastError: (Error & { code?: string }) | undefined
   /** When the slot last became idle (performance.now), for the idle sweep. */
   idleSince: number | undefined
+  /** Why it could not load, once known. */
+  loadFailure: SerializedDefect | undefined
+  /** Set while the pool's start waits on this thread: told whether it loaded. */
   onReady: ((error: SerializedDefect | undefined) => void) | undefined
 }
 
@@ -112,30 +120,24 @@ export class Pool {
     return { threads: this.liveSlots(), busy, queued, spawned: this.spawned, crashed: this.crashed }
   }
 
-  /** Starts the minimum number of workers (at least one, to prove the module loads). */
+  /**
+   * Starts the minimum number of workers (at least one) and settles as soon as one has loaded the
+   * module — proof that it loads — or as soon as one fails to load before any did, in which case
+   * every thread is stopped first. The others go on loading in the background; one of them that
+   * fails later is reported through `onLoadFailure` and the pool carries on without it.
+   */
   start(): Promise<void> {
     const count = Math.max(1, this.options.minThreads)
-    const starting = Array.from({ length: count }, () => this.waitReady(this.spawn()))
-    return Promise.all(starting).then(
-      () => {
-        for (const slot of this.slots) this.settleIdle(slot)
-      },
-      (error: unknown) => {
-        this.closing = true
-        return Promise.all(Array.from(this.slots, (slot) => this.retire(slot))).then(() => {
-          throw error
-        })
-      }
-    )
-  }
-
-  private waitReady(slot: Slot): Promise<void> {
+    const starting = Array.from({ length: count }, () => this.spawn())
     return new Promise<void>((resolve, reject) => {
-      slot.onReady = (error) => {
-        slot.onReady = undefined
-        if (error === undefined) resolve()
-        else reject(new Error(describeDefect(error), { cause: error }))
+      const settle = (error: SerializedDefect | undefined) => {
+        for (const slot of starting) slot.onReady = undefined
+        if (error === undefined) return resolve()
+        this.closing = true
+        const stopped = Array.from(this.slots, (slot) => this.retire(slot))
+        void Promise.all(stopped).then(() => reject(new Error(describeDefect(error), { cause: error })))
       }
+      for (const slot of starting) slot.onReady = settle
     })
   }
 
@@ -238,6 +240,7 @@ export class Pool {
       retiring: false,
       lastError: undefined,
       idleSince: undefined,
+      loadFailure: undefined,
       onReady: undefined
     }
     // Every worker, not only the first ones, must load in time: a replacement that hangs while
@@ -293,8 +296,20 @@ export class Pool {
     if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
     slot.startupTimer = undefined
     slot.lastError = Object.assign(new Error(error.message), { name: error.name })
-    slot.onReady?.(error)
+    this.reportLoadFailure(slot, error)
     void this.retire(slot)
+  }
+
+  /** Says why a thread did not load: to the start waiting on it, or, once started, to `onLoadFailure`. */
+  private reportLoadFailure(slot: Slot, error: SerializedDefect): void {
+    if (slot.loadFailure !== undefined) return
+    slot.loadFailure = error
+    if (slot.onReady !== undefined) slot.onReady(error)
+    else if (!this.closing) {
+      // The threads left besides this one (still counted while it is being stopped, not once it exited).
+      const counted = this.slots.has(slot) && !slot.retiring
+      this.options.onLoadFailure(describeDefect(error), this.liveSlots() - (counted ? 1 : 0))
+    }
   }
 
   private onExit(slot: Slot, exitCode: number): void {
@@ -302,7 +317,8 @@ export class Pool {
     slot.idleSince = undefined
     if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
     if (!slot.ready) {
-      slot.onReady?.(startupExited(exitCode, slot.lastError, this.options.maxHeapMb))
+      // A thread stopped on purpose while loading (shutdown, a failed start) did not fail to load.
+      if (!slot.retiring) this.reportLoadFailure(slot, startupExited(exitCode, slot.lastError, this.options.maxHeapMb))
       // A worker that never loaded is not replaced eagerly — that would respawn a broken module
       // forever. Jobs waiting for it fail; the next job submitted tries a fresh worker.
       this.failQueuedIfNoWorker({

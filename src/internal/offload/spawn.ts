@@ -29,10 +29,49 @@ const resolveTsx = (): string => {
   return tsxLoader
 }
 
+/**
+ * What the bootstrap imports from effect (with what those import, about 430 modules, most of the
+ * thread's load). A thread that registers tsx imports them first, by their resolved URLs: tsx's
+ * loader hooks, once registered, see every module loaded after them, which doubled the time a
+ * thread took to become ready. A module missing here only loads through the hooks, a bit slower.
+ */
+const bootstrapDependencies = [
+  "effect/Cause",
+  "effect/Effect",
+  "effect/Either",
+  "effect/Exit",
+  "effect/Fiber",
+  "effect/Option",
+  "effect/ParseResult",
+  "effect/Predicate",
+  "effect/Queue",
+  "effect/Schema",
+  "effect/SchemaAST"
+]
+
+let preloads: ReadonlyArray<string> | undefined
+/**
+ * The bootstrap's dependencies as the URLs its own imports resolve to (same package, same
+ * conditions), or none where `import.meta.resolve` is missing (Node before 20.6, vitest).
+ */
+const resolvePreloads = (): ReadonlyArray<string> => {
+  if (preloads === undefined) {
+    try {
+      preloads = typeof import.meta.resolve === "function"
+        ? bootstrapDependencies.map((specifier) => import.meta.resolve(specifier))
+        : []
+    } catch {
+      preloads = []
+    }
+  }
+  return preloads
+}
+
 // Eval'd workers start as CommonJS; this shim registers tsx when needed and loads the bootstrap.
 const shim = `
 const { workerData } = require("node:worker_threads");
 (async () => {
+  for (const url of workerData.preload) await import(url);
   if (workerData.tsx) (await import(workerData.tsx)).register();
   await import(workerData.bootstrap);
 })().catch((error) => {
@@ -66,7 +105,8 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
       module: options.module,
       kind: options.kind,
       cells: options.cells,
-      tsx: needsTsx ? resolveTsx() : undefined
+      tsx: needsTsx ? resolveTsx() : undefined,
+      preload: needsTsx ? resolvePreloads() : []
     },
     ...(options.maxHeapMb !== undefined
       ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb, maxYoungGenerationSizeMb: Math.min(16, Math.max(1, Math.floor(options.maxHeapMb / 4))) } }
@@ -79,7 +119,8 @@ export const spawnWorker = (options: SpawnOptions): Worker => {
 /** Why a worker that was still loading is gone: it did not say it was ready in time. */
 export const startupTimedOut = (timeoutMillis: number): SerializedDefect => ({
   name: "Error",
-  message: `the worker did not become ready within ${timeoutMillis}ms`,
+  message: `the worker did not become ready within ${timeoutMillis}ms (startupTimeout); ` +
+    "if the module is only slow to load (a loaded machine, a large module), raise startupTimeout",
   stack: undefined
 })
 
