@@ -13,9 +13,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
-import { afterAll, beforeAll, describe, expect, test as base } from "vitest"
+import { afterAll, beforeAll, describe, expect } from "vitest"
 import { reportShape } from "./support/process-example.js"
-import { isAlive, JobLauncher } from "./support/process-group.js"
+import { isAlive, jobTest } from "./support/process-group.js"
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -63,16 +63,7 @@ const shell = (command: string, cwd: string) =>
     maxBuffer: 64 * 1024 * 1024
   })
 
-const test = base.extend<{ jobs: JobLauncher }>({
-  jobs: async ({}, use) => {
-    const jobs = new JobLauncher()
-    try {
-      await use(jobs)
-    } finally {
-      await jobs.cleanup()
-    }
-  }
-})
+const test = jobTest
 
 const guide = blocksOf(await readFile(guidePath, "utf8"))
 const install = commandsOf(blockIn(guide, "Install", "sh"))

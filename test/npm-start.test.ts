@@ -7,23 +7,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { cpus } from "node:os"
-import { afterAll, beforeAll, describe, expect, test as base } from "vitest"
-import { childrenOf, type ForegroundJob, isAlive, JobLauncher } from "./support/process-group.js"
+import { afterAll, beforeAll, describe, expect } from "vitest"
+import { childrenOf, type ForegroundJob, isAlive, type JobLauncher, jobTest } from "./support/process-group.js"
 import { reportShape, request } from "./support/process-example.js"
 
 /** Trials per way of stopping; `SIGNAL_TRIALS` raises or lowers it. */
 const trials = Number(process.env.SIGNAL_TRIALS ?? 20)
 
-const test = base.extend<{ jobs: JobLauncher }>({
-  jobs: async ({}, use) => {
-    const jobs = new JobLauncher()
-    try {
-      await use(jobs)
-    } finally {
-      await jobs.cleanup()
-    }
-  }
-})
+const test = jobTest
 
 type Stop = (job: ForegroundJob, server: number) => void
 

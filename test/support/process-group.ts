@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { test as base } from "vitest"
 import { freePort, RunningExample } from "./process-example.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -120,3 +121,15 @@ export class JobLauncher {
     await Promise.all(this.dirs.map((dir) => rm(dir, { recursive: true, force: true })))
   }
 }
+
+/** A vitest `test` whose `jobs` fixture is a launcher of its own, cleaned up when the test ends. */
+export const jobTest = base.extend<{ jobs: JobLauncher }>({
+  jobs: async ({}, use) => {
+    const jobs = new JobLauncher()
+    try {
+      await use(jobs)
+    } finally {
+      await jobs.cleanup()
+    }
+  }
+})
