@@ -719,6 +719,14 @@ const startJob = <E, R>(
     )
   })
 
+/** @internal {@link startJob}, for the modules that run jobs of their own (durable workers). */
+export const startJobInternal = <E, R>(
+  name: string,
+  kind: "daemon" | "schedule",
+  loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
+): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+  startJob(name, kind, loop)
+
 const startRepeating = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,

@@ -164,3 +164,8 @@ export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>)
       }))
   })
 )
+
+/** @internal Whether `add` from the calling fiber would be accepted (it serves a request, through the middleware). */
+export const canAdd: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
+  Effect.succeed(requestTasks.canAdd(fiber, supervisorOf))
+)

@@ -334,3 +334,58 @@ const describeValue = (value: unknown): string => {
     return typeof value
   }
 }
+
+/**
+ * The durable task store could not be reached or did not answer: at start (the store layer's build
+ * fails with it, and nothing starts), or when an `enqueue` could not be committed (a handler can
+ * answer 503; nothing was half-written), or when a status query failed. `store` names the store
+ * (`sqlite:./data/tasks.sqlite`, `postgres://app:***@db:5432/app`, with any password redacted).
+ *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import type { DurableStoreError } from "effect-background"
+ *
+ * const unavailable = (error: DurableStoreError) =>
+ *   Effect.as(Effect.logWarning(error.message), HttpServerResponse.text("try again later", { status: 503 }))
+ * ```
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DurableStoreError extends Data.TaggedError("DurableStoreError")<{
+  /** The store, as `sqlite:<file>` or a `postgres://` URL with its password redacted. */
+  readonly store: string
+  /** What was being done: `"connect"`, `"enqueue"`, `"status"`, `"retry"`, `"discard"`, `"counts"`. */
+  readonly operation: string
+  /** The driver's own explanation. */
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Durable task store ${this.store}: ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/**
+ * A durable task's payload does not match its schema when it is enqueued: nothing was stored.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { DurablePayloadError } from "effect-background"
+ *
+ * const report = (error: DurablePayloadError) => Effect.logError(`${error.task}: ${error.details}`)
+ * ```
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class DurablePayloadError extends Data.TaggedError("DurablePayloadError")<{
+  readonly task: string
+  readonly details: string
+}> {
+  override get message(): string {
+    return `Durable task "${this.task}": the payload does not match its schema: ${this.details}`
+  }
+}

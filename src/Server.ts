@@ -32,6 +32,8 @@ import * as Net from "node:net"
 import * as Background from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
 import {
+  DurablePayloadError,
+  DurableStoreError,
   InvalidOptionError,
   QueueFullError,
   ShuttingDownError,
@@ -602,7 +604,9 @@ const ownErrors = [
   WorkerCrashError,
   WorkerOutOfMemoryError,
   WorkerLoadError,
-  TaskSchemaError
+  TaskSchemaError,
+  DurableStoreError,
+  DurablePayloadError
 ] as const
 
 /**

@@ -78,3 +78,23 @@ export * as Server from "./Server.js"
  * @since 0.1.0
  */
 export * as Offload from "./Offload.js"
+
+/**
+ * Durable tasks: committed to a store (an embedded SQLite file, or PostgreSQL for many processes)
+ * before `enqueue` returns, run at least once by supervised workers, retried, kept as dead after
+ * their last attempt; they survive a crash and are shared by every process on the store.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import * as Durable from "effect-background/Durable"
+ *
+ * export const SendWelcome = Durable.task("send-welcome", {
+ *   payload: Schema.Struct({ email: Schema.String }),
+ *   run: ({ email }) => Effect.log(`welcome mail to ${email}`)
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ */
+export * as Durable from "./Durable.js"

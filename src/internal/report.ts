@@ -25,6 +25,9 @@ export class ShutdownRecord {
   stillRunning: Array<string> = []
   offloadMillis: number | undefined = undefined
   offloadInterrupted = 0
+  /** What this process's durable workers did (the store's own counters), when it runs any. */
+  durable: { readonly done: number; readonly retried: number; readonly dead: number; readonly released: number } | undefined =
+    undefined
   /** Epoch milliseconds when the offload pool finished its shutdown, if there is one. */
   offloadDoneAt: number | undefined = undefined
   /** Epoch milliseconds when the supervisor finished its shutdown. */
@@ -52,6 +55,10 @@ export class ShutdownRecord {
       ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
     ]
     if (this.offloadMillis !== undefined) parts.push(`offload tasks interrupted=${this.offloadInterrupted}`)
+    if (this.durable !== undefined) {
+      const { dead, done, released, retried } = this.durable
+      parts.push(`durable done=${done} retried=${retried} dead=${dead} released=${released}`)
+    }
     if (this.interruptedNames.length > 0) parts.push(`interrupted: ${this.interruptedNames.join(", ")}`)
     if (this.stillRunning.length > 0) parts.push(`still running: ${this.stillRunning.join(", ")}`)
     return `shutdown report: ${parts.join("; ")}`

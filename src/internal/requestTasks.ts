@@ -208,3 +208,20 @@ export const add = <A, E, R>(
 /** The defect of an add made in a background task's fiber, naming the task if it is known. */
 const calledFromTask = (supervisor: Supervisor | undefined, taskId: number) =>
   Effect.die(new OutsideRequestError({ reason: "background-task", task: supervisor?.nameOf(taskId) }))
+
+/**
+ * Whether an add from this fiber would be accepted: it serves a request whose slot is open, with a
+ * supervisor. Durable enqueues ask, to hold a task until the response is written only where a
+ * response is coming.
+ */
+export const canAdd = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
+): boolean => {
+  const context = fiber.currentContext
+  const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+  if (Option.isNone(request)) return false
+  const slot = slots.get(keyOf(request.value))
+  return slot !== undefined && !slot.sealed && fiber.getFiberRef(currentTaskId) === slot.servedBy &&
+    supervisorOf(context) !== undefined
+}

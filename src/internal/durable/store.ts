@@ -1,0 +1,234 @@
+/**
+ * The durable store: `@effect/sql`'s `SqlPersistedQueue` (one table, `effect_queue` by default),
+ * with `@effect/experimental`'s `PersistedQueue` on top, and a few statements of our own on the
+ * same table for what the queue has no word for.
+ *
+ * The queue's engine does the work: idempotent offers (a repeated id is ignored), taking with a
+ * lease (`acquired_by`, `acquired_at`) so that one worker at a time has a task, a lease that
+ * expires when its worker dies (the task is then taken again), and releasing a task whose run was
+ * interrupted. What we add speaks the same protocol, on the same columns:
+ *
+ * - a task that must not run yet — held until its response is written, scheduled for later, or
+ *   waiting out a retry's backoff — is written as leased by a placeholder worker, with the lease
+ *   dated so that it expires exactly when the task may run: the queue then takes it by itself;
+ * - a task that failed its last attempt (or whose payload no longer decodes) is leased to a
+ *   "dead" placeholder until the end of time, with its attempts and last failure: queryable, never
+ *   taken, and retried or discarded on request;
+ * - a running task's lease is renewed while it runs (the queue's own renewal does not run in this
+ *   version of `@effect/sql`: a task longer than the lease would otherwise be taken twice).
+ */
+import * as PersistedQueue from "@effect/experimental/PersistedQueue"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { DurableStoreError } from "../../Errors.js"
+
+/** Placeholder workers (UUIDs, as PostgreSQL's `acquired_by` column is typed). */
+export const SCHEDULED = "00000000-0000-4000-8000-000000000001"
+export const HELD = "00000000-0000-4000-8000-000000000002"
+export const DEAD = "00000000-0000-4000-8000-000000000003"
+/** A dead task's lease: it never expires. */
+const NEVER = "9999-12-31 00:00:00"
+
+/** Where a durable task is in its life. */
+export type State = "pending" | "scheduled" | "running" | "retrying" | "done" | "dead"
+
+export interface Row {
+  readonly id: string
+  readonly name: string
+  readonly state: State
+  readonly attempts: number
+  readonly lastFailure: string | null
+  readonly element: string
+}
+
+/** What this process's workers did, for the shutdown report. */
+export interface WorkerStats {
+  /** Runs that succeeded. */
+  done: number
+  /** Runs that failed and were rescheduled by their retry schedule. */
+  retried: number
+  /** Tasks that failed their last attempt or no longer decode, now kept as dead. */
+  dead: number
+  /** Runs interrupted at shutdown and handed back to the store for the next process. */
+  released: number
+}
+
+export interface StoreSettings {
+  /** The store as it is shown in errors and logs, with any password redacted. */
+  readonly description: string
+  readonly table: string
+  readonly pollInterval: Duration.Duration
+  readonly lockExpiration: Duration.Duration
+}
+
+export interface Store {
+  readonly description: string
+  readonly dialect: "sqlite" | "pg"
+  readonly lockExpiration: Duration.Duration
+  readonly sql: SqlClient.SqlClient
+  readonly factory: PersistedQueue.PersistedQueueFactory["Type"]
+  readonly stats: WorkerStats
+  /** Writes a task that must not be taken for `delayMillis` (`held`: until its response is written). */
+  readonly insertLater: (
+    id: string,
+    name: string,
+    element: string,
+    delayMillis: number,
+    why: "held" | "scheduled"
+  ) => Effect.Effect<void, DurableStoreError>
+  /** Lets a held task be taken now. */
+  readonly releaseHeld: (id: string) => Effect.Effect<void, DurableStoreError>
+  /** Records a failed attempt and makes the task available again after `delayMillis`. */
+  readonly reschedule: (id: string, attempts: number, failure: string, delayMillis: number) => Effect.Effect<void, DurableStoreError>
+  /** Records the last failed attempt: the task is dead. */
+  readonly markDead: (id: string, attempts: number, failure: string) => Effect.Effect<void, DurableStoreError>
+  /** Renews a running task's lease. */
+  readonly heartbeat: (id: string) => Effect.Effect<void, DurableStoreError>
+  readonly find: (id: string) => Effect.Effect<Row | undefined, DurableStoreError>
+  readonly listDead: (name: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<Row>, DurableStoreError>
+  readonly counts: Effect.Effect<ReadonlyArray<{ readonly name: string; readonly state: State; readonly count: number }>, DurableStoreError>
+  /** Makes a dead task pending again with no attempts counted; false when no dead task has the id. */
+  readonly retryDead: (id: string) => Effect.Effect<boolean, DurableStoreError>
+  /** Deletes a dead task; false when no dead task has the id. */
+  readonly discard: (id: string) => Effect.Effect<boolean, DurableStoreError>
+}
+
+export class DurableStore extends Context.Tag("effect-background/DurableStore")<DurableStore, Store>() {}
+
+/** The driver's own words for a failure, without stack frames. */
+export const reasonOf = (cause: unknown): string => {
+  const seen: Array<string> = []
+  let current: unknown = cause
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    const message = current instanceof Error ? current.message : typeof current === "string" ? current : undefined
+    if (message !== undefined && message.length > 0 && !seen.includes(message)) seen.push(message)
+    current = typeof current === "object" && "cause" in current ? (current as { cause?: unknown }).cause : undefined
+  }
+  return seen.length > 0 ? seen.join(": ") : String(cause)
+}
+
+/** Builds the store on the `SqlClient` in context: creates the table if it is missing. */
+export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStoreError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const fail = (operation: string) => (cause: unknown) =>
+      new DurableStoreError({ store: settings.description, operation, reason: reasonOf(cause) })
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const dialect = sql.onDialectOrElse({ pg: () => "pg" as const, sqlite: () => "sqlite" as const, orElse: () => undefined })
+    if (dialect === undefined) {
+      return yield* fail("connect")("only SQLite and PostgreSQL clients are supported")
+    }
+    const queueStore = yield* SqlPersistedQueue.make({
+      tableName: settings.table,
+      pollInterval: settings.pollInterval,
+      lockExpiration: settings.lockExpiration
+    }).pipe(Effect.mapError(fail("connect")))
+    const factory = yield* PersistedQueue.makeFactory.pipe(
+      Effect.provideService(PersistedQueue.PersistedQueueStore, queueStore)
+    )
+
+    const table = sql(settings.table)
+    // The queue's lease, in whole seconds, as the queue computes it.
+    const leaseSeconds = Math.ceil(Duration.toSeconds(settings.lockExpiration))
+    const literal = (value: string) => sql.literal(`'${value}'`)
+    const scheduled = literal(SCHEDULED)
+    const held = literal(HELD)
+    const dead = literal(DEAD)
+    const never = literal(NEVER)
+    const isTrue = dialect === "pg" ? sql.literal("TRUE") : sql.literal("1")
+    const isFalse = dialect === "pg" ? sql.literal("FALSE") : sql.literal("0")
+    const now = dialect === "pg" ? sql.literal("NOW()") : sql.literal("CURRENT_TIMESTAMP")
+    /** The database's clock, shifted by `millis` (its own clock: one for every process and machine). */
+    const shifted = (millis: number) => {
+      const rounded = Math.round(millis)
+      return dialect === "pg"
+        ? sql.literal(`NOW() + INTERVAL '${rounded} milliseconds'`)
+        : sql.literal(`datetime(CURRENT_TIMESTAMP, '${rounded >= 0 ? "+" : ""}${rounded / 1000} seconds')`)
+    }
+    /** A lease dated so that it expires `delayMillis` from now. */
+    const availableIn = (delayMillis: number) => shifted(delayMillis - leaseSeconds * 1000)
+    const leaseLive = sql`acquired_at >= ${shifted(-leaseSeconds * 1000)}`
+    const state = sql`CASE
+      WHEN completed = ${isTrue} THEN 'done'
+      WHEN acquired_by = ${dead} THEN 'dead'
+      WHEN acquired_by = ${scheduled} AND ${leaseLive} THEN (CASE WHEN attempts > 0 THEN 'retrying' ELSE 'scheduled' END)
+      WHEN acquired_by = ${held} AND ${leaseLive} THEN 'pending'
+      WHEN acquired_by IS NOT NULL AND ${leaseLive} THEN 'running'
+      WHEN attempts > 0 THEN 'retrying'
+      ELSE 'pending' END`
+    const columns = sql`id, queue_name AS name, ${state} AS state, attempts, last_failure AS "lastFailure", element`
+    const toRow = (row: Record<string, unknown>): Row => ({
+      id: String(row.id),
+      name: String(row.name),
+      state: row.state as State,
+      attempts: Number(row.attempts),
+      lastFailure: row.lastFailure === null || row.lastFailure === undefined ? null : String(row.lastFailure),
+      element: String(row.element)
+    })
+    const insertIgnoring = dialect === "pg" ? sql.literal("INSERT INTO") : sql.literal("INSERT OR IGNORE INTO")
+    const onConflict = dialect === "pg" ? sql.literal("ON CONFLICT (id) DO NOTHING") : sql.literal("")
+
+    return {
+      description: settings.description,
+      dialect,
+      lockExpiration: settings.lockExpiration,
+      sql,
+      factory,
+      stats: { done: 0, retried: 0, dead: 0, released: 0 },
+      insertLater: (id, name, element, delayMillis, why) =>
+        sql`${insertIgnoring} ${table}
+          (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
+          VALUES (${id}, ${name}, ${element}, ${isFalse}, 0, ${availableIn(delayMillis)},
+            ${why === "held" ? held : scheduled}, ${now}, ${now})
+          ${onConflict}`.pipe(Effect.asVoid, Effect.mapError(fail("enqueue"))),
+      releaseHeld: (id) =>
+        sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
+          WHERE id = ${id} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
+      reschedule: (id, attempts, failure, delayMillis) =>
+        sql`UPDATE ${table}
+          SET attempts = ${attempts}, last_failure = ${failure}, updated_at = ${now},
+            acquired_by = ${scheduled}, acquired_at = ${availableIn(delayMillis)}
+          WHERE id = ${id} AND completed = ${isFalse}`.pipe(Effect.asVoid, Effect.mapError(fail("retry"))),
+      markDead: (id, attempts, failure) =>
+        sql`UPDATE ${table}
+          SET attempts = ${attempts}, last_failure = ${failure}, updated_at = ${now},
+            acquired_by = ${dead}, acquired_at = ${never}
+          WHERE id = ${id} AND completed = ${isFalse}`.pipe(Effect.asVoid, Effect.mapError(fail("dead-letter"))),
+      heartbeat: (id) =>
+        sql`UPDATE ${table} SET acquired_at = ${now}
+          WHERE id = ${id} AND completed = ${isFalse} AND acquired_by IS NOT NULL
+          AND acquired_by NOT IN (${scheduled}, ${held}, ${dead})`.pipe(Effect.asVoid, Effect.mapError(fail("lease renewal"))),
+      find: (id) =>
+        sql`SELECT ${columns} FROM ${table} WHERE id = ${id}`.pipe(
+          Effect.map((rows) => (rows.length === 0 ? undefined : toRow(rows[0]!))),
+          Effect.mapError(fail("status"))
+        ),
+      listDead: (name, limit) =>
+        sql`SELECT ${columns} FROM ${table} WHERE acquired_by = ${dead}
+          ${name === undefined ? sql.literal("") : sql`AND queue_name = ${name}`}
+          ORDER BY updated_at DESC, sequence DESC LIMIT ${sql.literal(String(limit))}`.pipe(
+          Effect.map((rows) => rows.map(toRow)),
+          Effect.mapError(fail("list dead"))
+        ),
+      counts: sql`SELECT name, state, COUNT(*) AS count FROM (
+          SELECT queue_name AS name, ${state} AS state FROM ${table} WHERE completed = ${isFalse}
+        ) tasks GROUP BY name, state ORDER BY name, state`.pipe(
+        Effect.map((rows) => rows.map((row) => ({ name: String(row.name), state: row.state as State, count: Number(row.count) }))),
+        Effect.mapError(fail("counts"))
+      ),
+      retryDead: (id) =>
+        sql`UPDATE ${table} SET attempts = 0, acquired_at = NULL, acquired_by = NULL, updated_at = ${now}
+          WHERE id = ${id} AND acquired_by = ${dead} RETURNING id`.pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(fail("retry"))
+        ),
+      discard: (id) =>
+        sql`DELETE FROM ${table} WHERE id = ${id} AND acquired_by = ${dead} RETURNING id`.pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(fail("discard"))
+        )
+    } satisfies Store
+  })
