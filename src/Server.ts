@@ -42,6 +42,7 @@ import {
   WorkerLoadError,
   WorkerOutOfMemoryError
 } from "./Errors.js"
+import { DurableStore } from "./internal/durable/tag.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
 import { Waiters } from "./internal/waiters.js"
@@ -419,7 +420,9 @@ export interface SnapshotRouteOptions {
 
 /**
  * An opt-in route that answers the supervisor's snapshot as JSON (`{"tasks": [...]}`): each task's
- * name, key, id, kind, state and times — never its input. Nothing is mounted unless you mount this;
+ * name, key, id, kind, state and times — never its input. With a durable store (`Durable.sqlite`,
+ * `Durable.postgres`) in context, `durable` adds the store's counts by task type and state, across
+ * every process on it, and what this process's workers did (`done`, `retried`, `dead`, `released`). Nothing is mounted unless you mount this;
  * give it a bearer `token` to keep it private. An empty token is refused at once with
  * `InvalidOptionError`, since it would guard nothing.
  *
@@ -453,7 +456,8 @@ export const snapshotRoute = (
   }
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     authorized(request.headers.authorization)
-      ? Effect.map(Background.snapshot, (tasks) => HttpServerResponse.unsafeJson({ tasks }))
+      ? Effect.flatMap(Background.snapshot, (tasks) =>
+        Effect.map(durableSnapshot, (durable) => HttpServerResponse.unsafeJson(durable === undefined ? { tasks } : { tasks, durable })))
       : Effect.succeed(
         HttpServerResponse.unsafeJson({ error: "unauthorized" }, {
           status: 401,
@@ -461,6 +465,22 @@ export const snapshotRoute = (
         })
       ))
 }
+
+/**
+ * With a durable store in context: what it holds, by task type and state, across every process on
+ * it (or why it could not say), and what this process's workers have done.
+ */
+const durableSnapshot = Effect.flatMap(Effect.serviceOption(DurableStore), (store) =>
+  Option.isNone(store)
+    ? Effect.succeed(undefined)
+    : Effect.map(
+      Effect.either(store.value.counts),
+      (counts) => ({
+        store: store.value.description,
+        ...(counts._tag === "Right" ? { counts: counts.right } : { error: counts.left.message }),
+        thisProcess: { ...store.value.stats }
+      })
+    ))
 
 /**
  * Options of {@link app}: the server's and the supervisor's, plus the jobs to run.

@@ -20,7 +20,6 @@
 import * as PersistedQueue from "@effect/experimental/PersistedQueue"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -33,30 +32,6 @@ export const DEAD = "00000000-0000-4000-8000-000000000003"
 /** A dead task's lease: it never expires. */
 const NEVER = "9999-12-31 00:00:00"
 
-/** Where a durable task is in its life. */
-export type State = "pending" | "scheduled" | "running" | "retrying" | "done" | "dead"
-
-export interface Row {
-  readonly id: string
-  readonly name: string
-  readonly state: State
-  readonly attempts: number
-  readonly lastFailure: string | null
-  readonly element: string
-}
-
-/** What this process's workers did, for the shutdown report. */
-export interface WorkerStats {
-  /** Runs that succeeded. */
-  done: number
-  /** Runs that failed and were rescheduled by their retry schedule. */
-  retried: number
-  /** Tasks that failed their last attempt or no longer decode, now kept as dead. */
-  dead: number
-  /** Runs interrupted at shutdown and handed back to the store for the next process. */
-  released: number
-}
-
 export interface StoreSettings {
   /** The store as it is shown in errors and logs, with any password redacted. */
   readonly description: string
@@ -65,39 +40,8 @@ export interface StoreSettings {
   readonly lockExpiration: Duration.Duration
 }
 
-export interface Store {
-  readonly description: string
-  readonly dialect: "sqlite" | "pg"
-  readonly lockExpiration: Duration.Duration
-  readonly sql: SqlClient.SqlClient
-  readonly factory: PersistedQueue.PersistedQueueFactory["Type"]
-  readonly stats: WorkerStats
-  /** Writes a task that must not be taken for `delayMillis` (`held`: until its response is written). */
-  readonly insertLater: (
-    id: string,
-    name: string,
-    element: string,
-    delayMillis: number,
-    why: "held" | "scheduled"
-  ) => Effect.Effect<void, DurableStoreError>
-  /** Lets a held task be taken now. */
-  readonly releaseHeld: (id: string) => Effect.Effect<void, DurableStoreError>
-  /** Records a failed attempt and makes the task available again after `delayMillis`. */
-  readonly reschedule: (id: string, attempts: number, failure: string, delayMillis: number) => Effect.Effect<void, DurableStoreError>
-  /** Records the last failed attempt: the task is dead. */
-  readonly markDead: (id: string, attempts: number, failure: string) => Effect.Effect<void, DurableStoreError>
-  /** Renews a running task's lease. */
-  readonly heartbeat: (id: string) => Effect.Effect<void, DurableStoreError>
-  readonly find: (id: string) => Effect.Effect<Row | undefined, DurableStoreError>
-  readonly listDead: (name: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<Row>, DurableStoreError>
-  readonly counts: Effect.Effect<ReadonlyArray<{ readonly name: string; readonly state: State; readonly count: number }>, DurableStoreError>
-  /** Makes a dead task pending again with no attempts counted; false when no dead task has the id. */
-  readonly retryDead: (id: string) => Effect.Effect<boolean, DurableStoreError>
-  /** Deletes a dead task; false when no dead task has the id. */
-  readonly discard: (id: string) => Effect.Effect<boolean, DurableStoreError>
-}
-
-export class DurableStore extends Context.Tag("effect-background/DurableStore")<DurableStore, Store>() {}
+export { DurableStore, type Row, type State, type Store, type WorkerStats } from "./tag.js"
+import type { Row, State, Store } from "./tag.js"
 
 /** The driver's own words for a failure, without stack frames. */
 export const reasonOf = (cause: unknown): string => {
