@@ -1,0 +1,50 @@
+/**
+ * A durable task enqueued in a request's handler is held until the response is written: a real
+ * server (127.0.0.1, ephemeral port) on an in-memory SQLite store, with workers polling often, and
+ * a handler that does not answer until the test lets it. Sequenced with Deferreds and observed
+ * states, never with timing thresholds.
+ */
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Schema } from "effect"
+import { Durable, Server } from "../src/index.js"
+import { eventually, request } from "./support/http-client.js"
+import { captureLogs, orHang, startApp } from "./support/http-server.js"
+
+describe("Durable.enqueue in a request's handler", () => {
+  it.live("holds the task until the response is written, then runs it", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const enqueued = yield* Deferred.make<string>()
+      const respond = yield* Deferred.make<void>()
+      const Note = Durable.task("note", {
+        payload: Schema.Struct({ text: Schema.String }),
+        run: ({ text }) => Effect.sync(() => events.push(`ran ${text}`))
+      })
+      const router = HttpRouter.empty.pipe(HttpRouter.post("/note", Effect.gen(function*() {
+        const id = yield* Durable.enqueue(Note, { text: "hello" })
+        yield* Deferred.succeed(enqueued, id)
+        yield* Deferred.await(respond)
+        events.push("responding")
+        return yield* HttpServerResponse.text(id, { status: 202 })
+      })))
+      const store = Durable.sqlite({ filename: ":memory:", pollInterval: "10 millis", lease: "30 seconds" })
+      const app = yield* startApp(
+        Server.app(router, { port: 0, jobs: Durable.layer([Note]) }).pipe(Layer.provide(store)),
+        captureLogs()
+      )
+
+      const reply = yield* Effect.fork(request(app.port, "/note", { method: "POST" }))
+      yield* Deferred.await(enqueued).pipe(orHang("the handler enqueued its task"))
+      // Many poll intervals, across a second boundary of SQLite's clock (its timestamps are whole
+      // seconds), while the response is not written yet: a worker that could take the task would
+      // have done so by now. (Not a threshold: nothing is asserted about the time.)
+      yield* Effect.sleep("1200 millis")
+      expect(events).toEqual([])
+
+      yield* Deferred.succeed(respond, undefined)
+      expect((yield* reply.await.pipe(Effect.flatten)).status).toBe(202)
+      yield* eventually(Effect.sync(() => events.length > 1)).pipe(orHang("the task ran"))
+      expect(events).toEqual(["responding", "ran hello"])
+    }).pipe(Effect.scoped))
+})
