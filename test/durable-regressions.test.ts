@@ -1,15 +1,21 @@
 /**
- * A durable task enqueued in a request's handler is held until the response is written: a real
- * server (127.0.0.1, ephemeral port) on an in-memory SQLite store, with workers polling often, and
- * a handler that does not answer until the test lets it. Sequenced with Deferreds and observed
- * states, never with timing thresholds.
+ * Durable tasks: regressions found while running the example as processes.
+ *
+ * - A task enqueued in a request's handler is held until the response is written: a real server
+ *   (127.0.0.1, ephemeral port) on an in-memory SQLite store, with workers polling often, and a
+ *   handler that does not answer until the test lets it. Sequenced with Deferreds and observed
+ *   states, never with timing thresholds.
+ * - Processes that start at once on a fresh PostgreSQL database (replicas of one deploy) all start:
+ *   creating the table is a race one of them used to lose.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Layer, Schema } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Durable, Server } from "../src/index.js"
 import { eventually, request } from "./support/http-client.js"
 import { captureLogs, orHang, startApp } from "./support/http-server.js"
+import { describePostgres, postgresUrl, uniqueTable } from "./support/postgres.js"
 
 describe("Durable.enqueue in a request's handler", () => {
   it.live("holds the task until the response is written, then runs it", () =>
@@ -46,5 +52,23 @@ describe("Durable.enqueue in a request's handler", () => {
       expect((yield* reply.await.pipe(Effect.flatten)).status).toBe(202)
       yield* eventually(Effect.sync(() => events.length > 1)).pipe(orHang("the task ran"))
       expect(events).toEqual(["responding", "ran hello"])
+    }).pipe(Effect.scoped))
+})
+
+describePostgres("Durable.postgres at start", () => {
+  it.live("stores built at once on a fresh database all start (each creates the table if it is missing)", () =>
+    Effect.gen(function*() {
+      const table = uniqueTable("start")
+      const store = () => Durable.postgres({ url: postgresUrl, table, maxConnections: 1 })
+      yield* Effect.addFinalizer(() =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE IF EXISTS ${sql(table)}`).pipe(
+          Effect.provide(store()),
+          Effect.orDie
+        ))
+      const started = yield* Effect.all(
+        Array.from({ length: 4 }, () => Effect.either(Layer.build(store()))),
+        { concurrency: "unbounded" }
+      )
+      expect(started.filter((result) => result._tag === "Left").map((result) => String(result.left))).toEqual([])
     }).pipe(Effect.scoped))
 })
