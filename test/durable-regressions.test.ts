@@ -7,12 +7,14 @@
  *   states, never with timing thresholds.
  * - Processes that start at once on a fresh PostgreSQL database (replicas of one deploy) all start:
  *   creating the table is a race one of them used to lose.
+ * - A task the grace cuts off is handed back to a PostgreSQL store (whose queries are asynchronous)
+ *   before the shutdown goes on to close the store.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Schema } from "effect"
+import { Deferred, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Durable, Server } from "../src/index.js"
+import { Background, Durable, Server } from "../src/index.js"
 import { eventually, request } from "./support/http-client.js"
 import { captureLogs, orHang, startApp } from "./support/http-server.js"
 import { describePostgres, postgresUrl, uniqueTable } from "./support/postgres.js"
@@ -70,5 +72,35 @@ describePostgres("Durable.postgres at start", () => {
         { concurrency: "unbounded" }
       )
       expect(started.filter((result) => result._tag === "Left").map((result) => String(result.left))).toEqual([])
+    }).pipe(Effect.scoped))
+})
+
+describePostgres("Durable workers at shutdown", () => {
+  it.live("a task still running when the grace ends is handed back to the store before it closes", () =>
+    Effect.gen(function*() {
+      const table = uniqueTable("release")
+      // A lease far longer than the test: only a release can make the task pending again.
+      const store = () => Durable.postgres({ url: postgresUrl, table, lease: "10 minutes", pollInterval: "10 millis" })
+      yield* Effect.addFinalizer(() =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE IF EXISTS ${sql(table)}`).pipe(
+          Effect.provide(store()),
+          Effect.orDie
+        ))
+      const started = yield* Deferred.make<void>()
+      const Forever = Durable.task("forever", {
+        payload: Schema.Struct({}),
+        run: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+      })
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        Durable.layer([Forever]).pipe(Layer.provideMerge(Background.layer({ grace: 0 })), Layer.provideMerge(store())),
+        scope
+      )
+      const id = yield* Durable.enqueue(Forever, {}).pipe(Effect.provide(context))
+      yield* Deferred.await(started).pipe(orHang("the task started"))
+
+      yield* Scope.close(scope, Exit.void)
+      const task = yield* Durable.status(id).pipe(Effect.provide(store()))
+      expect(Option.map(task, (found) => found.state)).toEqual(Option.some("pending"))
     }).pipe(Effect.scoped))
 })
