@@ -163,6 +163,27 @@ describe.concurrent("Server.launch limits", () => {
   })
 })
 
+describe.concurrent("examples/durable.ts", () => {
+  test("answers 202 with the task's id once it is committed, runs it, and answers its state; an unknown id is 404", async ({ examples }) => {
+    const app = await examples.start("durable")
+
+    const response = await request(app.port, "POST", "/send-notification/ada@example.com")
+    expect(response.status).toBe(202)
+    const { id, status } = JSON.parse(response.body) as { id: string; status: string }
+    expect(status).toBe(`/tasks/${id}`)
+    expect(await app.waitForLog((lines) => lines.length > 0)).toEqual(["notification for ada@example.com"])
+    const task = await request(app.port, "GET", status)
+    expect(task.status).toBe(200)
+    // the state, never the payload (an address)
+    expect(JSON.parse(task.body)).toEqual({ id, name: "send-notification", state: "done", attempts: 1 })
+    expect((await request(app.port, "GET", "/tasks/00000000-0000-4000-8000-00000000dead")).status).toBe(404)
+
+    app.signal("SIGTERM")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("durable done=1 retried=0 dead=0 released=0")
+  })
+})
+
 describe.concurrent("examples/daemon.ts", () => {
   test("the daemon says Hello every interval and its finalizer prints `daemon stopped` at shutdown", async ({ examples }) => {
     const app = await examples.start("daemon", { INTERVAL_MS: "100" })
