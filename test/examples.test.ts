@@ -241,12 +241,24 @@ describe.concurrent("examples/server.ts", () => {
   test("prints its banner and serves every kind of work together", async ({ examples }) => {
     const app = await examples.start("server", { INTERVAL_MS: "100", REFRESH_MS: "100" })
 
-    for (const route of ["POST /send-notification/:email", "POST /track", "GET  /slow?ms=N", "GET  /background", "GET  /health"]) {
+    for (const route of [
+      "POST /send-notification/:email",
+      "POST /track",
+      "GET  /slow?ms=N",
+      "GET  /background",
+      "GET  /health",
+      "POST /durable/send-notification/:email",
+      "GET  /durable/tasks/:id"
+    ]) {
       expect(app.stdout).toContain(route)
     }
     expect((await request(app.port, "GET", "/health")).status).toBe(200)
     expect((await request(app.port, "POST", "/send-notification/demo@example.com")).status).toBe(200)
     expect((await request(app.port, "POST", "/track")).status).toBe(202)
+    const durable = await request(app.port, "POST", "/durable/send-notification/durable@example.com")
+    expect(durable.status).toBe(202)
+    const { id, status } = JSON.parse(durable.body) as { id: string; status: string }
+    expect(status).toBe(`/durable/tasks/${id}`)
     const slow = await request(app.port, "GET", "/slow?ms=10")
     expect(slow.status).toBe(200)
     expect(JSON.parse(slow.body)).toEqual({ sleptMillis: 10 })
@@ -260,8 +272,10 @@ describe.concurrent("examples/server.ts", () => {
       expect.objectContaining({ name: "refresh-cache", kind: "schedule" }),
       expect.objectContaining({ name: "minute-report", kind: "schedule" })
     ]))
-    const lines = await app.waitForLog((lines) => lines.length >= 2)
-    expect([...lines].sort()).toEqual([notification("demo@example.com"), "tracked 1"])
+    const lines = await app.waitForLog((lines) => lines.length >= 3)
+    expect([...lines].sort()).toEqual([notification("demo@example.com"), "notification for durable@example.com", "tracked 1"])
+    const task = JSON.parse((await request(app.port, "GET", status)).body) as { state: string }
+    expect(task.state).toBe("done")
     await app.waitForLine(/cache refreshed/)
     await app.waitForLine(/Hello/)
 
