@@ -2,15 +2,19 @@
  * Pattern: every kind of background work in one server (`npm start`) — after-response tasks
  * (FastAPI `BackgroundTasks`), fire-and-forget forks (`asyncio.create_task`), a daemon (a thread
  * or lifespan loop), a spaced job and a cron job (`sched`, APScheduler), CPU and blocking work on
- * worker threads (`asyncio.to_thread`) and an isolated batcher on its own thread (a thread with its
- * own event loop) — all owned by the server,
- * drained on Ctrl-C, and summed up in one report line.
+ * worker threads (`asyncio.to_thread`), an isolated batcher on its own thread (a thread with its
+ * own event loop) and durable tasks (Celery, RQ) in an embedded SQLite file — all owned by the
+ * server, drained on Ctrl-C, and summed up in one report line.
  *
  * Run: `npm start` (or `npx tsx examples/server.ts`), try the routes it prints, then press Ctrl-C
- * while `curl '127.0.0.1:3000/slow?ms=3000'` is still waiting to watch the drain.
+ * while `curl '127.0.0.1:3000/slow?ms=3000'` is still waiting to watch the drain. Durable tasks
+ * (examples/durable.ts) are mounted under /durable, beside the in-memory notification route:
+ * `curl -X POST 127.0.0.1:3000/durable/send-notification/ada@example.com`, then
+ * `curl 127.0.0.1:3000/durable/tasks/<id>`; they are kept in SQLITE_FILE (./data/tasks.sqlite).
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
  *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS,
- *      SNAPSHOT_TOKEN (when set, /background requires it as a bearer token).
+ *      SNAPSHOT_TOKEN (when set, /background requires it as a bearer token), SQLITE_FILE (default
+ *      ./data/tasks.sqlite), LEASE_MS, WORKERS.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -20,6 +24,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { Background, Server } from "../src/index.js"
 import { helloDaemon } from "./daemon.js"
+import { durableRoutes, NotificationWorkers, SqliteStore } from "./durable.js"
 import { env, launchOptions, serverOptions } from "./env.js"
 import { supervisorOptions, track } from "./fire-and-forget.js"
 import { AnalyticsLive, postEvent } from "./isolated-loop.js"
@@ -52,7 +57,8 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.get("/slow", slow),
   HttpRouter.get("/background", background),
   HttpRouter.post("/event", postEvent),
-  HttpRouter.concat(offloadRoutes)
+  HttpRouter.concat(offloadRoutes),
+  HttpRouter.concat(durableRoutes("/durable"))
 )
 
 const jobs = Layer.mergeAll(
@@ -66,7 +72,8 @@ const jobs = Layer.mergeAll(
     "minute-report",
     Effect.flatMap(Background.snapshot, (tasks) => Effect.log(`minute report: ${tasks.length} tasks owned`)),
     { cron: "* * * * *", timeZone: cronTimeZone }
-  )
+  ),
+  NotificationWorkers
 )
 
 process.stdout.write(
@@ -82,6 +89,9 @@ process.stdout.write(
     "  GET  /io                        a blocking sync call (PBKDF2) through Offload.blocking",
     "  GET  /ping                      answers pong",
     "  POST /event                     sends an event to the analytics batcher on its own thread",
+    "  POST /durable/send-notification/:email  durable task (Durable.enqueue) kept in SQLITE_FILE: 202 + its id;",
+    "                                  it survives a crash and runs at least once",
+    "  GET  /durable/tasks/:id         a durable task's state (pending, running, done...)",
     `  jobs: daemon "hello" every ${env.intervalMillis}ms, "refresh-cache" spaced ${refreshMillis}ms,` +
     ` cron "minute-report" (* * * * *, ${cronTimeZone})`,
     `  Ctrl-C: drain requests (${env.drainMillis}ms), grace for background work (${env.graceMillis}ms),` +
@@ -92,7 +102,7 @@ process.stdout.write(
 
 Server.launch(
   Server.app(router, { ...serverOptions, ...supervisorOptions, jobs }).pipe(
-    Layer.provide(Layer.merge(OffloadLive, AnalyticsLive))
+    Layer.provide(Layer.mergeAll(OffloadLive, AnalyticsLive, SqliteStore))
   ),
   launchOptions
 )

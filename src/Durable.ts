@@ -284,12 +284,14 @@ type Requirements<T> = T extends Task<infer _A, infer _I, infer _E, infer R> ? R
  * ones get the grace period, and those still running then are released to the store for the next
  * process (counted as released in the shutdown report, not failed). Options are checked when the
  * layer is built. A process that only runs tasks (no HTTP) builds this layer with a store and a
- * supervisor, and nothing else.
+ * supervisor, and nothing else, and runs it with `Server.launch`. Provide the store last, as
+ * below (with `Server.app`, to its result): it is then built first and released after the
+ * supervisor, so the tasks the grace cuts off can still be handed back to it.
  *
  * @example
  * ```ts
  * import { Effect, Layer, Schema } from "effect"
- * import { Background } from "effect-background"
+ * import { Background, Server } from "effect-background"
  * import * as Durable from "effect-background/Durable"
  *
  * const Resize = Durable.task("resize", {
@@ -299,9 +301,10 @@ type Requirements<T> = T extends Task<infer _A, infer _I, infer _E, infer R> ? R
  * })
  *
  * export const Workers = Durable.layer([Resize]).pipe(
- *   Layer.provide(Durable.sqlite({ filename: "./data/tasks.sqlite" })),
- *   Layer.provide(Background.layer())
+ *   Layer.provide(Background.layer()),
+ *   Layer.provide(Durable.sqlite({ filename: "./data/tasks.sqlite" }))
  * )
+ * // Server.launch(Workers): SIGTERM stops taking, gives running tasks the grace, prints the report
  * ```
  *
  * @since 0.3.0
@@ -449,7 +452,9 @@ export const enqueue = <A, I, E, R>(
     const hold = checked.afterResponse ?? true
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
-      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), 0, "held")
+      // held for one lease: released once the response is written, or taken when the hold expires
+      // (a process that died before writing it)
+      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), Duration.toMillis(durable.lockExpiration), "held")
       yield* BackgroundTasks.add(
         durable.releaseHeld(id).pipe(
           Effect.catchAll((error) =>

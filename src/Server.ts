@@ -709,12 +709,25 @@ export interface LaunchOptions {
  * (such as `EADDRINUSE`); this library's own errors print as `Name: message` without stack frames,
  * since the message says it all — an `InvalidOptionError` lists every bad option at once.
  *
+ * Any layer that provides nothing runs this way, HTTP or not: a worker process of durable tasks
+ * (`Durable.layer` with a supervisor and a store) gets the same signals, grace and report line, its
+ * drain phase shown as `-`.
+ *
  * @example
  * ```ts
  * import { HttpServerResponse } from "@effect/platform"
- * import { Server } from "effect-background"
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Background, Durable, Server } from "effect-background"
  *
  * export const main = () => Server.launch(Server.app(HttpServerResponse.text("ok"), { port: 3000 }))
+ *
+ * // A process with no HTTP: durable workers only.
+ * const Resize = Durable.task("resize", {
+ *   payload: Schema.Struct({ image: Schema.String }),
+ *   run: ({ image }) => Effect.log(`resizing ${image}`)
+ * })
+ * export const worker = () =>
+ *   Server.launch(Durable.layer([Resize]).pipe(Layer.provide(Background.layer()), Layer.provide(Durable.sqlite())))
  * ```
  *
  * @since 0.1.0

@@ -163,6 +163,27 @@ describe.concurrent("Server.launch limits", () => {
   })
 })
 
+describe.concurrent("examples/durable.ts", () => {
+  test("answers 202 with the task's id once it is committed, runs it, and answers its state; an unknown id is 404", async ({ examples }) => {
+    const app = await examples.start("durable")
+
+    const response = await request(app.port, "POST", "/send-notification/ada@example.com")
+    expect(response.status).toBe(202)
+    const { id, status } = JSON.parse(response.body) as { id: string; status: string }
+    expect(status).toBe(`/tasks/${id}`)
+    expect(await app.waitForLog((lines) => lines.length > 0)).toEqual(["notification for ada@example.com"])
+    const task = await request(app.port, "GET", status)
+    expect(task.status).toBe(200)
+    // the state, never the payload (an address)
+    expect(JSON.parse(task.body)).toEqual({ id, name: "send-notification", state: "done", attempts: 1 })
+    expect((await request(app.port, "GET", "/tasks/00000000-0000-4000-8000-00000000dead")).status).toBe(404)
+
+    app.signal("SIGTERM")
+    const report = await expectCleanExit(app)
+    expect(report).toContain("durable done=1 retried=0 dead=0 released=0")
+  })
+})
+
 describe.concurrent("examples/daemon.ts", () => {
   test("the daemon says Hello every interval and its finalizer prints `daemon stopped` at shutdown", async ({ examples }) => {
     const app = await examples.start("daemon", { INTERVAL_MS: "100" })
@@ -220,12 +241,24 @@ describe.concurrent("examples/server.ts", () => {
   test("prints its banner and serves every kind of work together", async ({ examples }) => {
     const app = await examples.start("server", { INTERVAL_MS: "100", REFRESH_MS: "100" })
 
-    for (const route of ["POST /send-notification/:email", "POST /track", "GET  /slow?ms=N", "GET  /background", "GET  /health"]) {
+    for (const route of [
+      "POST /send-notification/:email",
+      "POST /track",
+      "GET  /slow?ms=N",
+      "GET  /background",
+      "GET  /health",
+      "POST /durable/send-notification/:email",
+      "GET  /durable/tasks/:id"
+    ]) {
       expect(app.stdout).toContain(route)
     }
     expect((await request(app.port, "GET", "/health")).status).toBe(200)
     expect((await request(app.port, "POST", "/send-notification/demo@example.com")).status).toBe(200)
     expect((await request(app.port, "POST", "/track")).status).toBe(202)
+    const durable = await request(app.port, "POST", "/durable/send-notification/durable@example.com")
+    expect(durable.status).toBe(202)
+    const { id, status } = JSON.parse(durable.body) as { id: string; status: string }
+    expect(status).toBe(`/durable/tasks/${id}`)
     const slow = await request(app.port, "GET", "/slow?ms=10")
     expect(slow.status).toBe(200)
     expect(JSON.parse(slow.body)).toEqual({ sleptMillis: 10 })
@@ -239,8 +272,10 @@ describe.concurrent("examples/server.ts", () => {
       expect.objectContaining({ name: "refresh-cache", kind: "schedule" }),
       expect.objectContaining({ name: "minute-report", kind: "schedule" })
     ]))
-    const lines = await app.waitForLog((lines) => lines.length >= 2)
-    expect([...lines].sort()).toEqual([notification("demo@example.com"), "tracked 1"])
+    const lines = await app.waitForLog((lines) => lines.length >= 3)
+    expect([...lines].sort()).toEqual([notification("demo@example.com"), "notification for durable@example.com", "tracked 1"])
+    const task = JSON.parse((await request(app.port, "GET", status)).body) as { state: string }
+    expect(task.state).toBe("done")
     await app.waitForLine(/cache refreshed/)
     await app.waitForLine(/Hello/)
 

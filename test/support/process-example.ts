@@ -106,6 +106,15 @@ export class RunningExample {
     return this.lineOrExit(new RegExp(`listening on http://127\\.0\\.0\\.1:${this.port}\\b`), undefined)
   }
 
+  /**
+   * Resolves with the first stdout line matching `pattern`, for a process that says it has started
+   * some other way than listening (a worker with no HTTP); rejects if it exits first. No clock, as
+   * in `waitForListening`.
+   */
+  waitForStart(pattern: RegExp): Promise<string> {
+    return this.lineOrExit(pattern, undefined)
+  }
+
   private lineOrExit(pattern: RegExp, timeout: number | undefined): Promise<string> {
     return new Promise((resolve, reject) => {
       const check = () => {
@@ -214,8 +223,8 @@ export class ExampleLauncher {
   constructor(private readonly dir = "examples") {}
 
   /**
-   * Spawns `<dir>/<name>.ts` on a free port with a fresh LOG_FILE and waits until it listens
-   * (rejecting if it exits first; see `waitForListening`).
+   * Spawns `<dir>/<name>.ts` on a free port with a fresh LOG_FILE and SQLITE_FILE (the durable
+   * tasks' store) and waits until it listens (rejecting if it exits first; see `waitForListening`).
    */
   async start(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
     const example = await this.spawn(name, env)
@@ -223,15 +232,18 @@ export class ExampleLauncher {
     return example
   }
 
-  /** Spawns `<dir>/<name>.ts` (on `env.PORT`, or a free port) without waiting for it to listen. */
+  /**
+   * Spawns `<dir>/<name>.ts` (on `env.PORT`, or a free port) without waiting for it to listen. A
+   * LOG_FILE or SQLITE_FILE in `env` (processes sharing a store and a log) replaces the fresh one.
+   */
   async spawn(name: string, env: Record<string, string> = {}): Promise<RunningExample> {
     const port = env.PORT === undefined ? await freePort() : Number(env.PORT)
     const dir = await mkdtemp(join(tmpdir(), `effect-background-${name}-`))
     this.dirs.push(dir)
-    const logFile = join(dir, "log.txt")
+    const logFile = env.LOG_FILE ?? join(dir, "log.txt")
     const child = spawn(process.execPath, ["--import", "tsx", `${this.dir}/${name}.ts`], {
       cwd: root,
-      env: { ...process.env, PORT: String(port), LOG_FILE: logFile, ...env },
+      env: { ...process.env, PORT: String(port), LOG_FILE: logFile, SQLITE_FILE: join(dir, "tasks.sqlite"), ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     const example = new RunningExample(name, child, port, logFile)

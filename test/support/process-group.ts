@@ -87,7 +87,10 @@ export class JobLauncher {
   private readonly jobs: Array<ForegroundJob> = []
   private readonly dirs: Array<string> = []
 
-  /** Spawns `command args` in `cwd` (the repository by default) on a free PORT with a fresh LOG_FILE. */
+  /**
+   * Spawns `command args` in `cwd` (the repository by default) on a free PORT with a fresh LOG_FILE
+   * and SQLITE_FILE (the demo's durable tasks, never the repository's ./data).
+   */
   async spawn(
     name: string,
     command: string,
@@ -100,7 +103,7 @@ export class JobLauncher {
     const logFile = join(dir, "log.txt")
     const child = spawn(command, [...args], {
       cwd: options.cwd ?? root,
-      env: { ...process.env, PORT: String(port), LOG_FILE: logFile, ...options.env },
+      env: { ...process.env, PORT: String(port), LOG_FILE: logFile, SQLITE_FILE: join(dir, "tasks.sqlite"), ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true
     })

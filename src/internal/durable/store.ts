@@ -22,6 +22,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { DurableStoreError } from "../../Errors.js"
 
@@ -65,11 +66,17 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
     if (dialect === undefined) {
       return yield* fail("connect")("only SQLite and PostgreSQL clients are supported")
     }
+    // Creating the table and its indexes "if not exists" is a race between processes that start at
+    // once on a fresh PostgreSQL database (a deploy's replicas): the loser's statement fails on a
+    // catalog constraint. Another attempt finds them made. (Nothing is started before they are.)
     const queueStore = yield* SqlPersistedQueue.make({
       tableName: settings.table,
       pollInterval: settings.pollInterval,
       lockExpiration: settings.lockExpiration
-    }).pipe(Effect.mapError(fail("connect")))
+    }).pipe(
+      Effect.retry(Schedule.intersect(Schedule.recurs(4), Schedule.spaced("50 millis"))),
+      Effect.mapError(fail("connect"))
+    )
     const factory = yield* PersistedQueue.makeFactory.pipe(
       Effect.provideService(PersistedQueue.PersistedQueueStore, queueStore)
     )

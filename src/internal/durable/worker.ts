@@ -173,8 +173,15 @@ export const loop = <A, R>(
       slot.fiber = yield* Effect.fork(slotLoop(slot))
       slots.push(slot)
     }
-    yield* supervisor.awaitClosing
-    // Shutdown: idle slots stop taking now; busy ones finish their task (the grace waits for them).
-    yield* Effect.forEach(slots, (slot) => (slot.busy ? Effect.void : Fiber.interrupt(slot.fiber!)), { discard: true })
-    yield* Effect.never
+    yield* Effect.gen(function*() {
+      yield* supervisor.awaitClosing
+      // Shutdown: idle slots stop taking now; busy ones finish their task (the grace waits for them).
+      yield* Effect.forEach(slots, (slot) => (slot.busy ? Effect.void : Fiber.interrupt(slot.fiber!)), { discard: true })
+      yield* Effect.never
+    }).pipe(
+      // Interrupted (the grace is over): stop the slots and wait for them, so that the tasks they
+      // hand back reach the store before the shutdown goes on and closes it — a fiber's forks are
+      // interrupted without being waited for, and a store's queries may be asynchronous.
+      Effect.onInterrupt(() => Fiber.interruptAll(slots.map((slot) => slot.fiber!)))
+    )
   })
