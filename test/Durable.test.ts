@@ -35,6 +35,7 @@ import {
   DurableStoreError,
   InvalidOptionError
 } from "../src/index.js"
+import { retryDelay } from "../src/internal/durable/worker.js"
 import { ShutdownRecord, ShutdownRecorder } from "../src/internal/report.js"
 import { captureLogs, type Logs } from "./support/http-server.js"
 import { describePostgres, postgresUrl, uniqueTable } from "./support/postgres.js"
@@ -353,16 +354,24 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
         maxAttempts: 2,
         retry: Schedule.spaced("10 millis")
       })
-      const workers = yield* startWorkers(fixture.layer(), [Fragile.task])
+      // a schedule that ends ends the attempts too, whatever maxAttempts says
+      const Short = recorded("short-schedule", N, () => Effect.fail("still broken"), {
+        maxAttempts: 10,
+        retry: Schedule.recurs(1)
+      })
+      const workers = yield* startWorkers(fixture.layer(), [Fragile.task, Short.task])
       const a = yield* workers.use(Durable.enqueue(Fragile.task, { n: 1 }))
       const b = yield* workers.use(Durable.enqueue(Fragile.task, { n: 2 }))
+      const c = yield* workers.use(Durable.enqueue(Short.task, { n: 3 }))
       const deadA = yield* workers.use(awaitState(a, "dead"))
       expect(deadA).toMatchObject({ state: "dead", attempts: 2, payload: { n: 1 } })
       expect(deadA.lastFailure).toContain("broken 1 on attempt 2")
       yield* workers.use(awaitState(b, "dead"))
+      expect(yield* workers.use(awaitState(c, "dead"))).toMatchObject({ attempts: 2 })
+      expect(Short.runs.map((run) => run.info.attempt)).toEqual([1, 2])
 
       const dead = yield* workers.use(Durable.listDead())
-      expect(dead.map((task) => task.id).sort()).toEqual([a, b].sort())
+      expect(dead.map((task) => task.id).sort()).toEqual([a, b, c].sort())
       // newest first (b failed its last attempt after a: one worker, oldest first)
       expect((yield* workers.use(Durable.listDead({ name: "fragile" }))).map((task) => task.id)).toEqual([b, a])
       expect(yield* workers.use(Durable.listDead({ name: "nobody" }))).toEqual([])
@@ -379,13 +388,13 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(yield* workers.use(Durable.discard(b))).toBe(false)
       expect(yield* workers.use(Durable.retry(b))).toBe(false)
       expect(yield* workers.use(Durable.discard(a))).toBe(false) // done, not dead: kept
-      expect(yield* workers.use(Durable.listDead())).toEqual([])
+      expect((yield* workers.use(Durable.listDead())).map((task) => task.id)).toEqual([c])
       // the discarded task never runs again
       const sentinel = yield* workers.use(Durable.enqueue(Fragile.task, { n: 4 }))
       yield* workers.use(awaitState(sentinel, "done"))
       expect(Fragile.runs.filter((run) => run.payload.n === 2)).toHaveLength(2)
       yield* workers.shutdown
-      expect(workers.record.durable).toEqual({ done: 2, retried: 2, dead: 2, released: 0 })
+      expect(workers.record.durable).toEqual({ done: 2, retried: 3, dead: 3, released: 0 })
     }))
 
   test("a payload that no longer decodes is dead after one attempt, with the decode error, and the handler never runs", (fixture) =>
@@ -703,6 +712,25 @@ describe("Durable: options, checked when the layer is built", () => {
         Durable.layerStore({ table: "x y" }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
       )
       expect(store).toMatchObject({ _tag: "InvalidOptionError", option: "table" })
+    }))
+})
+
+describe("Durable: the retry schedule", () => {
+  const delay = (schedule: Schedule.Schedule<unknown, unknown>, attempt: number) =>
+    Effect.map(retryDelay(schedule, attempt, 0), Option.map(Duration.toMillis))
+
+  it.effect("each failed attempt waits its step's delay, and there is no retry once the schedule has ended", () =>
+    Effect.gen(function*() {
+      const exponential = Schedule.exponential("1 second")
+      expect(yield* delay(exponential, 1)).toEqual(Option.some(1_000))
+      expect(yield* delay(exponential, 2)).toEqual(Option.some(2_000))
+      expect(yield* delay(exponential, 3)).toEqual(Option.some(4_000))
+      expect(yield* delay(Schedule.recurs(0), 1)).toEqual(Option.none())
+      expect(yield* delay(Schedule.recurs(1), 1)).toEqual(Option.some(0))
+      expect(yield* delay(Schedule.recurs(1), 2)).toEqual(Option.none())
+      const twice = Schedule.spaced("3 seconds").pipe(Schedule.intersect(Schedule.recurs(2)))
+      expect(yield* delay(twice, 2)).toEqual(Option.some(3_000))
+      expect(yield* delay(twice, 3)).toEqual(Option.none())
     }))
 })
 
