@@ -449,7 +449,9 @@ export const enqueue = <A, I, E, R>(
     const hold = checked.afterResponse ?? true
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
-      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), 0, "held")
+      // Held for one lease at most: released once the response is written, or taken when the hold
+      // expires if this process never gets there.
+      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), Duration.toMillis(durable.lockExpiration), "held")
       yield* BackgroundTasks.add(
         durable.releaseHeld(id).pipe(
           Effect.catchAll((error) =>

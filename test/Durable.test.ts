@@ -6,6 +6,7 @@
  * something does not happen, it leaves a window of many poll intervals for it to happen wrongly.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -17,6 +18,7 @@ import {
   Duration,
   Effect,
   Exit,
+  Fiber,
   Layer,
   Option,
   Queue,
@@ -33,11 +35,13 @@ import {
   Durable,
   DurablePayloadError,
   DurableStoreError,
-  InvalidOptionError
+  InvalidOptionError,
+  Server
 } from "../src/index.js"
 import { retryDelay } from "../src/internal/durable/worker.js"
 import { ShutdownRecord, ShutdownRecorder } from "../src/internal/report.js"
-import { captureLogs, type Logs } from "./support/http-server.js"
+import { request } from "./support/http-client.js"
+import { captureLogs, type Logs, startApp } from "./support/http-server.js"
 import { describePostgres, postgresUrl, uniqueTable } from "./support/postgres.js"
 import { makeRecordingTracer } from "./support/unit-harness.js"
 
@@ -575,6 +579,62 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       ])
       expect(yield* workers.use(Durable.discard(bad))).toBe(true)
       expect((yield* workers.use(Durable.counts)).map((entry) => entry.name)).not.toContain("count-bad")
+    }))
+
+  test("in a request's handler the task is stored before the response and runs after it; outside one, at once", (fixture) =>
+    Effect.gen(function*() {
+      let handlerReturned = false
+      const Mail = recorded("mail", Schema.Struct({ label: Schema.String }), () => Effect.succeed(handlerReturned))
+      const seenAfter: Array<{ readonly label: string; readonly afterHandler: boolean }> = []
+      const MailTask = Durable.task("mail", {
+        payload: Schema.Struct({ label: Schema.String }),
+        run: ({ label }, info) =>
+          Effect.flatMap(Mail.task.options.run({ label }, info), () =>
+            Effect.sync(() => {
+              seenAfter.push({ label, afterHandler: handlerReturned })
+            }))
+      })
+      // the hold lasts at most one lease (the backstop when the response never completes): longer than the handler dwells
+      const store = yield* openStore(fixture.layer({ lease: "10 seconds" }))
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/held",
+          Effect.gen(function*() {
+            const id = yield* Durable.enqueue(MailTask, { label: "held" })
+            expect(Option.map(yield* Durable.status(id), (task) => task.state)).toEqual(Option.some("pending"))
+            yield* Effect.sleep(WINDOW) // room for a worker to take it too early
+            handlerReturned = true
+            return HttpServerResponse.text(id)
+          })
+        ),
+        HttpRouter.get(
+          "/now",
+          Effect.gen(function*() {
+            const id = yield* Durable.enqueue(MailTask, { label: "now" }, { afterResponse: false })
+            yield* awaitState(id, "done") // it runs while the handler waits
+            return HttpServerResponse.text(id)
+          })
+        )
+      )
+      const logs = captureLogs()
+      const server = yield* startApp(
+        Server.app(app, { port: 0, jobs: Durable.layer([MailTask]) }).pipe(Layer.provide(Layer.succeedContext(store.context))),
+        logs
+      )
+      const held = yield* request(server.port, "/held")
+      expect(held.status).toBe(200)
+      expect(Option.isSome(yield* store.use(Durable.status(held.body)))).toBe(true)
+      yield* store.use(awaitState(held.body, "done"))
+      expect(seenAfter).toEqual([{ label: "held", afterHandler: true }])
+
+      const now = yield* request(server.port, "/now")
+      expect(now.status).toBe(200)
+      expect(yield* store.use(stateOf(now.body))).toEqual(Option.some("done"))
+
+      const outside = yield* store.use(Durable.enqueue(MailTask, { label: "outside" }))
+      yield* store.use(awaitState(outside, "done"))
+      expect(seenAfter.map((entry) => entry.label)).toEqual(["held", "now", "outside"])
+      yield* Fiber.join(yield* server.shutdown)
     }))
 
   test("trace: the run's span links to the span that enqueued the task", (fixture) =>
