@@ -51,15 +51,20 @@ export interface RunInfo {
   readonly attempt: number
 }
 
-/** How long after failed attempt `attempt` (1-based) the next one starts; none when the schedule has ended. */
+/**
+ * How long after failed attempt `attempt` (1-based) the next one starts; none when the schedule has
+ * ended. `Schedule.run` also collects the output of the step that ends the schedule, so the
+ * schedule is stepped once more than `attempt`: it allowed a retry after `attempt` only if it made
+ * `attempt + 1` steps.
+ */
 export const retryDelay = (
   schedule: Schedule.Schedule<unknown, unknown>,
   attempt: number,
   now: number
 ): Effect.Effect<Option.Option<Duration.Duration>> =>
   Effect.map(
-    Schedule.run(Schedule.delays(schedule), now, Array.from({ length: attempt }, (_, i) => i)),
-    (delays) => (delays.length < attempt ? Option.none() : Chunk.last(delays))
+    Schedule.run(Schedule.delays(schedule), now, Array.from({ length: attempt + 1 }, (_, i) => i)),
+    (delays) => (delays.length <= attempt ? Option.none() : Chunk.get(delays, attempt - 1))
   )
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
