@@ -682,6 +682,42 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(Shared.runs.map((run) => run.payload.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 21 }, (_, i) => i))
     }))
 
+  test("shutdown: a run the grace cuts off is interrupted and released to the store, and the next process runs it", (fixture) =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let interrupted = 0
+      const Block = recorded("block", N, () =>
+        Effect.gen(function*() {
+          if (Block.runs.length === 1) {
+            yield* Deferred.succeed(started, undefined)
+            yield* Effect.never
+          }
+        }).pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted++))))
+      const first = yield* startWorkers(fixture.layer(), [Block.task], { grace: "200 millis" })
+      const id = yield* first.use(Durable.enqueue(Block.task, { n: 1 }))
+      yield* Deferred.await(started).pipe(bounded("the task to start"))
+      expect(yield* first.use(stateOf(id))).toEqual(Option.some("running"))
+      const stats = (yield* first.use(Durable.DurableStore)).stats
+      yield* first.shutdown
+      expect(interrupted).toBe(1)
+      expect(first.record.durable).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
+      expect(stats).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
+      expect(first.record.format(undefined, undefined)).toContain("durable done=0 retried=0 dead=0 released=1")
+
+      // back in the store, not counted as an attempt
+      const store = yield* openStore(fixture.layer())
+      expect(yield* store.use(Durable.status(id))).toEqual(
+        Option.some({ id, name: "block", state: "pending", attempts: 0, lastFailure: null, payload: { n: 1 } })
+      )
+      yield* store.close
+
+      const second = yield* startWorkers(fixture.layer(), [Block.task])
+      expect(yield* second.use(awaitState(id, "done"))).toMatchObject({ attempts: 1 })
+      expect(Block.runs.map((run) => run.info)).toEqual([{ id, name: "block", attempt: 1 }, { id, name: "block", attempt: 1 }])
+      yield* second.shutdown
+      expect(second.record.durable).toEqual({ done: 1, retried: 0, dead: 0, released: 0 })
+    }))
+
   test("bad enqueue options fail with InvalidOptionError and a refused payload with DurablePayloadError; nothing is stored", (fixture) =>
     Effect.gen(function*() {
       const Email = Durable.task("email", {

@@ -181,5 +181,7 @@ export const loop = <A, R>(
     yield* supervisor.awaitClosing
     // Shutdown: idle slots stop taking now; busy ones finish their task (the grace waits for them).
     yield* Effect.forEach(slots, (slot) => (slot.busy ? Effect.void : Fiber.interrupt(slot.fiber!)), { discard: true })
-    yield* Effect.never
+    // At the grace's end the job is interrupted, and waits for its slots to hand back their tasks
+    // before the supervisor counts it ended and the store may close.
+    yield* Effect.onInterrupt(Effect.never, () => Fiber.interruptAll(slots.map((slot) => slot.fiber!)))
   })
