@@ -718,6 +718,47 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(second.record.durable).toEqual({ done: 1, retried: 0, dead: 0, released: 0 })
     }))
 
+  test("shutdown: no task starts once it has begun; waiting tasks stay pending for the next process", (fixture) =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const Busy = recorded("busy", N, ({ n }) =>
+        n === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(release)) : Effect.void)
+      const Idle = recorded("idle", N)
+      const first = yield* startWorkers(fixture.layer(), [Busy.task, Idle.task], { grace: "30 seconds" })
+      const running = yield* first.use(Durable.enqueue(Busy.task, { n: 1 }))
+      yield* Deferred.await(started).pipe(bounded("the busy task to start"))
+      const queued = yield* first.use(Durable.enqueue(Busy.task, { n: 2 }))
+
+      const shutdown = yield* Effect.fork(first.shutdown)
+      yield* waitUntil(
+        "shutdown to begin",
+        first.use(Effect.map(Effect.flatMap(Background.Background, (background) => background.isShuttingDown), (closing) =>
+          closing ? Option.some(true) : Option.none()))
+      )
+      // the store still takes tasks during the grace; this process no longer takes them
+      const late = yield* first.use(Durable.enqueue(Idle.task, { n: 3 }))
+      yield* Effect.sleep(WINDOW)
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1])
+      expect(Idle.runs).toEqual([])
+      expect(yield* first.use(stateOf(queued))).toEqual(Option.some("pending"))
+      expect(yield* first.use(stateOf(late))).toEqual(Option.some("pending"))
+      expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true) // the grace waits for the running task
+
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(shutdown).pipe(bounded("shutdown to complete"))
+      expect(first.record.durable).toEqual({ done: 1, retried: 0, dead: 0, released: 0 })
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1])
+      expect(Idle.runs).toEqual([])
+
+      const second = yield* startWorkers(fixture.layer(), [Busy.task, Idle.task])
+      expect(yield* second.use(stateOf(running))).toEqual(Option.some("done"))
+      yield* second.use(awaitState(queued, "done"))
+      yield* second.use(awaitState(late, "done"))
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1, 2])
+      expect(Idle.runs.map((run) => run.payload.n)).toEqual([3])
+    }))
+
   test("bad enqueue options fail with InvalidOptionError and a refused payload with DurablePayloadError; nothing is stored", (fixture) =>
     Effect.gen(function*() {
       const Email = Durable.task("email", {
