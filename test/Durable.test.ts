@@ -759,7 +759,7 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(Idle.runs.map((run) => run.payload.n)).toEqual([3])
     }))
 
-  test("bad enqueue options fail with InvalidOptionError and a refused payload with DurablePayloadError; nothing is stored", (fixture) =>
+  test("bad enqueue options fail with InvalidOptionError, a refused payload with DurablePayloadError, and nothing is stored", (fixture) =>
     Effect.gen(function*() {
       const Email = Durable.task("email", {
         payload: Schema.Struct({ to: Schema.String.pipe(Schema.pattern(/@/)) }),
@@ -775,6 +775,13 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(payload).toBeInstanceOf(DurablePayloadError)
       expect(payload).toMatchObject({ task: "email" })
       expect(payload.message).toContain("nobody")
+      // an encoded payload JSON cannot hold is refused too, whether it runs now or later
+      const Big = Durable.task("big", { payload: Schema.Struct({ n: Schema.BigIntFromSelf }), run: () => Effect.void })
+      for (const options of [{}, { runIn: "1 minute" }, { key: "big" }] as const) {
+        const refused = yield* store.use(Effect.flip(Durable.enqueue(Big, { n: 1n }, options)))
+        expect(refused).toBeInstanceOf(DurablePayloadError)
+        expect(refused.message).toContain("BigInt")
+      }
       const limit = yield* store.use(Effect.flip(Durable.listDead({ limit: 0 })))
       expect(limit).toMatchObject({ _tag: "InvalidOptionError", option: "limit" })
       expect(yield* store.use(Durable.counts)).toEqual([])
