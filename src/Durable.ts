@@ -284,7 +284,9 @@ type Requirements<T> = T extends Task<infer _A, infer _I, infer _E, infer R> ? R
  * ones get the grace period, and those still running then are released to the store for the next
  * process (counted as released in the shutdown report, not failed). Options are checked when the
  * layer is built. A process that only runs tasks (no HTTP) builds this layer with a store and a
- * supervisor, and nothing else.
+ * supervisor, and nothing else. Provide the store outside the supervisor (as `Server.app`'s layer
+ * is given its store), so that it is built first and released last, after the shutdown: a store
+ * closed before the grace can record neither the tasks that finish in it nor those released.
  *
  * @example
  * ```ts
@@ -299,8 +301,8 @@ type Requirements<T> = T extends Task<infer _A, infer _I, infer _E, infer R> ? R
  * })
  *
  * export const Workers = Durable.layer([Resize]).pipe(
- *   Layer.provide(Durable.sqlite({ filename: "./data/tasks.sqlite" })),
- *   Layer.provide(Background.layer())
+ *   Layer.provide(Background.layer()),
+ *   Layer.provide(Durable.sqlite({ filename: "./data/tasks.sqlite" }))
  * )
  * ```
  *
