@@ -438,6 +438,15 @@ export const enqueue = <A, I, E, R>(
     const envelope: worker.Envelope = Option.isSome(span)
       ? { payload: encoded, trace: { traceId: span.value.traceId, spanId: span.value.spanId } }
       : { payload: encoded }
+    // Stored as JSON: an encoded payload that JSON cannot hold (a bigint, say) is the payload's fault.
+    const element = yield* Effect.try({
+      try: () => JSON.stringify(envelope),
+      catch: (cause) =>
+        new DurablePayloadError({
+          task: task.name,
+          details: `its encoded form cannot be stored as JSON (${cause instanceof Error ? cause.message : String(cause)})`
+        })
+    })
     const id = checked.key === undefined ? randomUUID() : idOfKey(task.name, checked.key)
     const now = yield* Clock.currentTimeMillis
     const delay = checked.runAt !== undefined
@@ -446,15 +455,15 @@ export const enqueue = <A, I, E, R>(
       ? Duration.toMillis(checked.runIn)
       : undefined
     if (delay !== undefined) {
-      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), delay, "scheduled")
+      yield* durable.insertLater(id, task.name, element, delay, "scheduled")
       return id
     }
     const hold = checked.afterResponse ?? true
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
-      // held for one lease: released once the response is written, or taken when the hold expires
-      // (a process that died before writing it)
-      yield* durable.insertLater(id, task.name, JSON.stringify(envelope), Duration.toMillis(durable.lockExpiration), "held")
+      // Held for one lease at most: released once the response is written, or taken when the hold
+      // expires if this process never gets there.
+      yield* durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held")
       yield* BackgroundTasks.add(
         durable.releaseHeld(id).pipe(
           Effect.catchAll((error) =>

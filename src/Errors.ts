@@ -368,7 +368,8 @@ export class DurableStoreError extends Data.TaggedError("DurableStoreError")<{
 }
 
 /**
- * A durable task's payload does not match its schema when it is enqueued: nothing was stored.
+ * A durable task's payload does not match its schema when it is enqueued, or its encoded form
+ * cannot be stored as JSON (a bigint, say): nothing was stored.
  *
  * @example
  * ```ts

@@ -682,7 +682,84 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(Shared.runs.map((run) => run.payload.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 21 }, (_, i) => i))
     }))
 
-  test("bad enqueue options fail with InvalidOptionError and a refused payload with DurablePayloadError; nothing is stored", (fixture) =>
+  test("shutdown: a run the grace cuts off is interrupted and released to the store, and the next process runs it", (fixture) =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let interrupted = 0
+      const Block = recorded("block", N, () =>
+        Effect.gen(function*() {
+          if (Block.runs.length === 1) {
+            yield* Deferred.succeed(started, undefined)
+            yield* Effect.never
+          }
+        }).pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted++))))
+      const first = yield* startWorkers(fixture.layer(), [Block.task], { grace: "200 millis" })
+      const id = yield* first.use(Durable.enqueue(Block.task, { n: 1 }))
+      yield* Deferred.await(started).pipe(bounded("the task to start"))
+      expect(yield* first.use(stateOf(id))).toEqual(Option.some("running"))
+      const stats = (yield* first.use(Durable.DurableStore)).stats
+      yield* first.shutdown
+      expect(interrupted).toBe(1)
+      expect(first.record.durable).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
+      expect(stats).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
+      expect(first.record.format(undefined, undefined)).toContain("durable done=0 retried=0 dead=0 released=1")
+
+      // back in the store, not counted as an attempt
+      const store = yield* openStore(fixture.layer())
+      expect(yield* store.use(Durable.status(id))).toEqual(
+        Option.some({ id, name: "block", state: "pending", attempts: 0, lastFailure: null, payload: { n: 1 } })
+      )
+      yield* store.close
+
+      const second = yield* startWorkers(fixture.layer(), [Block.task])
+      expect(yield* second.use(awaitState(id, "done"))).toMatchObject({ attempts: 1 })
+      expect(Block.runs.map((run) => run.info)).toEqual([{ id, name: "block", attempt: 1 }, { id, name: "block", attempt: 1 }])
+      yield* second.shutdown
+      expect(second.record.durable).toEqual({ done: 1, retried: 0, dead: 0, released: 0 })
+    }))
+
+  test("shutdown: no task starts once it has begun; waiting tasks stay pending for the next process", (fixture) =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const Busy = recorded("busy", N, ({ n }) =>
+        n === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(release)) : Effect.void)
+      const Idle = recorded("idle", N)
+      const first = yield* startWorkers(fixture.layer(), [Busy.task, Idle.task], { grace: "30 seconds" })
+      const running = yield* first.use(Durable.enqueue(Busy.task, { n: 1 }))
+      yield* Deferred.await(started).pipe(bounded("the busy task to start"))
+      const queued = yield* first.use(Durable.enqueue(Busy.task, { n: 2 }))
+
+      const shutdown = yield* Effect.fork(first.shutdown)
+      yield* waitUntil(
+        "shutdown to begin",
+        first.use(Effect.map(Effect.flatMap(Background.Background, (background) => background.isShuttingDown), (closing) =>
+          closing ? Option.some(true) : Option.none()))
+      )
+      // the store still takes tasks during the grace; this process no longer takes them
+      const late = yield* first.use(Durable.enqueue(Idle.task, { n: 3 }))
+      yield* Effect.sleep(WINDOW)
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1])
+      expect(Idle.runs).toEqual([])
+      expect(yield* first.use(stateOf(queued))).toEqual(Option.some("pending"))
+      expect(yield* first.use(stateOf(late))).toEqual(Option.some("pending"))
+      expect(Option.isNone(yield* Fiber.poll(shutdown))).toBe(true) // the grace waits for the running task
+
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(shutdown).pipe(bounded("shutdown to complete"))
+      expect(first.record.durable).toEqual({ done: 1, retried: 0, dead: 0, released: 0 })
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1])
+      expect(Idle.runs).toEqual([])
+
+      const second = yield* startWorkers(fixture.layer(), [Busy.task, Idle.task])
+      expect(yield* second.use(stateOf(running))).toEqual(Option.some("done"))
+      yield* second.use(awaitState(queued, "done"))
+      yield* second.use(awaitState(late, "done"))
+      expect(Busy.runs.map((run) => run.payload.n)).toEqual([1, 2])
+      expect(Idle.runs.map((run) => run.payload.n)).toEqual([3])
+    }))
+
+  test("bad enqueue options fail with InvalidOptionError, a refused payload with DurablePayloadError, and nothing is stored", (fixture) =>
     Effect.gen(function*() {
       const Email = Durable.task("email", {
         payload: Schema.Struct({ to: Schema.String.pipe(Schema.pattern(/@/)) }),
@@ -698,6 +775,13 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(payload).toBeInstanceOf(DurablePayloadError)
       expect(payload).toMatchObject({ task: "email" })
       expect(payload.message).toContain("nobody")
+      // an encoded payload JSON cannot hold is refused too, whether it runs now or later
+      const Big = Durable.task("big", { payload: Schema.Struct({ n: Schema.BigIntFromSelf }), run: () => Effect.void })
+      for (const options of [{}, { runIn: "1 minute" }, { key: "big" }] as const) {
+        const refused = yield* store.use(Effect.flip(Durable.enqueue(Big, { n: 1n }, options)))
+        expect(refused).toBeInstanceOf(DurablePayloadError)
+        expect(refused.message).toContain("BigInt")
+      }
       const limit = yield* store.use(Effect.flip(Durable.listDead({ limit: 0 })))
       expect(limit).toMatchObject({ _tag: "InvalidOptionError", option: "limit" })
       expect(yield* store.use(Durable.counts)).toEqual([])

@@ -69,11 +69,6 @@ export const retryDelay = (
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
-interface Slot {
-  busy: boolean
-  fiber: Fiber.RuntimeFiber<void> | undefined
-}
-
 /** The job's loop: starts the slots, and stops them taking work once shutdown begins. */
 export const loop = <A, R>(
   supervisor: Supervisor,
@@ -151,42 +146,32 @@ export const loop = <A, R>(
         )
       }).pipe(Effect.annotateLogs({ durableTask: spec.name, durableTaskId: meta.id }))
 
-    const slotLoop = (slot: Slot) =>
-      Effect.gen(function*() {
-        while (!supervisor.closing) {
-          const taken = yield* Effect.exit(queue.take((element, meta) =>
-            Effect.suspend(() => {
-              slot.busy = true
-              if (busy++ === 0) supervisor.setRunning(jobId, true, Date.now())
-              return runOne(element, meta)
-            }).pipe(Effect.ensuring(Effect.sync(() => {
-              slot.busy = false
-              if (--busy === 0) supervisor.setRunning(jobId, false, Date.now())
-            }))), { maxAttempts: spec.maxAttempts }))
-          if (Exit.isFailure(taken) && !Cause.isInterruptedOnly(taken.cause)) {
-            // the store failed while recording an outcome: the task stays leased, and is taken again
-            // once its lease expires; this slot waits a moment, as the queue's own poller does
-            yield* Effect.logError(`durable worker "${spec.name}": the store failed; retrying in 1 second`, taken.cause)
-            yield* Effect.sleep("1 second")
-          }
+    const slotLoop = Effect.gen(function*() {
+      while (!supervisor.closing) {
+        const taken = yield* Effect.exit(queue.take((element, meta) =>
+          // Taken as shutdown began: handed back to the store untouched (an interrupted take
+          // releases its task), for the next process.
+          supervisor.closing ? Effect.interrupt : Effect.suspend(() => {
+            if (busy++ === 0) supervisor.setRunning(jobId, true, Date.now())
+            return runOne(element, meta)
+          }).pipe(Effect.ensuring(Effect.sync(() => {
+            if (--busy === 0) supervisor.setRunning(jobId, false, Date.now())
+          }))), { maxAttempts: spec.maxAttempts }))
+        if (Exit.isFailure(taken) && !Cause.isInterruptedOnly(taken.cause)) {
+          // the store failed while recording an outcome: the task stays leased, and is taken again
+          // once its lease expires; this slot waits a moment, as the queue's own poller does
+          yield* Effect.logError(`durable worker "${spec.name}": the store failed; retrying in 1 second`, taken.cause)
+          yield* Effect.sleep("1 second")
         }
-      })
+      }
+    })
 
-    const slots: Array<Slot> = []
-    for (let i = 0; i < spec.concurrency; i++) {
-      const slot: Slot = { busy: false, fiber: undefined }
-      slot.fiber = yield* Effect.fork(slotLoop(slot))
-      slots.push(slot)
-    }
-    yield* Effect.gen(function*() {
-      yield* supervisor.awaitClosing
-      // Shutdown: idle slots stop taking now; busy ones finish their task (the grace waits for them).
-      yield* Effect.forEach(slots, (slot) => (slot.busy ? Effect.void : Fiber.interrupt(slot.fiber!)), { discard: true })
-      yield* Effect.never
-    }).pipe(
-      // Interrupted (the grace is over): stop the slots and wait for them, so that the tasks they
-      // hand back reach the store before the shutdown goes on and closes it — a fiber's forks are
-      // interrupted without being waited for, and a store's queries may be asynchronous.
-      Effect.onInterrupt(() => Fiber.interruptAll(slots.map((slot) => slot.fiber!)))
-    )
+    const slots: Array<Fiber.RuntimeFiber<void>> = []
+    for (let i = 0; i < spec.concurrency; i++) slots.push(yield* Effect.fork(slotLoop))
+    // Shutdown: no slot starts a task once it has begun (an idle slot's take stays open, as an
+    // interrupted take would leave the queue polling for it, and hands back what it gets); busy ones
+    // finish their task (the grace waits for them). At the grace's end the job is interrupted, and
+    // waits for its slots to hand back their tasks before the supervisor counts it ended and the
+    // store may close.
+    yield* Effect.onInterrupt(Effect.never, () => Fiber.interruptAll(slots))
   })
