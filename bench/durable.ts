@@ -51,7 +51,7 @@ import {
 } from "./support.js"
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const JOBS = Number(process.env.BENCH_DURABLE_JOBS ?? 2000)
+const JOBS = Number(process.env.BENCH_DURABLE_JOBS ?? 1500)
 const WARMUP_JOBS = Number(process.env.BENCH_DURABLE_WARMUP_JOBS ?? 200)
 const ROUNDS = Number(process.env.BENCH_DURABLE_ROUNDS ?? 3)
 const DRAIN_ROUNDS = Number(process.env.BENCH_DURABLE_DRAIN_ROUNDS ?? 1)
@@ -66,8 +66,8 @@ const CONNECTIONS = 20
 /** pg-boss's batchSize: its loop sleeps its polling interval (0.5 s at least) after every fetch. */
 const PGBOSS_BATCH = 50
 const STEP_TIMEOUT_MS = 60_000
-const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
-const HTTP_WARMUP_SECONDS = Number(process.env.BENCH_HTTP_WARMUP_SECONDS ?? 2)
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4)
+const HTTP_WARMUP_SECONDS = Number(process.env.BENCH_HTTP_WARMUP_SECONDS ?? 1)
 const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3)
 const HTTP_CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 10)
 
