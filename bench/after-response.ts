@@ -21,7 +21,6 @@
  * processes on free ports; at the end each gets SIGTERM and drains, and the lines are counted after
  * it has exited. All traffic is on 127.0.0.1; every load run is bounded in time.
  */
-import autocannon from "autocannon"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -29,12 +28,14 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import {
   awaitExit,
-  LOADER,
   freePort,
+  LOADER,
   machine,
   median,
+  notifyRound,
   percentile,
   ratio,
+  type RoundResult,
   type Running,
   shutdownReport,
   track,
@@ -88,46 +89,6 @@ const findFastApi = (): { readonly python: string; readonly versions: string } |
     }
   }
   return undefined
-}
-
-interface RoundResult {
-  readonly perSecond: number
-  readonly p50: number
-  readonly p99: number
-  readonly failed: number
-}
-
-let nextId = 0
-
-/**
- * One bounded autocannon run. Each request gets its own email `r<round>u<n>@example.com`; the
- * emails answered 2xx are added to `answered`.
- */
-const load = async (port: number, seconds: number, round: string, answered: Set<string>): Promise<RoundResult> => {
-  const emails = new WeakMap<object, string>()
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections: CONNECTIONS,
-    duration: seconds,
-    requests: [{
-      method: "POST",
-      setupRequest: (request, context) => {
-        const email = `r${round}u${nextId++}@example.com`
-        emails.set(context, email)
-        return { ...request, path: `/send-notification/${email}` }
-      },
-      onResponse: (status, _body, context) => {
-        const email = emails.get(context)
-        if (status >= 200 && status < 300 && email !== undefined) answered.add(email)
-      }
-    }]
-  })
-  return {
-    perSecond: result["2xx"] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    failed: result.errors + result.non2xx
-  }
 }
 
 interface Lines {
@@ -206,7 +167,7 @@ const main = async () => {
 
     for (const contender of contenders) {
       const server = servers.get(contender.name)!
-      await load(server.port, WARMUP_SECONDS, "warm", server.answered)
+      await notifyRound(server.port, CONNECTIONS, WARMUP_SECONDS, "warm", server.answered)
     }
     const rounds = new Map<string, Array<RoundResult>>(contenders.map((c) => [c.name, []]))
     for (let round = 0; round < ROUNDS; round++) {
@@ -214,7 +175,7 @@ const main = async () => {
       for (let i = 0; i < contenders.length; i++) {
         const contender = contenders[(round + i) % contenders.length]!
         const server = servers.get(contender.name)!
-        rounds.get(contender.name)!.push(await load(server.port, SECONDS, String(round), server.answered))
+        rounds.get(contender.name)!.push(await notifyRound(server.port, CONNECTIONS, SECONDS, String(round), server.answered))
       }
     }
 

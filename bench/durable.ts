@@ -25,7 +25,6 @@
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import autocannon from "autocannon"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { spawn } from "node:child_process"
@@ -40,8 +39,10 @@ import {
   LOADER,
   machine,
   median,
+  notifyRound,
   percentile,
   ratio,
+  type RoundResult,
   type Running,
   shutdownReport,
   sleep,
@@ -275,38 +276,6 @@ interface HttpContender {
   readonly mode: string
 }
 
-interface RoundResult {
-  readonly perSecond: number
-  readonly p50: number
-  readonly p99: number
-  readonly failed: number
-}
-
-let nextEmail = 0
-
-/** One bounded autocannon run; the emails answered 2xx are added to `answered`. */
-const loadRun = async (port: number, seconds: number, round: string, answered: Set<string>): Promise<RoundResult> => {
-  const emails = new WeakMap<object, string>()
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections: HTTP_CONNECTIONS,
-    duration: seconds,
-    requests: [{
-      method: "POST",
-      setupRequest: (request, context) => {
-        const email = `r${round}u${nextEmail++}@example.com`
-        emails.set(context, email)
-        return { ...request, path: `/send-notification/${email}` }
-      },
-      onResponse: (status, _body, context) => {
-        const email = emails.get(context)
-        if (status >= 200 && status < 300 && email !== undefined) answered.add(email)
-      }
-    }]
-  })
-  return { perSecond: result["2xx"] / result.duration, p50: result.latency.p50, p99: result.latency.p99, failed: result.errors + result.non2xx }
-}
-
 /** Waits until the server has no task left to run (bounded); the time it took, or undefined. */
 const awaitBacklog = async (port: number, timeoutMillis: number): Promise<number | undefined> => {
   const start = performance.now()
@@ -376,7 +345,7 @@ const notifyRoute = async (contenders: ReadonlyArray<HttpContender>, dir: string
     const backlogs = new Map<string, Array<number | undefined>>(contenders.map((c) => [c.name, []]))
     for (const contender of contenders) {
       const server = servers.get(contender.name)!
-      await loadRun(server.port, HTTP_WARMUP_SECONDS, "warm", server.answered)
+      await notifyRound(server.port, HTTP_CONNECTIONS, HTTP_WARMUP_SECONDS, "warm", server.answered)
       await awaitBacklog(server.port, 60_000)
       pause(server.running)
     }
@@ -386,7 +355,7 @@ const notifyRoute = async (contenders: ReadonlyArray<HttpContender>, dir: string
         const contender = contenders[(round + i) % contenders.length]!
         const server = servers.get(contender.name)!
         resume(server.running)
-        rounds.get(contender.name)!.push(await loadRun(server.port, HTTP_SECONDS, String(round), server.answered))
+        rounds.get(contender.name)!.push(await notifyRound(server.port, HTTP_CONNECTIONS, HTTP_SECONDS, String(round), server.answered))
         // The next contender starts on a machine that is not still running this one's backlog.
         backlogs.get(contender.name)!.push(await awaitBacklog(server.port, 60_000))
         pause(server.running)

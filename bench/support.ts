@@ -1,4 +1,5 @@
 /** Shared helpers for the benchmarks: machine description, percentiles, ports, child processes. */
+import autocannon from "autocannon"
 import type { ChildProcess } from "node:child_process"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -149,3 +150,51 @@ export const awaitExit = async (running: Running, timeoutMillis: number): Promis
 /** The one line a `Server.launch` process prints when it has shut down, if it printed it. */
 export const shutdownReport = (stdout: string): string | undefined =>
   stdout.split("\n").find((line) => line.startsWith("shutdown report:"))
+
+/** What one bounded autocannon run measured. */
+export interface RoundResult {
+  readonly perSecond: number
+  readonly p50: number
+  readonly p99: number
+  readonly failed: number
+}
+
+let nextEmail = 0
+
+/**
+ * One bounded autocannon run of `POST /send-notification/<email>` with `connections` connections.
+ * Each request gets its own email `r<round>u<n>@example.com`; the emails answered 2xx are added to
+ * `answered`, so a run can check that every answered request's line was written.
+ */
+export const notifyRound = async (
+  port: number,
+  connections: number,
+  seconds: number,
+  round: string,
+  answered: Set<string>
+): Promise<RoundResult> => {
+  const emails = new WeakMap<object, string>()
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    duration: seconds,
+    requests: [{
+      method: "POST",
+      setupRequest: (request, context) => {
+        const email = `r${round}u${nextEmail++}@example.com`
+        emails.set(context, email)
+        return { ...request, path: `/send-notification/${email}` }
+      },
+      onResponse: (status, _body, context) => {
+        const email = emails.get(context)
+        if (status >= 200 && status < 300 && email !== undefined) answered.add(email)
+      }
+    }]
+  })
+  return {
+    perSecond: result["2xx"] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failed: result.errors + result.non2xx
+  }
+}

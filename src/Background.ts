@@ -692,10 +692,11 @@ const jobLayer = <R>(
   Layer.effectDiscard(start.pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
 
 /**
- * Registers a daemon or schedule under a name no other job has (jobs are told apart by name in
- * logs, snapshots and the report); its loop waits until jobs are released.
+ * @internal Registers a daemon or schedule under a name no other job has (jobs are told apart by
+ * name in logs, snapshots and the report); its loop waits until jobs are released. Also used by
+ * the modules that run jobs of their own (durable workers).
  */
-const startJob = <E, R>(
+export const startJob = <E, R>(
   name: string,
   kind: "daemon" | "schedule",
   loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
@@ -718,14 +719,6 @@ const startJob = <E, R>(
       Effect.tapError(() => Effect.sync(() => supervisor.releaseJobName(name)))
     )
   })
-
-/** @internal {@link startJob}, for the modules that run jobs of their own (durable workers). */
-export const startJobInternal = <E, R>(
-  name: string,
-  kind: "daemon" | "schedule",
-  loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
-  startJob(name, kind, loop)
 
 const startRepeating = <E, R>(
   name: string,

@@ -29,7 +29,7 @@ import type * as Scope from "effect/Scope"
 import { createHash, randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Background, startJobInternal } from "./Background.js"
+import { Background, startJob } from "./Background.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
 import { DurablePayloadError, DurableStoreError, type InvalidOptionError } from "./Errors.js"
 import * as validate from "./internal/options.js"
@@ -328,7 +328,7 @@ export const layer = <const Tasks extends ReadonlyArray<AnyTask>>(
       const record = yield* currentRecord
       record.durable = durable.stats
       for (const spec of list) {
-        yield* startJobInternal(`durable ${spec.name}`, "daemon", (supervisor) => worker.loop(supervisor, durable, spec)).pipe(
+        yield* startJob(`durable ${spec.name}`, "daemon", (supervisor) => worker.loop(supervisor, durable, spec)).pipe(
           Effect.catchTag("ShuttingDownError", Effect.die)
         )
       }
@@ -624,24 +624,28 @@ export interface StoreOptions {
   readonly lease?: Duration.DurationInput | undefined
 }
 
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+
 const checkStoreOptions = (options: StoreOptions | undefined, example: string) =>
-  Effect.flatMap(validate.record("options", options, example), (given) =>
-    validate.all({
-      table: validate.orDefault(given.table, "effect_queue") !== undefined &&
-          /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(String(validate.orDefault(given.table, "effect_queue")))
-        ? Effect.succeed(String(validate.orDefault(given.table, "effect_queue")))
+  Effect.flatMap(validate.record("options", options, example), (given) => {
+    const table = validate.orDefault(given.table, "effect_queue")
+    return validate.all({
+      table: typeof table === "string" && TABLE_NAME.test(table)
+        ? Effect.succeed(table)
         : validate.invalid("table", given.table, "a plain SQL table name (e.g. \"effect_queue\")"),
       pollInterval: validate.duration("pollInterval", validate.orDefault(given.pollInterval, "250 millis"), "positive", validate.NODE_TIMER_MAX_MILLIS),
-      lease: validate.duration("lease", validate.orDefault(given.lease, "30 seconds"), "positive", validate.NODE_TIMER_MAX_MILLIS)
-    }))
+      lockExpiration: validate.duration("lease", validate.orDefault(given.lease, "30 seconds"), "positive", validate.NODE_TIMER_MAX_MILLIS)
+    })
+  })
 
-const storeLayer = (
-  description: string,
-  options: { readonly table: string; readonly pollInterval: Duration.Duration; readonly lease: Duration.Duration }
-) =>
-  Layer.scoped(
-    store.DurableStore,
-    store.make({ description, table: options.table, pollInterval: options.pollInterval, lockExpiration: options.lease })
+/** What the store layers share once their client is made: the store on it, and both in context. */
+const withStore = (
+  client: SqlClient.SqlClient,
+  settings: store.StoreSettings
+): Effect.Effect<Context.Context<store.DurableStore | SqlClient.SqlClient>, DurableStoreError, Scope.Scope> =>
+  Effect.map(
+    store.make(settings).pipe(Effect.provideService(SqlClient.SqlClient, client)),
+    (durable) => Context.make(store.DurableStore, durable).pipe(Context.add(SqlClient.SqlClient, client))
   )
 
 /**
@@ -666,7 +670,7 @@ export const layerStore = (
 ): Layer.Layer<store.DurableStore, DurableStoreError | InvalidOptionError, SqlClient.SqlClient> =>
   Layer.unwrapEffect(
     Effect.map(checkStoreOptions(options, "{ lease: \"30 seconds\" }"), (checked) =>
-      storeLayer(options.description ?? "sql", checked))
+      Layer.scoped(store.DurableStore, store.make({ ...checked, description: options.description ?? "sql" })))
   )
 
 /**
@@ -687,12 +691,12 @@ export interface SqliteOptions extends StoreOptions {
   readonly filename?: string | undefined
 }
 
-const missingDriver = (store: string, packages: string) => (cause: unknown) =>
+/** The driver's module could not be loaded: it is an optional peer, installed by those who use it. */
+const missingDriver = (store: string, install: string) => (cause: unknown) =>
   new DurableStoreError({
     store,
     operation: "connect",
-    reason: `could not load its driver (${store.startsWith("sqlite") ? "@effect/sql-sqlite-node" : "@effect/sql-pg"}): ` +
-      `install ${packages} (${cause instanceof Error ? cause.message : String(cause)})`
+    reason: `could not load its driver: install ${install} (${cause instanceof Error ? cause.message : String(cause)})`
   })
 
 /**
@@ -734,10 +738,7 @@ export const sqlite = (
           Effect.fail(new DurableStoreError({ store: description, operation: "connect", reason: store.reasonOf(defect) }))
         )
       )
-      const durable = yield* store.make({ description, table: checked.table, pollInterval: checked.pollInterval, lockExpiration: checked.lease }).pipe(
-        Effect.provideService(SqlClient.SqlClient, client)
-      )
-      return Context.make(store.DurableStore, durable).pipe(Context.add(SqlClient.SqlClient, client))
+      return yield* withStore(client, { ...checked, description })
     })
   )
 
@@ -763,8 +764,8 @@ export interface PostgresOptions extends StoreOptions {
   readonly connectTimeout?: Duration.DurationInput | undefined
 }
 
-/** @internal The URL as shown in errors and logs: its password replaced with `***`. */
-export const redactUrl = (url: string): string => {
+/** The URL as shown in errors and logs: its password replaced with `***`. */
+const redactUrl = (url: string): string => {
   try {
     const parsed = new URL(url)
     if (parsed.password !== "") parsed.password = "***"
@@ -815,9 +816,6 @@ export const postgres = (
           Effect.fail(new DurableStoreError({ store: description, operation: "connect", reason: store.reasonOf(Cause.squash(cause)) }))
         )
       )
-      const durable = yield* store.make({ description, table: checked.table, pollInterval: checked.pollInterval, lockExpiration: checked.lease }).pipe(
-        Effect.provideService(SqlClient.SqlClient, client)
-      )
-      return Context.make(store.DurableStore, durable).pipe(Context.add(SqlClient.SqlClient, client))
+      return yield* withStore(client, { ...checked, description })
     })
   )

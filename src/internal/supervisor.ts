@@ -266,11 +266,6 @@ export class Supervisor {
     return this.closingFlag
   }
 
-  private readonly closingSignal = Deferred.unsafeMake<void>(FiberId.none)
-
-  /** Completes when shutdown begins (workers that take work from outside stop taking then). */
-  readonly awaitClosing: Effect.Effect<void> = Deferred.await(this.closingSignal)
-
   /** Admits and forks a task; fails without side effects when it is refused. */
   submit<A, E, R>(
     spec: SubmitSpec<A, E, R>
@@ -665,7 +660,6 @@ export class Supervisor {
    */
   readonly shutdown: Effect.Effect<ShutdownOutcome> = Effect.gen(this, function*() {
     this.closingFlag = true
-    Deferred.unsafeDone(this.closingSignal, Exit.void)
     const graceStart = yield* Clock.currentTimeMillis
     yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.options.grace))
     const interruptStart = yield* Clock.currentTimeMillis
