@@ -461,11 +461,12 @@ export const enqueue = <A, I, E, R>(
     const hold = checked.afterResponse ?? true
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
-      // Held for one lease at most: released once the response is written, or taken when the hold
-      // expires if this process never gets there.
+      // Held for one lease at most: once the response is written, handed to this process's workers
+      // for the type (or released for any worker), or taken when the hold expires if this process
+      // never gets there.
       yield* durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held")
       yield* BackgroundTasks.add(
-        durable.releaseHeld(id).pipe(
+        Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld(id)).pipe(
           Effect.catchAll((error) =>
             Effect.logWarning(`${error.message}; the task runs once its hold expires (${Duration.format(durable.lockExpiration)})`)
           )
@@ -475,9 +476,11 @@ export const enqueue = <A, I, E, R>(
       return id
     }
     const queue = yield* durable.factory.make({ name: task.name, schema: Schema.Unknown })
-    return yield* queue.offer(envelope, { id }).pipe(
+    yield* queue.offer(envelope, { id }).pipe(
       Effect.mapError((error) => new DurableStoreError({ store: durable.description, operation: "enqueue", reason: store.reasonOf(error.cause ?? error) }))
     )
+    durable.locals.get(task.name)?.wake()
+    return id
   })
 
 /**

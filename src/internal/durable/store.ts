@@ -1,21 +1,21 @@
 /**
- * The durable store: `@effect/sql`'s `SqlPersistedQueue` (one table, `effect_queue` by default),
- * with `@effect/experimental`'s `PersistedQueue` on top, and a few statements of our own on the
- * same table for what the queue has no word for.
+ * The durable store: `@effect/sql`'s `SqlPersistedQueue` table (`effect_queue` by default), with
+ * `@effect/experimental`'s `PersistedQueue` on top for offers (idempotent: a repeated id is
+ * ignored), and statements of our own on the same table, in the queue's protocol (a lease in
+ * `acquired_by`, `acquired_at`, which expires when its worker dies so that the task is taken again):
  *
- * The queue's engine does the work: idempotent offers (a repeated id is ignored), taking with a
- * lease (`acquired_by`, `acquired_at`) so that one worker at a time has a task, a lease that
- * expires when its worker dies (the task is then taken again), and releasing a task whose run was
- * interrupted. What we add speaks the same protocol, on the same columns:
- *
+ * - the workers take in batches: one statement leases as many available tasks as a task type has
+ *   free slots (the queue's own take statement, with a size), one records every success that ends
+ *   at the same moment, and one renews the leases of every running task (the queue's own take
+ *   serves one task per taker, records each outcome alone, and its lease renewal does not run in
+ *   this version of `@effect/sql`);
  * - a task that must not run yet — held until its response is written, scheduled for later, or
  *   waiting out a retry's backoff — is written as leased by a placeholder worker, with the lease
- *   dated so that it expires exactly when the task may run: the queue then takes it by itself;
+ *   dated so that it expires exactly when the task may run: any worker then takes it; a held task
+ *   whose response is written is claimed by its process's workers in one statement (or released);
  * - a task that failed its last attempt (or whose payload no longer decodes) is leased to a
  *   "dead" placeholder until the end of time, with its attempts and last failure: queryable, never
- *   taken, and retried or discarded on request;
- * - a running task's lease is renewed while it runs (the queue's own renewal does not run in this
- *   version of `@effect/sql`: a task longer than the lease would otherwise be taken twice).
+ *   taken, and retried or discarded on request.
  */
 import * as PersistedQueue from "@effect/experimental/PersistedQueue"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -24,6 +24,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
 import { DurableStoreError } from "../../Errors.js"
 
 /** Placeholder workers (UUIDs, as PostgreSQL's `acquired_by` column is typed). */
@@ -41,8 +42,8 @@ export interface StoreSettings {
   readonly lockExpiration: Duration.Duration
 }
 
-export { DurableStore, type Row, type State, type Store, type WorkerStats } from "./tag.js"
-import type { Row, State, Store } from "./tag.js"
+export { DurableStore, type LocalWorker, type Row, type State, type Store, type Taken, type WorkerStats } from "./tag.js"
+import type { Row, State, Store, Taken } from "./tag.js"
 
 /** The driver's own words for a failure, without stack frames. */
 export const reasonOf = (cause: unknown): string => {
@@ -122,13 +123,76 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
     const insertIgnoring = dialect === "pg" ? sql.literal("INSERT INTO") : sql.literal("INSERT OR IGNORE INTO")
     const onConflict = dialect === "pg" ? sql.literal("ON CONFLICT (id) DO NOTHING") : sql.literal("")
 
+    // This process's own lease holder, for the tasks its workers take (the queue's own worker id is
+    // private to it).
+    const workerId = randomUUID()
+    const worker = literal(workerId)
+    const expired = sql`(acquired_at IS NULL OR acquired_at < ${shifted(-leaseSeconds * 1000)})`
+    const sequences = (seqs: ReadonlyArray<number>) => sql.literal(seqs.map((seq) => String(Math.trunc(seq))).join(","))
+    const toTaken = (rows: ReadonlyArray<Record<string, unknown>>): Array<Taken> =>
+      rows.map((row) => ({
+        sequence: Number(row.sequence),
+        id: String(row.id),
+        element: String(row.element),
+        attempts: Number(row.attempts)
+      }))
+    // The queue's own take, on its columns and in its order: up to `size` available tasks of one
+    // type (never leased, or whose lease has expired), leased to this process in one statement.
+    const take = dialect === "pg"
+      ? (name: string, maxAttempts: number, size: number) =>
+        sql`WITH cte AS (
+            UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
+            WHERE sequence IN (
+              SELECT sequence FROM ${table}
+              WHERE queue_name = ${name} AND completed = FALSE AND attempts < ${maxAttempts} AND ${expired}
+              ORDER BY updated_at ASC, sequence ASC
+              FOR UPDATE SKIP LOCKED
+              LIMIT ${sql.literal(String(size))}
+            )
+            RETURNING sequence, id, element, attempts, updated_at
+          )
+          SELECT sequence, id, element, attempts FROM cte ORDER BY updated_at ASC, sequence ASC`
+      : (name: string, maxAttempts: number, size: number) =>
+        sql`UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
+          WHERE queue_name = ${name} AND completed = 0 AND attempts < ${maxAttempts} AND ${expired}
+          RETURNING sequence, id, element, attempts
+          ORDER BY updated_at ASC, sequence ASC
+          LIMIT ${sql.literal(String(size))}`
+
     return {
       description: settings.description,
       dialect,
       lockExpiration: settings.lockExpiration,
+      pollInterval: settings.pollInterval,
       sql,
       factory,
       stats: { done: 0, retried: 0, dead: 0, released: 0 },
+      locals: new Map(),
+      take: (name, maxAttempts, size) =>
+        take(name, maxAttempts, size).pipe(Effect.map(toTaken), Effect.mapError(fail("take"))),
+      claimHeld: (ids) =>
+        ids.length === 0 ? Effect.succeed([]) : sql`UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
+          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held} AND completed = ${isFalse}
+          RETURNING sequence, id, element, attempts`.pipe(Effect.map(toTaken), Effect.mapError(fail("take"))),
+      releaseHeldMany: (ids) =>
+        ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
+          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
+      complete: (seqs) =>
+        seqs.length === 0 ? Effect.void : sql`UPDATE ${table}
+          SET acquired_at = NULL, acquired_by = NULL, updated_at = ${now}, completed = ${isTrue}, attempts = attempts + 1
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("complete"))),
+      releaseAll: (name) =>
+        sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
+          WHERE queue_name = ${name} AND acquired_by = ${worker} AND completed = ${isFalse}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(fail("release"))
+        ),
+      release: (seqs) =>
+        seqs.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
+      renew: (seqs) =>
+        seqs.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = ${now}
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("lease renewal"))),
       insertLater: (id, name, element, delayMillis, why) =>
         sql`${insertIgnoring} ${table}
           (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
@@ -148,10 +212,6 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
           SET attempts = ${attempts}, last_failure = ${failure}, updated_at = ${now},
             acquired_by = ${dead}, acquired_at = ${never}
           WHERE id = ${id} AND completed = ${isFalse}`.pipe(Effect.asVoid, Effect.mapError(fail("dead-letter"))),
-      heartbeat: (id) =>
-        sql`UPDATE ${table} SET acquired_at = ${now}
-          WHERE id = ${id} AND completed = ${isFalse} AND acquired_by IS NOT NULL
-          AND acquired_by NOT IN (${scheduled}, ${held}, ${dead})`.pipe(Effect.asVoid, Effect.mapError(fail("lease renewal"))),
       find: (id) =>
         sql`SELECT ${columns} FROM ${table} WHERE id = ${id}`.pipe(
           Effect.map((rows) => (rows.length === 0 ? undefined : toRow(rows[0]!))),

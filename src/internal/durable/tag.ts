@@ -33,13 +33,48 @@ export interface WorkerStats {
   released: number
 }
 
+/** A task leased to this process, as the store returned it. */
+export interface Taken {
+  readonly sequence: number
+  readonly id: string
+  /** The stored envelope, as JSON text. */
+  readonly element: string
+  /** Attempts made before this one. */
+  readonly attempts: number
+}
+
+/** A task type's workers in this process, as `enqueue` sees them. */
+export interface LocalWorker {
+  /** Takes a held task whose response is written; false once the workers stop taking. */
+  readonly handOff: (id: string) => boolean
+  /** Tells the workers a task is ready in the store. */
+  readonly wake: () => void
+}
+
 export interface Store {
   readonly description: string
   readonly dialect: "sqlite" | "pg"
   readonly lockExpiration: Duration.Duration
+  readonly pollInterval: Duration.Duration
   readonly sql: SqlClient.SqlClient
   readonly factory: PersistedQueue.PersistedQueueFactory["Type"]
   readonly stats: WorkerStats
+  /** This process's workers, by task name. */
+  readonly locals: Map<string, LocalWorker>
+  /** Leases up to `size` available tasks of one type to this process, oldest first. */
+  readonly take: (name: string, maxAttempts: number, size: number) => Effect.Effect<Array<Taken>, DurableStoreError>
+  /** Leases held tasks (by id) to this process; those no longer held are left out. */
+  readonly claimHeld: (ids: ReadonlyArray<string>) => Effect.Effect<Array<Taken>, DurableStoreError>
+  /** Lets held tasks be taken now. */
+  readonly releaseHeldMany: (ids: ReadonlyArray<string>) => Effect.Effect<void, DurableStoreError>
+  /** Records runs that succeeded (one attempt each). */
+  readonly complete: (sequences: ReadonlyArray<number>) => Effect.Effect<void, DurableStoreError>
+  /** Hands leased tasks back to the store, no attempt counted. */
+  readonly release: (sequences: ReadonlyArray<number>) => Effect.Effect<void, DurableStoreError>
+  /** Hands back every task of one type this process still leases. */
+  readonly releaseAll: (name: string) => Effect.Effect<void, DurableStoreError>
+  /** Renews the lease of tasks this process runs or is about to run. */
+  readonly renew: (sequences: ReadonlyArray<number>) => Effect.Effect<void, DurableStoreError>
   /** Writes a task that must not be taken for `delayMillis` (`held`: until its response is written). */
   readonly insertLater: (
     id: string,
@@ -54,8 +89,6 @@ export interface Store {
   readonly reschedule: (id: string, attempts: number, failure: string, delayMillis: number) => Effect.Effect<void, DurableStoreError>
   /** Records the last failed attempt: the task is dead. */
   readonly markDead: (id: string, attempts: number, failure: string) => Effect.Effect<void, DurableStoreError>
-  /** Renews a running task's lease. */
-  readonly heartbeat: (id: string) => Effect.Effect<void, DurableStoreError>
   readonly find: (id: string) => Effect.Effect<Row | undefined, DurableStoreError>
   readonly listDead: (name: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<Row>, DurableStoreError>
   readonly counts: Effect.Effect<ReadonlyArray<{ readonly name: string; readonly state: State; readonly count: number }>, DurableStoreError>

@@ -1,9 +1,14 @@
 /**
- * A durable task type's workers: `concurrency` slots, each taking one task at a time from the
- * store, as one job of the supervisor. While any slot runs a task the job counts as pending work,
- * so shutdown's grace waits for it; when shutdown begins, idle slots stop taking and busy ones
- * stop after their task. A run cut off when the grace ends is interrupted, and the queue hands its
- * task back to the store (released, not failed), for the next process to run.
+ * A durable task type's workers, as one job of the supervisor: one fetcher that leases tasks from
+ * the store in batches (as many as there are free slots, in one statement) and runs each in its own
+ * fiber, up to `concurrency` at once. A task enqueued during a request of this process is handed
+ * to the fetcher once its response is written, and claimed with the others in one statement; a
+ * success is recorded together with the others that end at the same moment (one statement for the
+ * group); the leases of running tasks are renewed by one fiber for all of them.
+ *
+ * While any task runs, the job counts as pending work, so shutdown's grace waits for it; when
+ * shutdown begins, the fetcher stops taking. A run cut off when the grace ends is interrupted, and
+ * its task is handed back to the store (released, not failed), for the next process to run.
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -11,7 +16,9 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Deferred from "effect/Deferred"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -19,7 +26,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import { currentTaskId, type Supervisor } from "../supervisor.js"
-import type { Store } from "./store.js"
+import type { Store, Taken } from "./store.js"
 
 /** What the store keeps of a task: its encoded payload and the span that enqueued it. */
 export interface Envelope {
@@ -69,7 +76,7 @@ export const retryDelay = (
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
-/** The job's loop: starts the slots, and stops them taking work once shutdown begins. */
+/** The job: the fetcher, the runs, and their shared lease renewal and success recording. */
 export const loop = <A, R>(
   supervisor: Supervisor,
   store: Store,
@@ -77,101 +84,243 @@ export const loop = <A, R>(
 ): Effect.Effect<void, never, R> =>
   Effect.gen(function*() {
     const jobId = yield* FiberRef.get(currentTaskId)
-    const queue = yield* store.factory.make({ name: spec.name, schema: Schema.Unknown })
-    const heartbeatEvery = Duration.millis(Math.max(50, Duration.toMillis(store.lockExpiration) / 3))
     const { stats } = store
-    let busy = 0
+    const decodeEnvelope = Schema.decodeUnknown(EnvelopeSchema)
+    const renewEvery = Duration.millis(Math.max(50, Duration.toMillis(store.lockExpiration) / 3))
 
-    const runOne = (element: unknown, meta: { readonly id: string; readonly attempts: number }) =>
+    /** Tasks leased to this process by this job (sequences), renewed while they run. */
+    const leased = new Set<number>()
+    const runs = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+    /** Held tasks whose response is written, waiting to be claimed. */
+    let handOffs: Array<string> = []
+    /** Whether the store may hold available tasks: the poll interval passed, an enqueue said so, or the last take was full. */
+    let pollDue = true
+    let stopped = false
+    let running = 0
+    /** Slots promised to a lease in progress (hand-offs being claimed, tasks being taken). */
+    let acquiring = 0
+    const wakeUp = Effect.unsafeMakeLatch(false)
+    const wake = () => wakeUp.unsafeOpen()
+
+    // Successes that end together are recorded in one statement: each adds its task and waits for
+    // the group's outcome; one fiber writes the groups, one after the other.
+    let completions: Array<{ readonly sequence: number; readonly done: Deferred.Deferred<void, unknown> }> = []
+    const completionsDue = Effect.unsafeMakeLatch(false)
+    const completer = Effect.gen(function*() {
+      while (true) {
+        yield* completionsDue.await
+        completionsDue.unsafeClose()
+        yield* Effect.yieldNow()
+        yield* Effect.uninterruptible(Effect.suspend(() => {
+          const group = completions
+          completions = []
+          if (group.length === 0) return Effect.void
+          return Effect.map(Effect.exit(store.complete(group.map((entry) => entry.sequence))), (written) => {
+            for (const entry of group) Deferred.unsafeDone(entry.done, written)
+          })
+        }))
+      }
+    })
+    const complete = (sequence: number) =>
+      Effect.suspend(() => {
+        const done = Deferred.unsafeMake<void, unknown>(FiberId.none)
+        completions.push({ sequence, done })
+        completionsDue.unsafeOpen()
+        return Deferred.await(done)
+      })
+
+    const runOne = (task: Taken) =>
       Effect.gen(function*() {
-        const attempt = meta.attempts + 1
-        const info: RunInfo = { id: meta.id, name: spec.name, attempt }
-        const decoded = yield* Schema.decodeUnknown(EnvelopeSchema)(element).pipe(
-          Effect.flatMap((envelope) => Effect.map(spec.decode(envelope.payload), (payload) => ({ envelope, payload }))),
+        const attempt = task.attempts + 1
+        const info: RunInfo = { id: task.id, name: spec.name, attempt }
+        const decoded = yield* Effect.try({ try: () => JSON.parse(task.element) as unknown, catch: (cause) => cause }).pipe(
+          Effect.mapError((cause) => `the stored task is not JSON (${cause instanceof Error ? cause.message : String(cause)})`),
+          Effect.flatMap((element) =>
+            decodeEnvelope(element).pipe(
+              Effect.flatMap((envelope) => Effect.map(spec.decode(envelope.payload), (payload) => ({ envelope, payload }))),
+              Effect.mapError((error) => `the payload does not decode: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+            )
+          ),
           Effect.either
         )
         if (decoded._tag === "Left") {
-          const reason = `the payload does not decode: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
-          yield* store.markDead(meta.id, attempt, reason)
+          yield* store.markDead(task.id, attempt, decoded.left)
           stats.dead++
-          return yield* Effect.logError(`durable task "${spec.name}" ${meta.id}: ${reason}; kept as dead`)
+          return yield* Effect.logError(`durable task "${spec.name}" ${task.id}: ${decoded.left}; kept as dead`)
         }
         const { envelope, payload } = decoded.right
-        const heartbeat = Effect.sleep(heartbeatEvery).pipe(
-          Effect.zipRight(store.heartbeat(meta.id).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))),
-          Effect.forever
-        )
         const attemptRun = spec.timeout === undefined
           ? spec.run(payload, info)
           : Effect.timeoutFail(spec.run(payload, info), {
             duration: spec.timeout,
             onTimeout: () => new Cause.TimeoutException(`attempt ${attempt} timed out after ${Duration.format(spec.timeout!)}`)
           })
-        const traced = Effect.withSpan(attemptRun, `durable ${spec.name}`, {
+        const outcome = yield* Effect.withSpan(attemptRun, `durable ${spec.name}`, {
           kind: "consumer",
-          attributes: { "durable.task": spec.name, "durable.id": meta.id, "durable.attempt": attempt },
+          attributes: { "durable.task": spec.name, "durable.id": task.id, "durable.attempt": attempt },
           links: envelope.trace === undefined ? [] : [{
             _tag: "SpanLink",
             span: Tracer.externalSpan({ traceId: envelope.trace.traceId, spanId: envelope.trace.spanId }),
             attributes: { "link.reason": "enqueued-by" }
           }]
-        })
-        const outcome = yield* Effect.scoped(Effect.zipRight(Effect.forkScoped(heartbeat), traced)).pipe(
+        }).pipe(
           Effect.onInterrupt(() => Effect.sync(() => stats.released++)),
           Effect.exit
         )
         if (Exit.isSuccess(outcome)) {
+          // recorded whatever happens next: the run is over
+          yield* Effect.uninterruptible(complete(task.sequence))
           stats.done++
           return
         }
-        // interrupted (shutdown past its grace): the queue hands the task back to the store
+        // interrupted (shutdown past its grace): the job hands the task back to the store
         if (Cause.isInterruptedOnly(outcome.cause)) return yield* outcome
         const failure = failureText(outcome.cause)
         const now = yield* Clock.currentTimeMillis
         const delay = attempt >= spec.maxAttempts ? Option.none() : yield* retryDelay(spec.retry, attempt, now)
         if (Option.isNone(delay)) {
-          yield* store.markDead(meta.id, attempt, failure)
+          yield* store.markDead(task.id, attempt, failure)
           stats.dead++
           return yield* Effect.logError(
-            `durable task "${spec.name}" ${meta.id} failed attempt ${attempt} of ${spec.maxAttempts}, its last; kept as dead`,
+            `durable task "${spec.name}" ${task.id} failed attempt ${attempt} of ${spec.maxAttempts}, its last; kept as dead`,
             outcome.cause
           )
         }
-        yield* store.reschedule(meta.id, attempt, failure, Duration.toMillis(delay.value))
+        yield* store.reschedule(task.id, attempt, failure, Duration.toMillis(delay.value))
         stats.retried++
         yield* Effect.logError(
-          `durable task "${spec.name}" ${meta.id} failed attempt ${attempt} of ${spec.maxAttempts}; ` +
+          `durable task "${spec.name}" ${task.id} failed attempt ${attempt} of ${spec.maxAttempts}; ` +
             `next attempt in ${Duration.format(delay.value)}`,
           outcome.cause
         )
-      }).pipe(Effect.annotateLogs({ durableTask: spec.name, durableTaskId: meta.id }))
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError(
+            `durable worker "${spec.name}": the store failed while recording the outcome of ${task.id}; ` +
+              `it runs again once its lease expires (${Duration.format(store.lockExpiration)})`,
+            cause
+          )
+        ),
+        Effect.ensuring(Effect.sync(() => {
+          leased.delete(task.sequence)
+          if (--running === 0) supervisor.setRunning(jobId, false, Date.now())
+          wake()
+        })),
+        Effect.annotateLogs({ durableTask: spec.name, durableTaskId: task.id })
+      )
 
-    const slotLoop = Effect.gen(function*() {
+    /** Starts leased tasks: the slots promised to them become running ones at once. */
+    const startAll = (tasks: ReadonlyArray<Taken>) =>
+      Effect.suspend(() => {
+        if (running === 0 && tasks.length > 0) supervisor.setRunning(jobId, true, Date.now())
+        running += tasks.length
+        acquiring = 0
+        return Effect.forEach(tasks, (task) =>
+          Effect.map(Effect.forkDaemon(runOne(task)), (fiber) => {
+            runs.add(fiber)
+            fiber.addObserver(() => runs.delete(fiber))
+          }), { discard: true })
+      })
+
+    /** Leases hand-offs and, when due, available tasks: up to `free` in all, registered as leased before anything can interrupt. */
+    const acquire = (ids: ReadonlyArray<string>, size: number) =>
+      Effect.gen(function*() {
+        const claimed = yield* store.claimHeld(ids)
+        const taken = size > 0 ? yield* store.take(spec.name, spec.maxAttempts, size) : []
+        for (const task of claimed) leased.add(task.sequence)
+        for (const task of taken) leased.add(task.sequence)
+        return { claimed, taken }
+      }).pipe(Effect.uninterruptible)
+
+    const fetcher = Effect.gen(function*() {
       while (!supervisor.closing) {
-        const taken = yield* Effect.exit(queue.take((element, meta) =>
-          // Taken as shutdown began: handed back to the store untouched (an interrupted take
-          // releases its task), for the next process.
-          supervisor.closing ? Effect.interrupt : Effect.suspend(() => {
-            if (busy++ === 0) supervisor.setRunning(jobId, true, Date.now())
-            return runOne(element, meta)
-          }).pipe(Effect.ensuring(Effect.sync(() => {
-            if (--busy === 0) supervisor.setRunning(jobId, false, Date.now())
-          }))), { maxAttempts: spec.maxAttempts }))
-        if (Exit.isFailure(taken) && !Cause.isInterruptedOnly(taken.cause)) {
-          // the store failed while recording an outcome: the task stays leased, and is taken again
-          // once its lease expires; this slot waits a moment, as the queue's own poller does
-          yield* Effect.logError(`durable worker "${spec.name}": the store failed; retrying in 1 second`, taken.cause)
-          yield* Effect.sleep("1 second")
+        wakeUp.unsafeClose()
+        // hand-offs are accepted only while a slot is free for them
+        const ids = handOffs
+        handOffs = []
+        const free = spec.concurrency - running - ids.length
+        const size = free > 0 && pollDue ? free : 0
+        if (ids.length === 0 && size === 0) {
+          yield* wakeUp.await
+          continue
         }
+        acquiring = ids.length + size
+        const got = yield* Effect.either(acquire(ids, size))
+        if (got._tag === "Left") {
+          acquiring = 0
+          // the store failed: held tasks stay held until their hold expires, then are taken as
+          // any other; the fetcher waits a moment before it tries again
+          yield* Effect.logError(`durable worker "${spec.name}": the store failed; retrying in 1 second`, got.left)
+          yield* Effect.sleep("1 second")
+          pollDue = true
+          continue
+        }
+        const tasks = [...got.right.claimed, ...got.right.taken]
+        if (size > 0) pollDue = got.right.taken.length === size
+        if (supervisor.closing) {
+          acquiring = 0
+          // taken as shutdown began: handed back untouched, for the next process
+          for (const task of tasks) leased.delete(task.sequence)
+          yield* store.release(tasks.map((task) => task.sequence)).pipe(
+            Effect.catchAll((error) => Effect.logWarning(error.message))
+          )
+          break
+        }
+        yield* startAll(tasks)
       }
     })
 
-    const slots: Array<Fiber.RuntimeFiber<void>> = []
-    for (let i = 0; i < spec.concurrency; i++) slots.push(yield* Effect.fork(slotLoop))
-    // Shutdown: no slot starts a task once it has begun (an idle slot's take stays open, as an
-    // interrupted take would leave the queue polling for it, and hands back what it gets); busy ones
-    // finish their task (the grace waits for them). At the grace's end the job is interrupted, and
-    // waits for its slots to hand back their tasks before the supervisor counts it ended and the
-    // store may close.
-    yield* Effect.onInterrupt(Effect.never, () => Fiber.interruptAll(slots))
+    const poller = Effect.sleep(store.pollInterval).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        pollDue = true
+        wake()
+      })),
+      Effect.forever
+    )
+    const renewer = Effect.sleep(renewEvery).pipe(
+      Effect.zipRight(Effect.suspend(() => store.renew(Array.from(leased)))),
+      Effect.catchAll((error) => Effect.logWarning(error.message)),
+      Effect.forever
+    )
+
+    /** Stops taking: held tasks not yet claimed are let go, to be taken by any worker. */
+    const stop = Effect.suspend(() => {
+      stopped = true
+      const left = handOffs
+      handOffs = []
+      return store.releaseHeldMany(left)
+    }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+
+    store.locals.set(spec.name, {
+      handOff: (id) => {
+        // a held task this process cannot start now is let go, for any worker to take
+        if (stopped || supervisor.closing || running + acquiring + handOffs.length >= spec.concurrency) return false
+        handOffs.push(id)
+        wake()
+        return true
+      },
+      wake: () => {
+        pollDue = true
+        wake()
+      }
+    })
+    const helpers = [
+      yield* Effect.fork(completer),
+      yield* Effect.fork(poller),
+      yield* Effect.fork(renewer)
+    ]
+    const fetching = yield* Effect.fork(fetcher.pipe(Effect.zipRight(stop)))
+    // Shutdown: the fetcher stops taking once it begins; running tasks finish (the grace waits for
+    // them). At the grace's end the job is interrupted: runs still going are interrupted (released),
+    // and every task of this type still leased here is handed back before the supervisor counts the
+    // job ended and the store may close.
+    yield* Effect.onInterrupt(Effect.never, () =>
+      Effect.gen(function*() {
+        store.locals.delete(spec.name)
+        yield* Fiber.interrupt(fetching)
+        yield* stop
+        yield* Fiber.interruptAll(Array.from(runs))
+        yield* Fiber.interruptAll(helpers)
+        yield* store.releaseAll(spec.name).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+      }))
   })
