@@ -123,6 +123,9 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
     const insertIgnoring = dialect === "pg" ? sql.literal("INSERT INTO") : sql.literal("INSERT OR IGNORE INTO")
     const onConflict = dialect === "pg" ? sql.literal("ON CONFLICT (id) DO NOTHING") : sql.literal("")
 
+    // The workers' own bookkeeping (a take every poll interval, a lease renewal, a group of
+    // successes) is not traced: a span per poll would flood a user's traces with no meaning to them.
+    const untraced = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.withTracerEnabled(effect, false)
     // This process's own lease holder, for the tasks its workers take (the queue's own worker id is
     // private to it).
     const workerId = randomUUID()
@@ -169,30 +172,31 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
       stats: { done: 0, retried: 0, dead: 0, released: 0 },
       locals: new Map(),
       take: (name, maxAttempts, size) =>
-        take(name, maxAttempts, size).pipe(Effect.map(toTaken), Effect.mapError(fail("take"))),
+        take(name, maxAttempts, size).pipe(Effect.map(toTaken), Effect.mapError(fail("take")), untraced),
       claimHeld: (ids) =>
         ids.length === 0 ? Effect.succeed([]) : sql`UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
           WHERE id IN ${sql.in(ids)} AND acquired_by = ${held} AND completed = ${isFalse}
-          RETURNING sequence, id, element, attempts`.pipe(Effect.map(toTaken), Effect.mapError(fail("take"))),
+          RETURNING sequence, id, element, attempts`.pipe(Effect.map(toTaken), Effect.mapError(fail("take")), untraced),
       releaseHeldMany: (ids) =>
         ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
-          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
+          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced),
       complete: (seqs) =>
         seqs.length === 0 ? Effect.void : sql`UPDATE ${table}
           SET acquired_at = NULL, acquired_by = NULL, updated_at = ${now}, completed = ${isTrue}, attempts = attempts + 1
-          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("complete"))),
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("complete")), untraced),
       releaseAll: (name) =>
         sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
           WHERE queue_name = ${name} AND acquired_by = ${worker} AND completed = ${isFalse}`.pipe(
           Effect.asVoid,
-          Effect.mapError(fail("release"))
+          Effect.mapError(fail("release")),
+          untraced
         ),
       release: (seqs) =>
         seqs.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
-          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced),
       renew: (seqs) =>
         seqs.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = ${now}
-          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("lease renewal"))),
+          WHERE sequence IN (${sequences(seqs)}) AND acquired_by = ${worker}`.pipe(Effect.asVoid, Effect.mapError(fail("lease renewal")), untraced),
       insertLater: (id, name, element, delayMillis, why) =>
         sql`${insertIgnoring} ${table}
           (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
