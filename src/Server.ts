@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type * as Etag from "@effect/platform/Etag"
-import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpPlatform from "@effect/platform/HttpPlatform"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
@@ -328,6 +328,38 @@ const layerFrom = ({ drainTimeout, host, interruptTimeout, port }: Settings) =>
   }))
 
 /**
+ * Answers are written so that a client hanging up cannot park its request for good. The platform
+ * writes a body with `end(body, callback)` and waits for the callback, uninterruptibly, before the
+ * request ends; Node calls it back on `finish` only, which never comes once the connection has
+ * closed. Such a request would stay in flight for good, holding shutdown to its deadlines. So an
+ * answer to a client already gone loses its body (keeping its status, which after-response tasks
+ * go by), and `end`'s callback also runs when the connection is (or becomes) closed first.
+ */
+const endOnClose: HttpApp.PreResponseHandler = (request, response) =>
+  Effect.sync(() => {
+    const node = NodeHttpServerRequest.toServerResponse(request) as unknown
+    if (!(node instanceof Http.ServerResponse) || response.body._tag === "Empty" || node.writableEnded) return response
+    if (node.destroyed) return HttpServerResponse.empty({ status: response.status })
+    const end = node.end
+    node.end = function(this: Http.ServerResponse, ...args: Array<unknown>) {
+      const callback = args[args.length - 1]
+      if (typeof callback !== "function") return end.apply(this, args as Parameters<typeof end>)
+      let pending = true
+      const done = () => {
+        if (!pending) return
+        pending = false
+        this.off("close", done)
+        callback()
+      }
+      if (this.destroyed) process.nextTick(done)
+      else this.once("close", done)
+      args[args.length - 1] = done
+      return end.apply(this, args as Parameters<typeof end>)
+    } as typeof end
+    return response
+  })
+
+/**
  * Serves `app` on the server from {@link layer}, with `BackgroundTasks.middleware` installed and
  * every request tracked. Releasing it runs shutdown phases 1 and 2: readiness turns false and the
  * listener closes; in-flight requests finish, answering with `Connection: close`, and idle
@@ -367,7 +399,10 @@ export const serve = <E, R>(
     const recorder = yield* currentRecord
     // The platform runs a served app uninterruptibly (only HttpRouter routes opt back in), which
     // would let a stuck handler outlive the drain timeout and the layers it uses.
-    yield* HttpServer.serveEffect(Effect.interruptible(app), (inner) => graceful.track(BackgroundTasks.middleware(inner)))
+    yield* HttpServer.serveEffect(
+      Effect.interruptible(app),
+      (inner) => graceful.track(BackgroundTasks.middleware(HttpApp.withPreResponseHandler(inner, endOnClose)))
+    )
     yield* Effect.addFinalizer(() => graceful.drain(recorder))
   }))
 

@@ -3,10 +3,10 @@
  * layer's scope, with real HTTP clients. Phases are sequenced with Deferreds and observed states,
  * never with timing thresholds.
  */
-import { type HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, type Layer, Option, Stream, TestClock } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, type Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { Background, BackgroundTasks, Server, ShuttingDownError } from "../src/index.js"
@@ -191,6 +191,37 @@ describe("Server: graceful shutdown on a real server", () => {
       const shutdown = yield* server.shutdown
       yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
       expect(record).toMatchObject({ requestsDrained: 0, requestsInterrupted: 0, stillRunning: [] })
+    }).pipe(Effect.scoped))
+
+  it.live("an answer written after its client hung up ends its request (Node never calls back a write to a closed connection): nothing is left in flight", () =>
+    Effect.gen(function*() {
+      const gone = yield* Deferred.make<void>()
+      // A pre-response handler runs after the app, where nothing interrupts the request: this one
+      // waits until the client is gone, so the body is written to a closed connection.
+      const untilGone = (request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse) => {
+        const node = NodeHttpServerRequest.toServerResponse(request)
+        return Effect.sync(() => node.destroyed).pipe(
+          Effect.repeat({ until: (destroyed) => destroyed, schedule: Schedule.spaced("5 millis") }),
+          Effect.zipRight(Deferred.succeed(gone, undefined)),
+          Effect.as(response)
+        )
+      }
+      const route = Effect.zipRight(HttpApp.appendPreResponseHandler(untilGone), HttpServerResponse.text("late"))
+      const record = new ShutdownRecord()
+      const server = yield* serving(HttpRouter.empty.pipe(HttpRouter.get("/late", route)), {
+        drainTimeout: "100 millis",
+        interruptTimeout: "100 millis"
+      }).pipe(Effect.provideService(ShutdownRecorder, record))
+      const connection = yield* RawConnection.connect(server.port)
+      yield* connection.write(rawGet("/late"))
+      yield* connection.destroy
+      yield* connection.awaitClosed
+      yield* Deferred.await(gone).pipe(orHang("the server to see the client gone"))
+      const shutdown = yield* server.shutdown
+      yield* Fiber.join(shutdown).pipe(orHang("shutdown to complete"))
+      // unhandled, the request stays parked in the platform's write: cut off at the drain's end,
+      // then reported still running past the interrupt timeout
+      expect(record).toMatchObject({ requestsInterrupted: 0, stillRunning: [] })
     }).pipe(Effect.scoped))
 
   it.live("the drain closes idle keep-alive connections (after a short linger), while in-flight requests go on", () =>
