@@ -463,16 +463,19 @@ export const enqueue = <A, I, E, R>(
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
       // Held for one lease at most: once the response is written, handed to this process's workers
       // for the type (or released for any worker), or taken when the hold expires if this process
-      // never gets there.
-      yield* durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held")
-      yield* BackgroundTasks.add(
-        Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld(id)).pipe(
-          Effect.catchAll((error) =>
-            Effect.logWarning(`${error.message}; the task runs once its hold expires (${Duration.format(durable.lockExpiration)})`)
-          )
-        ),
-        { name: `durable ${task.name} release`, always: true }
-      ).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request.value))
+      // never gets there. The write and the release's registration are one step: a request cut
+      // off (its client gone) while the write is under way still releases what it wrote.
+      yield* Effect.uninterruptible(Effect.zipRight(
+        durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held"),
+        BackgroundTasks.add(
+          Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld(id)).pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning(`${error.message}; the task runs once its hold expires (${Duration.format(durable.lockExpiration)})`)
+            )
+          ),
+          { name: `durable ${task.name} release`, always: true }
+        ).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request.value))
+      ))
       return id
     }
     const queue = yield* durable.factory.make({ name: task.name, schema: Schema.Unknown })
