@@ -95,6 +95,8 @@ export const loop = <A, R>(
     let handOffs: Array<string> = []
     /** Whether the store may hold available tasks: the poll interval passed, an enqueue said so, or the last take was full. */
     let pollDue = true
+    /** Whether the last take was full: more tasks are likely waiting in the store. */
+    let backlog = false
     let stopped = false
     let running = 0
     /** Slots promised to a lease in progress (hand-offs being claimed, tasks being taken). */
@@ -239,7 +241,9 @@ export const loop = <A, R>(
         const ids = handOffs
         handOffs = []
         const free = spec.concurrency - running - ids.length
-        const size = free > 0 && pollDue ? free : 0
+        // With a backlog in the store (the last take was full), take once half the slots are free
+        // rather than one slot at a time: a take costs about the same for one task as for several.
+        const size = free > 0 && pollDue && (!backlog || free >= Math.ceil(spec.concurrency / 2) || running === 0) ? free : 0
         if (ids.length === 0 && size === 0) {
           yield* wakeUp.await
           continue
@@ -256,7 +260,7 @@ export const loop = <A, R>(
           continue
         }
         const tasks = [...got.right.claimed, ...got.right.taken]
-        if (size > 0) pollDue = got.right.taken.length === size
+        if (size > 0) pollDue = backlog = got.right.taken.length === size
         if (supervisor.closing) {
           acquiring = 0
           // taken as shutdown began: handed back untouched, for the next process
