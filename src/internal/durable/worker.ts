@@ -2,9 +2,10 @@
  * A durable task type's workers, as one job of the supervisor: one fetcher that leases tasks from
  * the store in batches (as many as there are free slots, in one statement) and runs each in its own
  * fiber, up to `concurrency` at once. A task enqueued during a request of this process is handed
- * to the fetcher once its response is written, and claimed with the others in one statement; a
- * success is recorded together with the others that end at the same moment (one statement for the
- * group); the leases of running tasks are renewed by one fiber for all of them.
+ * to the fetcher once its response is written, and claimed with the others in one statement (those
+ * it has no free slot for go back to the store, together); successes are recorded in groups (one
+ * statement for those that end within a few milliseconds; the slot is free at once); the leases of
+ * running tasks are renewed by one fiber for all of them.
  *
  * While any task runs, the job counts as pending work, so shutdown's grace waits for it; when
  * shutdown begins, the fetcher stops taking. A run cut off when the grace ends is interrupted, and
@@ -16,9 +17,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Deferred from "effect/Deferred"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -76,6 +75,9 @@ export const retryDelay = (
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
+/** How long successes gather before they are recorded together. */
+const GROUP_WINDOW = Duration.millis(2)
+
 /** The job: the fetcher, the runs, and their shared lease renewal and success recording. */
 export const loop = <A, R>(
   supervisor: Supervisor,
@@ -99,37 +101,46 @@ export const loop = <A, R>(
     let backlog = false
     let stopped = false
     let running = 0
-    /** Slots promised to a lease in progress (hand-offs being claimed, tasks being taken). */
-    let acquiring = 0
     const wakeUp = Effect.unsafeMakeLatch(false)
     const wake = () => wakeUp.unsafeOpen()
 
-    // Successes that end together are recorded in one statement: each adds its task and waits for
-    // the group's outcome; one fiber writes the groups, one after the other.
-    let completions: Array<{ readonly sequence: number; readonly done: Deferred.Deferred<void, unknown> }> = []
+    // Successes are recorded in groups, by one fiber, a moment after the first of a group: the
+    // run's slot is free as soon as it ends, and its task stays leased here (its lease renewed)
+    // until the group is written. A crash in between runs it again, as any crash before a record.
+    let completions: Array<Taken> = []
     const completionsDue = Effect.unsafeMakeLatch(false)
+    const flush = Effect.suspend(() => {
+      const group = completions
+      completions = []
+      if (group.length === 0) return Effect.void
+      return store.complete(group.map((task) => task.sequence)).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () =>
+            Effect.sync(() => {
+              for (const task of group) leased.delete(task.sequence)
+              stats.done += group.length
+            }),
+          onFailure: (cause) => {
+            // not renewed: each lease expires and its task runs again
+            for (const task of group) leased.delete(task.sequence)
+            return Effect.logError(
+              `durable worker "${spec.name}": the store failed while recording ${group.length} successful run(s) ` +
+                `(${group.map((task) => task.id).join(", ")}); they run again once their lease expires ` +
+                `(${Duration.format(store.lockExpiration)})`,
+              cause
+            )
+          }
+        })
+      )
+    }).pipe(Effect.uninterruptible)
     const completer = Effect.gen(function*() {
       while (true) {
         yield* completionsDue.await
         completionsDue.unsafeClose()
-        yield* Effect.yieldNow()
-        yield* Effect.uninterruptible(Effect.suspend(() => {
-          const group = completions
-          completions = []
-          if (group.length === 0) return Effect.void
-          return Effect.map(Effect.exit(store.complete(group.map((entry) => entry.sequence))), (written) => {
-            for (const entry of group) Deferred.unsafeDone(entry.done, written)
-          })
-        }))
+        yield* Effect.sleep(GROUP_WINDOW)
+        yield* flush
       }
     })
-    const complete = (sequence: number) =>
-      Effect.suspend(() => {
-        const done = Deferred.unsafeMake<void, unknown>(FiberId.none)
-        completions.push({ sequence, done })
-        completionsDue.unsafeOpen()
-        return Deferred.await(done)
-      })
 
     const runOne = (task: Taken) =>
       Effect.gen(function*() {
@@ -146,6 +157,7 @@ export const loop = <A, R>(
           Effect.either
         )
         if (decoded._tag === "Left") {
+          leased.delete(task.sequence)
           yield* store.markDead(task.id, attempt, decoded.left)
           stats.dead++
           return yield* Effect.logError(`durable task "${spec.name}" ${task.id}: ${decoded.left}; kept as dead`)
@@ -170,13 +182,13 @@ export const loop = <A, R>(
           Effect.exit
         )
         if (Exit.isSuccess(outcome)) {
-          // recorded whatever happens next: the run is over
-          yield* Effect.uninterruptible(complete(task.sequence))
-          stats.done++
+          completions.push(task)
+          completionsDue.unsafeOpen()
           return
         }
         // interrupted (shutdown past its grace): the job hands the task back to the store
         if (Cause.isInterruptedOnly(outcome.cause)) return yield* outcome
+        leased.delete(task.sequence)
         const failure = failureText(outcome.cause)
         const now = yield* Clock.currentTimeMillis
         const delay = attempt >= spec.maxAttempts ? Option.none() : yield* retryDelay(spec.retry, attempt, now)
@@ -204,7 +216,6 @@ export const loop = <A, R>(
           )
         ),
         Effect.ensuring(Effect.sync(() => {
-          leased.delete(task.sequence)
           if (--running === 0) supervisor.setRunning(jobId, false, Date.now())
           wake()
         })),
@@ -216,7 +227,6 @@ export const loop = <A, R>(
       Effect.suspend(() => {
         if (running === 0 && tasks.length > 0) supervisor.setRunning(jobId, true, Date.now())
         running += tasks.length
-        acquiring = 0
         return Effect.forEach(tasks, (task) =>
           Effect.map(Effect.forkDaemon(runOne(task)), (fiber) => {
             runs.add(fiber)
@@ -237,21 +247,30 @@ export const loop = <A, R>(
     const fetcher = Effect.gen(function*() {
       while (!supervisor.closing) {
         wakeUp.unsafeClose()
-        // hand-offs are accepted only while a slot is free for them
-        const ids = handOffs
+        // Hand-offs fill the free slots; the others are let go to the store in one statement,
+        // for any worker of any process (this one's included, once a slot frees).
+        const slots = spec.concurrency - running
+        const ids = handOffs.length <= slots ? handOffs : handOffs.slice(0, Math.max(0, slots))
+        const excess = handOffs.length <= slots ? [] : handOffs.slice(ids.length)
         handOffs = []
-        const free = spec.concurrency - running - ids.length
+        if (excess.length > 0) {
+          yield* store.releaseHeldMany(excess).pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning(`${error.message}; those tasks run once their hold expires (${Duration.format(store.lockExpiration)})`)
+            )
+          )
+          pollDue = backlog = true
+        }
+        const free = slots - ids.length
         // With a backlog in the store (the last take was full), take once half the slots are free
         // rather than one slot at a time: a take costs about the same for one task as for several.
         const size = free > 0 && pollDue && (!backlog || free >= Math.ceil(spec.concurrency / 2) || running === 0) ? free : 0
         if (ids.length === 0 && size === 0) {
-          yield* wakeUp.await
+          if (excess.length === 0) yield* wakeUp.await
           continue
         }
-        acquiring = ids.length + size
         const got = yield* Effect.either(acquire(ids, size))
         if (got._tag === "Left") {
-          acquiring = 0
           // the store failed: held tasks stay held until their hold expires, then are taken as
           // any other; the fetcher waits a moment before it tries again
           yield* Effect.logError(`durable worker "${spec.name}": the store failed; retrying in 1 second`, got.left)
@@ -262,7 +281,6 @@ export const loop = <A, R>(
         const tasks = [...got.right.claimed, ...got.right.taken]
         if (size > 0) pollDue = backlog = got.right.taken.length === size
         if (supervisor.closing) {
-          acquiring = 0
           // taken as shutdown began: handed back untouched, for the next process
           for (const task of tasks) leased.delete(task.sequence)
           yield* store.release(tasks.map((task) => task.sequence)).pipe(
@@ -298,7 +316,7 @@ export const loop = <A, R>(
     store.locals.set(spec.name, {
       handOff: (id) => {
         // a held task this process cannot start now is let go, for any worker to take
-        if (stopped || supervisor.closing || running + acquiring + handOffs.length >= spec.concurrency) return false
+        if (stopped || supervisor.closing) return false
         handOffs.push(id)
         wake()
         return true
@@ -325,6 +343,7 @@ export const loop = <A, R>(
         yield* stop
         yield* Fiber.interruptAll(Array.from(runs))
         yield* Fiber.interruptAll(helpers)
+        yield* flush
         yield* store.releaseAll(spec.name).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
       }))
   })
