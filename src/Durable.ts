@@ -619,7 +619,7 @@ export const discard = (id: string): Effect.Effect<boolean, DurableStoreError, s
  * @category models
  */
 export interface StoreOptions {
-  /** The table (created if missing). Default `"effect_queue"`. */
+  /** The table (created if missing): a plain SQL name of at most 52 characters. Default `"effect_queue"`. */
   readonly table?: string | undefined
   /** How often idle workers look for new tasks: the longest pickup delay. Default 250 ms. */
   readonly pollInterval?: Duration.DurationInput | undefined
@@ -630,7 +630,11 @@ export interface StoreOptions {
   readonly lease?: Duration.DurationInput | undefined
 }
 
-const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+/**
+ * At most 52 characters: the store names its indexes after the table (`idx_<table>_update`, the
+ * longest), and PostgreSQL cuts names at 63, so two longer tables could share an index name.
+ */
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,51}$/
 
 const checkStoreOptions = (options: StoreOptions | undefined, example: string) =>
   Effect.flatMap(validate.record("options", options, example), (given) => {
@@ -638,7 +642,7 @@ const checkStoreOptions = (options: StoreOptions | undefined, example: string) =
     return validate.all({
       table: typeof table === "string" && TABLE_NAME.test(table)
         ? Effect.succeed(table)
-        : validate.invalid("table", given.table, "a plain SQL table name (e.g. \"effect_queue\")"),
+        : validate.invalid("table", given.table, "a plain SQL table name of at most 52 characters (e.g. \"effect_queue\")"),
       pollInterval: validate.duration("pollInterval", validate.orDefault(given.pollInterval, "250 millis"), "positive", validate.NODE_TIMER_MAX_MILLIS),
       lockExpiration: validate.duration("lease", validate.orDefault(given.lease, "30 seconds"), "positive", validate.NODE_TIMER_MAX_MILLIS)
     })

@@ -856,6 +856,12 @@ describe("Durable: options, checked when the layer is built", () => {
         Durable.layerStore({ table: "x y" }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
       )
       expect(store).toMatchObject({ _tag: "InvalidOptionError", option: "table" })
+      // its indexes are named after it, and PostgreSQL cuts names at 63 characters
+      const long = yield* buildFails(
+        Durable.layerStore({ table: `t${"x".repeat(52)}` }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
+      )
+      expect(long).toMatchObject({ _tag: "InvalidOptionError", option: "table" })
+      expect(long.message).toContain("at most 52 characters")
     }))
 })
 
