@@ -438,7 +438,13 @@ export const enqueue = <A, I, E, R>(
     const envelope: worker.Envelope = Option.isSome(span)
       ? { payload: encoded, trace: { traceId: span.value.traceId, spanId: span.value.spanId } }
       : { payload: encoded }
-    // Stored as JSON: an encoded payload that JSON cannot hold (a bigint, say) is the payload's fault.
+    // Stored as JSON: an encoded payload that JSON cannot hold (a bigint, say), or would give back
+    // changed (a Date, an undefined field, NaN), is the payload's fault, said now rather than as a
+    // dead task when it runs.
+    const loss = jsonLoss(encoded, "payload")
+    if (loss !== undefined) {
+      return yield* new DurablePayloadError({ task: task.name, details: `its encoded form cannot be stored as JSON as it is: ${loss}` })
+    }
     const element = yield* Effect.try({
       try: () => JSON.stringify(envelope),
       catch: (cause) =>
@@ -485,6 +491,44 @@ export const enqueue = <A, I, E, R>(
     durable.locals.get(task.name)?.wake()
     return id
   })
+
+/**
+ * Where JSON would not give `value` back as it is, and why: the first such place, or `undefined`.
+ * (A bigint, which JSON refuses outright, is left to `JSON.stringify`'s own error.)
+ */
+const jsonLoss = (value: unknown, path: string): string | undefined => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+    case "bigint":
+      return undefined
+    case "number":
+      return Number.isFinite(value) ? undefined : `${path} is ${value} (JSON stores it as null)`
+    case "undefined":
+      return `${path} is undefined (JSON drops it, or stores null in an array)`
+    case "function":
+    case "symbol":
+      return `${path} is a ${typeof value} (JSON drops it)`
+  }
+  if (value === null) return undefined
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      const loss = jsonLoss(value[index], `${path}[${index}]`)
+      if (loss !== undefined) return loss
+    }
+    return undefined
+  }
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) {
+    const kind = (value as object).constructor?.name ?? "an object with a prototype"
+    return `${path} is a ${kind} (JSON gives back a string or a plain object; encode it with a schema such as Schema.Date)`
+  }
+  for (const [key, field] of Object.entries(value as Record<string, unknown>)) {
+    const loss = jsonLoss(field, `${path}.${key}`)
+    if (loss !== undefined) return loss
+  }
+  return undefined
+}
 
 /**
  * A task's record, by the id {@link enqueue} returned: `Option.none()` when the store has none

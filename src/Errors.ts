@@ -369,7 +369,8 @@ export class DurableStoreError extends Data.TaggedError("DurableStoreError")<{
 
 /**
  * A durable task's payload does not match its schema when it is enqueued, or its encoded form
- * cannot be stored as JSON (a bigint, say): nothing was stored.
+ * cannot be stored as JSON as it is (a bigint, a `Date`, an `undefined` field, `NaN`): nothing was
+ * stored.
  *
  * @example
  * ```ts

@@ -782,6 +782,24 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
         expect(refused).toBeInstanceOf(DurablePayloadError)
         expect(refused.message).toContain("BigInt")
       }
+      // as is one that JSON would give back changed: said at enqueue, not as a dead task later
+      const Dated = Durable.task("dated", { payload: Schema.Struct({ at: Schema.DateFromSelf }), run: () => Effect.void })
+      const dated = yield* store.use(Effect.flip(Durable.enqueue(Dated, { at: new Date(0) })))
+      expect(dated).toBeInstanceOf(DurablePayloadError)
+      expect(dated.message).toContain("payload.at is a Date")
+      const Loose = Durable.task("loose", {
+        payload: Schema.Struct({ note: Schema.UndefinedOr(Schema.String), n: Schema.Number, list: Schema.Array(Schema.Number) }),
+        run: () => Effect.void
+      })
+      for (const [value, where] of [
+        [{ note: undefined, n: 1, list: [] }, "payload.note is undefined"],
+        [{ note: "x", n: Number.POSITIVE_INFINITY, list: [] }, "payload.n is Infinity"],
+        [{ note: "x", n: 1, list: [1, Number.NaN] }, "payload.list[1] is NaN"]
+      ] as const) {
+        const refused = yield* store.use(Effect.flip(Durable.enqueue(Loose, value)))
+        expect(refused).toBeInstanceOf(DurablePayloadError)
+        expect(refused.message).toContain(where)
+      }
       const limit = yield* store.use(Effect.flip(Durable.listDead({ limit: 0 })))
       expect(limit).toMatchObject({ _tag: "InvalidOptionError", option: "limit" })
       expect(yield* store.use(Durable.counts)).toEqual([])
