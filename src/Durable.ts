@@ -474,7 +474,7 @@ export const enqueue = <A, I, E, R>(
       yield* Effect.uninterruptible(Effect.zipRight(
         durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held"),
         BackgroundTasks.add(
-          Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld(id)).pipe(
+          Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld([id])).pipe(
             Effect.catchAll((error) =>
               Effect.logWarning(`${error.message}; the task runs once its hold expires (${Duration.format(durable.lockExpiration)})`)
             )

@@ -188,7 +188,7 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
         ids.length === 0 ? Effect.succeed([]) : sql`UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
           WHERE id IN ${sql.in(ids)} AND acquired_by = ${held} AND completed = ${isFalse}
           RETURNING sequence, id, element, attempts`.pipe(Effect.map(toTaken), Effect.mapError(fail("take")), untraced),
-      releaseHeldMany: (ids) =>
+      releaseHeld: (ids) =>
         ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
           WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced),
       complete: (seqs) =>
@@ -214,9 +214,6 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
           VALUES (${id}, ${name}, ${element}, ${isFalse}, 0, ${availableIn(delayMillis)},
             ${why === "held" ? held : scheduled}, ${now}, ${now})
           ${onConflict}`.pipe(Effect.asVoid, Effect.mapError(fail("enqueue"))),
-      releaseHeld: (id) =>
-        sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
-          WHERE id = ${id} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release"))),
       reschedule: (id, attempts, failure, delayMillis) =>
         sql`UPDATE ${table}
           SET attempts = ${attempts}, last_failure = ${failure}, updated_at = ${now},

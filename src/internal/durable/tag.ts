@@ -66,7 +66,7 @@ export interface Store {
   /** Leases held tasks (by id) to this process; those no longer held are left out. */
   readonly claimHeld: (ids: ReadonlyArray<string>) => Effect.Effect<Array<Taken>, DurableStoreError>
   /** Lets held tasks be taken now. */
-  readonly releaseHeldMany: (ids: ReadonlyArray<string>) => Effect.Effect<void, DurableStoreError>
+  readonly releaseHeld: (ids: ReadonlyArray<string>) => Effect.Effect<void, DurableStoreError>
   /** Records runs that succeeded (one attempt each). */
   readonly complete: (sequences: ReadonlyArray<number>) => Effect.Effect<void, DurableStoreError>
   /** Hands leased tasks back to the store, no attempt counted. */
@@ -83,8 +83,6 @@ export interface Store {
     delayMillis: number,
     why: "held" | "scheduled"
   ) => Effect.Effect<void, DurableStoreError>
-  /** Lets a held task be taken now. */
-  readonly releaseHeld: (id: string) => Effect.Effect<void, DurableStoreError>
   /** Records a failed attempt and makes the task available again after `delayMillis`. */
   readonly reschedule: (id: string, attempts: number, failure: string, delayMillis: number) => Effect.Effect<void, DurableStoreError>
   /** Records the last failed attempt: the task is dead. */

@@ -244,21 +244,25 @@ export const loop = <A, R>(
         return { claimed, taken }
       }).pipe(Effect.uninterruptible)
 
+    /** Releases held tasks to the store, for any worker; if that fails, they run once their hold expires. */
+    const letGo = (ids: ReadonlyArray<string>) =>
+      store.releaseHeld(ids).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`${error.message}; those tasks run once their hold expires (${Duration.format(store.lockExpiration)})`)
+        )
+      )
+
     const fetcher = Effect.gen(function*() {
       while (!supervisor.closing) {
         wakeUp.unsafeClose()
         // Hand-offs fill the free slots; the others are let go to the store in one statement,
         // for any worker of any process (this one's included, once a slot frees).
         const slots = spec.concurrency - running
-        const ids = handOffs.length <= slots ? handOffs : handOffs.slice(0, Math.max(0, slots))
-        const excess = handOffs.length <= slots ? [] : handOffs.slice(ids.length)
+        const ids = handOffs.slice(0, Math.max(0, slots))
+        const excess = handOffs.slice(ids.length)
         handOffs = []
         if (excess.length > 0) {
-          yield* store.releaseHeldMany(excess).pipe(
-            Effect.catchAll((error) =>
-              Effect.logWarning(`${error.message}; those tasks run once their hold expires (${Duration.format(store.lockExpiration)})`)
-            )
-          )
+          yield* letGo(excess)
           pollDue = backlog = true
         }
         const free = slots - ids.length
@@ -310,12 +314,12 @@ export const loop = <A, R>(
       stopped = true
       const left = handOffs
       handOffs = []
-      return store.releaseHeldMany(left)
-    }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+      return letGo(left)
+    })
 
     store.locals.set(spec.name, {
       handOff: (id) => {
-        // a held task this process cannot start now is let go, for any worker to take
+        // once the workers stop taking, the caller releases the task for any worker instead
         if (stopped || supervisor.closing) return false
         handOffs.push(id)
         wake()
