@@ -165,6 +165,13 @@ export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>)
   })
 )
 
+/**
+ * @internal Calls `hook` once the response to the calling fiber's request is written; false, with
+ * nothing registered, where `add` would be refused.
+ */
+export const onResponseWritten = (hook: () => void): Effect.Effect<boolean> =>
+  Effect.withFiberRuntime((fiber) => Effect.succeed(requestTasks.onWritten(fiber, supervisorOf, hook)))
+
 /** @internal Whether `add` from the calling fiber would be accepted (it serves a request, through the middleware). */
 export const canAdd: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
   Effect.succeed(requestTasks.canAdd(fiber, supervisorOf))

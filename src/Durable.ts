@@ -468,20 +468,27 @@ export const enqueue = <A, I, E, R>(
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
     if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
       // Held for one lease at most: once the response is written, handed to this process's workers
-      // for the type (or released for any worker), or taken when the hold expires if this process
-      // never gets there. The write and the release's registration are one step: a request cut
-      // off (its client gone) while the write is under way still releases what it wrote.
-      yield* Effect.uninterruptible(Effect.zipRight(
-        durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held"),
-        BackgroundTasks.add(
-          Effect.suspend(() => durable.locals.get(task.name)?.handOff(id) === true ? Effect.void : durable.releaseHeld([id])).pipe(
-            Effect.catchAll((error) =>
-              Effect.logWarning(`${error.message}; the task runs once its hold expires (${Duration.format(durable.lockExpiration)})`)
-            )
-          ),
-          { name: `durable ${task.name} release`, always: true }
-        ).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request.value))
-      ))
+      // for the type (or released for any worker, in a group), or taken when the hold expires if
+      // this process never gets there. The write and the hand-off's registration are one step: a
+      // request cut off (its client gone) while the write is under way still hands off what it
+      // wrote. Inside the handler's transaction the write joins it; otherwise it shares a
+      // statement with the other held tasks of the same turn of the event loop.
+      const handOff = () => {
+        // (a store already closing lets go of nothing: the task runs once its hold expires)
+        if (durable.locals.get(task.name)?.handOff(id) !== true) durable.releaseSoon(id)
+      }
+      const inTransaction = Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))
+      yield* Effect.uninterruptible(
+        (inTransaction
+          ? durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held")
+          : durable.insertHeld(id, task.name, element)).pipe(
+            Effect.zipRight(BackgroundTasks.onResponseWritten(handOff)),
+            // the response is already on its way (its handler was cut off meanwhile)
+            Effect.map((registered) => {
+              if (!registered) handOff()
+            })
+          )
+      )
       return id
     }
     const queue = yield* durable.factory.make({ name: task.name, schema: Schema.Unknown })

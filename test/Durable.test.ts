@@ -637,6 +637,67 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       yield* Fiber.join(yield* server.shutdown)
     }))
 
+  test("in handlers: a burst of held tasks is each stored before its response and runs once; a handler's transaction still decides; a server without the type's workers lets its tasks go at once", (fixture) =>
+    Effect.gen(function*() {
+      const Burst = recorded("burst", N)
+      // the server has no workers for the type, and its hold (one lease, the same in both
+      // processes) outlasts the test's patience: a held task reaches the other process's workers
+      // only if the server lets it go once answered
+      const serverStore = yield* openStore(fixture.layer({ lease: "2 minutes" }))
+      const workers = yield* startWorkers(fixture.layer({ lease: "2 minutes" }), [Burst.task])
+      const sql = yield* serverStore.use(SqlClient.SqlClient)
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/burst/:n",
+          Effect.gen(function*() {
+            const { n = "" } = yield* HttpRouter.params
+            return HttpServerResponse.text(yield* Durable.enqueue(Burst.task, { n: Number(n) }))
+          })
+        ),
+        HttpRouter.get(
+          "/tx/:n",
+          Effect.gen(function*() {
+            const { n = "" } = yield* HttpRouter.params
+            const id = yield* Durable.enqueue(Burst.task, { n: Number(n) })
+            // visible inside the transaction: the held write joined it
+            expect(Option.isSome(yield* Durable.status(id))).toBe(true)
+            return yield* n === "1000" ? Effect.fail(id) : Effect.succeed(HttpServerResponse.text(id))
+          }).pipe(
+            sql.withTransaction,
+            Effect.catchAll((error) =>
+              typeof error === "string" ? Effect.succeed(HttpServerResponse.text(error, { status: 409 })) : Effect.fail(error)
+            )
+          )
+        )
+      )
+      const server = yield* startApp(
+        Server.app(app, { port: 0 }).pipe(Layer.provide(Layer.succeedContext(serverStore.context))),
+        captureLogs()
+      )
+      const replies = yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, n) => n),
+        (n) =>
+          Effect.flatMap(request(server.port, `/burst/${n}`), (reply) =>
+            // stored by the time its response arrives
+            Effect.map(serverStore.use(Durable.status(reply.body)), (status) => ({ reply, stored: Option.isSome(status) }))),
+        { concurrency: 40 }
+      )
+      expect(replies.map(({ reply }) => reply.status)).toEqual(replies.map(() => 200))
+      expect(replies.filter(({ stored }) => !stored)).toEqual([])
+      yield* workers.use(Effect.forEach(replies, ({ reply }) => awaitState(reply.body, "done")))
+      expect(Burst.runs.map((run) => run.payload.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, n) => n))
+
+      const rolledBack = yield* request(server.port, "/tx/1000")
+      expect(rolledBack.status).toBe(409)
+      const committed = yield* request(server.port, "/tx/1001")
+      expect(committed.status).toBe(200)
+      yield* workers.use(awaitState(committed.body, "done"))
+      expect(yield* workers.use(Durable.status(rolledBack.body))).toEqual(Option.none())
+      yield* Effect.sleep(WINDOW)
+      expect(Burst.runs.map((run) => run.payload.n).filter((n) => n >= 1000)).toEqual([1001])
+      yield* Fiber.join(yield* server.shutdown)
+    }))
+
   test("trace: the run's span links to the span that enqueued the task", (fixture) =>
     Effect.gen(function*() {
       const recording = makeRecordingTracer()

@@ -36,6 +36,8 @@ interface Entry {
 
 export class RequestTasks {
   private readonly entries: Array<Entry> = []
+  /** Plain callbacks, for the library's own use: run when the response is written, whatever it was. */
+  readonly hooks: Array<() => void> = []
   private count = 0
 
   constructor(readonly supervisor: Supervisor) {}
@@ -86,6 +88,8 @@ export class RequestTasks {
    * handler succeeded, `always` tasks otherwise) and skips the rest.
    */
   settle(succeeded: boolean): void {
+    for (const hook of this.hooks) hook()
+    this.hooks.length = 0
     let previous: Entry | undefined
     for (const entry of this.entries) {
       if (!succeeded && !entry.always) {
@@ -217,11 +221,35 @@ const calledFromTask = (supervisor: Supervisor | undefined, taskId: number) =>
 export const canAdd = (
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
   supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): boolean => {
+): boolean => openSlot(fiber, supervisorOf) !== undefined
+
+const openSlot = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
+): readonly [Slot, Supervisor] | undefined => {
   const context = fiber.currentContext
   const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
-  if (Option.isNone(request)) return false
+  if (Option.isNone(request)) return undefined
   const slot = slots.get(keyOf(request.value))
-  return slot !== undefined && !slot.sealed && fiber.getFiberRef(currentTaskId) === slot.servedBy &&
-    supervisorOf(context) !== undefined
+  if (slot === undefined || slot.sealed || fiber.getFiberRef(currentTaskId) !== slot.servedBy) return undefined
+  const supervisor = supervisorOf(context)
+  return supervisor === undefined ? undefined : [slot, supervisor]
+}
+
+/**
+ * Calls `hook` once the response to the request this fiber serves is written (whatever it was):
+ * a plain callback, with no task, fiber or span of its own. False, with nothing registered, where
+ * `add` would be refused (no request through the middleware, or its response is on its way).
+ */
+export const onWritten = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined,
+  hook: () => void
+): boolean => {
+  const open = openSlot(fiber, supervisorOf)
+  if (open === undefined) return false
+  const [slot, supervisor] = open
+  if (slot.tasks === undefined) slot.tasks = new RequestTasks(supervisor)
+  slot.tasks.hooks.push(hook)
+  return true
 }

@@ -26,6 +26,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import { DurableStoreError } from "../../Errors.js"
+import * as Group from "./group.js"
 
 /** Placeholder workers (UUIDs, as PostgreSQL's `acquired_by` column is typed). */
 export const SCHEDULED = "00000000-0000-4000-8000-000000000001"
@@ -173,6 +174,31 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
           )
           RETURNING sequence, id, element, attempts`
 
+    const releaseHeld = (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
+          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced)
+    // Held tasks (the common enqueue, from a request) are written in groups: those a burst of
+    // requests enqueues in one turn of the event loop share one statement and one commit.
+    const heldFor = availableIn(Duration.toMillis(settings.lockExpiration))
+    const inserts = yield* Group.make(
+      (rows: ReadonlyArray<readonly [id: string, name: string, element: string]>) =>
+        sql`${insertIgnoring} ${table}
+          (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
+          VALUES ${sql.join(", ", false)(rows.map(([id, name, element]) => sql`(${id}, ${name}, ${element}, ${isFalse}, 0, ${heldFor}, ${held}, ${now}, ${now})`))}
+          ${onConflict}`.pipe(Effect.asVoid, Effect.mapError(fail("enqueue")), untraced),
+      () => new DurableStoreError({ store: settings.description, operation: "enqueue", reason: "the store is closed" })
+    )
+    // Held tasks whose response is written and that no worker here takes: let go in groups too.
+    const releases = yield* Group.make(
+      (ids: ReadonlyArray<string>) =>
+        releaseHeld(ids).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning(`${error.message}; those tasks run once their hold expires (${Duration.format(settings.lockExpiration)})`)
+          )
+        ),
+      () => new DurableStoreError({ store: settings.description, operation: "release", reason: "the store is closed" })
+    )
+
     return {
       description: settings.description,
       dialect,
@@ -188,9 +214,9 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
         ids.length === 0 ? Effect.succeed([]) : sql`UPDATE ${table} SET acquired_at = ${now}, acquired_by = ${worker}
           WHERE id IN ${sql.in(ids)} AND acquired_by = ${held} AND completed = ${isFalse}
           RETURNING sequence, id, element, attempts`.pipe(Effect.map(toTaken), Effect.mapError(fail("take")), untraced),
-      releaseHeld: (ids) =>
-        ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
-          WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced),
+      releaseHeld,
+      insertHeld: (id, name, element) => inserts.submit([id, name, element]),
+      releaseSoon: (id) => releases.post(id),
       complete: (seqs) =>
         seqs.length === 0 ? Effect.void : sql`UPDATE ${table}
           SET acquired_at = NULL, acquired_by = NULL, updated_at = ${now}, completed = ${isTrue}, attempts = attempts + 1

@@ -67,6 +67,13 @@ export interface Store {
   readonly claimHeld: (ids: ReadonlyArray<string>) => Effect.Effect<Array<Taken>, DurableStoreError>
   /** Lets held tasks be taken now. */
   readonly releaseHeld: (ids: ReadonlyArray<string>) => Effect.Effect<void, DurableStoreError>
+  /**
+   * Writes a task held until its response is written (for one lease at most), in a statement
+   * shared with the other held tasks of the same turn of the event loop; outside a transaction.
+   */
+  readonly insertHeld: (id: string, name: string, element: string) => Effect.Effect<void, DurableStoreError>
+  /** Lets a held task be taken, in a statement shared with others; false once the store is closing. */
+  readonly releaseSoon: (id: string) => boolean
   /** Records runs that succeeded (one attempt each). */
   readonly complete: (sequences: ReadonlyArray<number>) => Effect.Effect<void, DurableStoreError>
   /** Hands leased tasks back to the store, no attempt counted. */
