@@ -410,7 +410,10 @@ export const enqueue = <A, I, E, R>(
   options: EnqueueOptions = {}
 ): Effect.Effect<string, DurableStoreError | DurablePayloadError | InvalidOptionError, store.DurableStore> =>
   Effect.gen(function*() {
-    const checked = yield* validate.all({
+    // (the common call, with no options or only `afterResponse`, skips the checks' effects)
+    const plain = options.key === undefined && options.runIn === undefined && options.runAt === undefined &&
+      (options.afterResponse === undefined || typeof options.afterResponse === "boolean")
+    const checked = plain ? { key: undefined, runIn: undefined, runAt: undefined, afterResponse: options.afterResponse } : yield* validate.all({
       key: options.key === undefined
         ? Effect.succeed(undefined)
         : typeof options.key === "string" && options.key.length > 0

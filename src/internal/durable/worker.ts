@@ -23,6 +23,9 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
+import * as Either from "effect/Either"
 import * as Tracer from "effect/Tracer"
 import { currentTaskId, type Supervisor } from "../supervisor.js"
 import type { Store, Taken } from "./store.js"
@@ -73,6 +76,9 @@ export const retryDelay = (
     (delays) => (delays.length <= attempt ? Option.none() : Chunk.get(delays, attempt - 1))
   )
 
+/** Effect's built-in tracer, which exports nothing: a run gets no span of its own under it. */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
 /** How long successes gather before they are recorded together. */
@@ -87,7 +93,7 @@ export const loop = <A, R>(
   Effect.gen(function*() {
     const jobId = yield* FiberRef.get(currentTaskId)
     const { stats } = store
-    const decodeEnvelope = Schema.decodeUnknown(EnvelopeSchema)
+    const decodeEnvelope = Schema.decodeUnknownEither(EnvelopeSchema)
     const renewEvery = Duration.millis(Math.max(50, Duration.toMillis(store.lockExpiration) / 3))
 
     /** Tasks leased to this process by this job (sequences), renewed while they run. */
@@ -142,15 +148,27 @@ export const loop = <A, R>(
       }
     })
 
+    /** The stored envelope, checked: JSON with the envelope's shape, or why not. */
+    const parseEnvelope = (element: string): Effect.Effect<Envelope, string> => {
+      let json: unknown
+      try {
+        json = JSON.parse(element)
+      } catch (cause) {
+        return Effect.fail(`the stored task is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
+      }
+      const envelope = decodeEnvelope(json)
+      return Either.isRight(envelope)
+        ? Effect.succeed(envelope.right)
+        : Effect.fail(`the payload does not decode: ${ParseResult.TreeFormatter.formatErrorSync(envelope.left)}`)
+    }
+
     const runOne = (task: Taken) =>
       Effect.gen(function*() {
         const attempt = task.attempts + 1
         const info: RunInfo = { id: task.id, name: spec.name, attempt }
-        const decoded = yield* Effect.try({ try: () => JSON.parse(task.element) as unknown, catch: (cause) => cause }).pipe(
-          Effect.mapError((cause) => `the stored task is not JSON (${cause instanceof Error ? cause.message : String(cause)})`),
-          Effect.flatMap((element) =>
-            decodeEnvelope(element).pipe(
-              Effect.flatMap((envelope) => Effect.map(spec.decode(envelope.payload), (payload) => ({ envelope, payload }))),
+        const decoded = yield* parseEnvelope(task.element).pipe(
+          Effect.flatMap((envelope) =>
+            Effect.map(spec.decode(envelope.payload), (payload) => ({ envelope, payload })).pipe(
               Effect.mapError((error) => `the payload does not decode: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
             )
           ),
@@ -169,15 +187,19 @@ export const loop = <A, R>(
             duration: spec.timeout,
             onTimeout: () => new Cause.TimeoutException(`attempt ${attempt} timed out after ${Duration.format(spec.timeout!)}`)
           })
-        const outcome = yield* Effect.withSpan(attemptRun, `durable ${spec.name}`, {
+        // (no span under Effect's built-in tracer, which exports nothing; no stack trace of this
+        // module's frames, which would tell a reader of the trace nothing)
+        const traced = (yield* Effect.tracer) === nativeTracer ? attemptRun : Effect.withSpan(attemptRun, `durable ${spec.name}`, {
           kind: "consumer",
+          captureStackTrace: false,
           attributes: { "durable.task": spec.name, "durable.id": task.id, "durable.attempt": attempt },
           links: envelope.trace === undefined ? [] : [{
             _tag: "SpanLink",
             span: Tracer.externalSpan({ traceId: envelope.trace.traceId, spanId: envelope.trace.spanId }),
             attributes: { "link.reason": "enqueued-by" }
           }]
-        }).pipe(
+        })
+        const outcome = yield* traced.pipe(
           Effect.onInterrupt(() => Effect.sync(() => stats.released++)),
           Effect.exit
         )
