@@ -12,8 +12,9 @@
  *    Each process also reports its CPU time over the timed step, per job.
  * 2. The notify route (`POST /send-notification/:email`, a task appends a line to a file) under
  *    autocannon, with the task given to `BackgroundTasks.add` (in memory) or to `Durable.enqueue`
- *    on SQLite (held until the response is written, the default; with `afterResponse: false`; with
- *    an fsync per commit) and on PostgreSQL (bench/fixtures/notify-durable.ts). Every request
+ *    on SQLite (held until the response is written, the default, with WORKERS tasks at once and with
+ *    WIDE_WORKERS, enough to keep up with the route; with `afterResponse: false`; with an fsync per
+ *    commit) and on PostgreSQL (bench/fixtures/notify-durable.ts). Every request
  *    carries a unique email. The servers run side by side; the one under load runs alone (the others
  *    are paused with SIGSTOP, so that their idle pollers do not share the cores), and its backlog
  *    is run before the next one's turn. At the end each server is stopped, and its lines are
@@ -60,6 +61,8 @@ const DRAIN_ROUNDS = Number(process.env.BENCH_DURABLE_DRAIN_ROUNDS ?? 1)
 const ENQUEUERS = 8
 /** Tasks running at once, for every contender. */
 const WORKERS = 8
+/** The notify route's durable workers in the contender where they keep up with the route. */
+const WIDE_WORKERS = 32
 /** Our stores' pollInterval (the default is 250 ms): how long an idle poller sleeps after an empty poll. */
 const POLL_MS = Number(process.env.BENCH_DURABLE_POLL_MS ?? 10)
 /** Connections: ours' one pool (enqueue and workers share it); graphile-worker's two pools of half each; pg-boss's one. */
@@ -267,6 +270,7 @@ const throughput = async (contenders: ReadonlyArray<string>, dir: string) => {
 
 const MEMORY = "BackgroundTasks.add (in memory)"
 const SQLITE = "Durable, SQLite, held until the response is written"
+const SQLITE_WIDE = `Durable, SQLite, held, ${WIDE_WORKERS} at once`
 const SQLITE_NO_HOLD = "Durable, SQLite, afterResponse: false"
 const SQLITE_FULL = "Durable, SQLite, held, synchronous = FULL (fsync per commit)"
 const POSTGRES = "Durable, PostgreSQL, held"
@@ -274,6 +278,8 @@ const POSTGRES = "Durable, PostgreSQL, held"
 interface HttpContender {
   readonly name: string
   readonly mode: string
+  /** Durable tasks run at once (WORKERS unless said). */
+  readonly workers?: number
 }
 
 /** Waits until the server has no task left to run (bounded); the time it took, or undefined. */
@@ -325,7 +331,7 @@ const notifyRoute = async (contenders: ReadonlyArray<HttpContender>, dir: string
           SQLITE_FILE: join(dir, `${table}.sqlite`),
           PG_URL,
           TABLE: table,
-          WORKERS: String(WORKERS),
+          WORKERS: String(contender.workers ?? WORKERS),
           POLL_MS: String(POLL_MS),
           POOL: String(CONNECTIONS)
         },
@@ -422,11 +428,21 @@ const notifyRoute = async (contenders: ReadonlyArray<HttpContender>, dir: string
           `${end.store === undefined ? "" : `; ${end.store}`}${end.report === undefined ? "" : `; ${end.report}`}`
       )
     }
-    console.log(`settings: durable workers concurrency ${WORKERS}, pollInterval ${POLL_MS} ms; PostgreSQL maxConnections ${CONNECTIONS}`)
+    console.log(`settings: durable workers concurrency ${WORKERS} (unless the name says), pollInterval ${POLL_MS} ms; PostgreSQL maxConnections ${CONNECTIONS}`)
     const sqlite = rates.get(SQLITE)!
     console.log(
       `\nDurable on SQLite (held) vs in memory: ${ratio(sqlite / memory)} (${sqlite.toFixed(0)} vs ${memory.toFixed(0)} req/s; goal ≥ 0.50×) ${verdict(sqlite / memory >= 0.5)}`
     )
+    // In memory every task runs at once; with 8 at once the durable workers fall behind a route at
+    // full speed (the backlog above), so the goal is also judged where they keep up.
+    const wide = rates.get(SQLITE_WIDE)
+    if (wide !== undefined) {
+      console.log(
+        `Durable on SQLite (held, ${WIDE_WORKERS} at once) vs in memory: ${ratio(wide / memory)} (${wide.toFixed(0)} vs ${memory.toFixed(0)} req/s; goal ≥ 0.50×) ${
+          verdict(wide / memory >= 0.5)
+        }`
+      )
+    }
     const noHold = rates.get(SQLITE_NO_HOLD)
     if (noHold !== undefined) console.log(`Durable on SQLite, afterResponse: false vs held: ${ratio(noHold / sqlite)} (the hold's UPDATE after the response)`)
     const full = rates.get(SQLITE_FULL)
@@ -472,6 +488,7 @@ const main = async () => {
       [
         { name: MEMORY, mode: "memory" },
         { name: SQLITE, mode: "sqlite" },
+        { name: SQLITE_WIDE, mode: "sqlite", workers: WIDE_WORKERS },
         { name: SQLITE_NO_HOLD, mode: "sqlite-no-hold" },
         { name: SQLITE_FULL, mode: "sqlite-full" },
         ...(postgres ? [{ name: POSTGRES, mode: "postgres" }] : [])
