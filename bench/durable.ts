@@ -444,7 +444,7 @@ const notifyRoute = async (contenders: ReadonlyArray<HttpContender>, dir: string
       )
     }
     const noHold = rates.get(SQLITE_NO_HOLD)
-    if (noHold !== undefined) console.log(`Durable on SQLite, afterResponse: false vs held: ${ratio(noHold / sqlite)} (the hold's UPDATE after the response)`)
+    if (noHold !== undefined) console.log(`Durable on SQLite, afterResponse: false vs held: ${ratio(noHold / sqlite)} (not held, each enqueue is a statement of its own, through PersistedQueue)`)
     const full = rates.get(SQLITE_FULL)
     if (full !== undefined) console.log(`Durable on SQLite, synchronous = FULL vs the store's NORMAL: ${ratio(full / sqlite)} (an fsync per commit)`)
     const postgres = rates.get(POSTGRES)
