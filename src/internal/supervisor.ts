@@ -35,7 +35,7 @@ import { Waiters } from "./waiters.js"
 export const currentTaskId: FiberRef.FiberRef<number> = FiberRef.unsafeMake(0)
 
 /** Effect's built-in tracer, which exports nothing. */
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+export const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** What kind of work a supervised fiber does; daemons never count as pending work. */
 export type TaskKind = "task" | "after-response" | "daemon" | "schedule"

@@ -174,6 +174,9 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
           )
           RETURNING sequence, id, element, attempts`
 
+    /** A new task's row: not taken until its lease, dated `acquiredAt` and held by `by`, expires. */
+    const values = (id: string, name: string, element: string, acquiredAt: ReturnType<typeof literal>, by: ReturnType<typeof literal>) =>
+      sql`(${id}, ${name}, ${element}, ${isFalse}, 0, ${acquiredAt}, ${by}, ${now}, ${now})`
     const releaseHeld = (ids: ReadonlyArray<string>) =>
       ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET acquired_at = NULL, acquired_by = NULL
           WHERE id IN ${sql.in(ids)} AND acquired_by = ${held}`.pipe(Effect.asVoid, Effect.mapError(fail("release")), untraced)
@@ -184,7 +187,7 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
       (rows: ReadonlyArray<readonly [id: string, name: string, element: string]>) =>
         sql`${insertIgnoring} ${table}
           (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
-          VALUES ${sql.join(", ", false)(rows.map(([id, name, element]) => sql`(${id}, ${name}, ${element}, ${isFalse}, 0, ${heldFor}, ${held}, ${now}, ${now})`))}
+          VALUES ${sql.join(", ", false)(rows.map(([id, name, element]) => values(id, name, element, heldFor, held)))}
           ${onConflict}`.pipe(Effect.asVoid, Effect.mapError(fail("enqueue")), untraced),
       () => new DurableStoreError({ store: settings.description, operation: "enqueue", reason: "the store is closed" })
     )
@@ -237,8 +240,7 @@ export const make = (settings: StoreSettings): Effect.Effect<Store, DurableStore
       insertLater: (id, name, element, delayMillis, why) =>
         sql`${insertIgnoring} ${table}
           (id, queue_name, element, completed, attempts, acquired_at, acquired_by, created_at, updated_at)
-          VALUES (${id}, ${name}, ${element}, ${isFalse}, 0, ${availableIn(delayMillis)},
-            ${why === "held" ? held : scheduled}, ${now}, ${now})
+          VALUES ${values(id, name, element, availableIn(delayMillis), why === "held" ? held : scheduled)}
           ${onConflict}`.pipe(Effect.asVoid, Effect.mapError(fail("enqueue"))),
       reschedule: (id, attempts, failure, delayMillis) =>
         sql`UPDATE ${table}

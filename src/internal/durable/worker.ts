@@ -23,11 +23,9 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Either from "effect/Either"
 import * as Tracer from "effect/Tracer"
-import { currentTaskId, type Supervisor } from "../supervisor.js"
+import { currentTaskId, nativeTracer, type Supervisor } from "../supervisor.js"
 import type { Store, Taken } from "./store.js"
 
 /** What the store keeps of a task: its encoded payload and the span that enqueued it. */
@@ -75,9 +73,6 @@ export const retryDelay = (
     Schedule.run(Schedule.delays(schedule), now, Array.from({ length: attempt + 1 }, (_, i) => i)),
     (delays) => (delays.length <= attempt ? Option.none() : Chunk.get(delays, attempt - 1))
   )
-
-/** Effect's built-in tracer, which exports nothing: a run gets no span of its own under it. */
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
