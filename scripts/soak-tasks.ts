@@ -9,6 +9,7 @@
  */
 import { Duration, Effect, Logger, LogLevel } from "effect"
 import { setImmediate as nextTurn } from "node:timers/promises"
+import { currentSupervisor } from "../src/internal/background/service.js"
 import { Background } from "../src/index.js"
 
 const total = Number(process.env.SOAK_TASKS ?? 1_000_000)
@@ -61,7 +62,7 @@ let baselineHeap = 0
 
 const supervisorStats = await Effect.runPromise(
   Effect.gen(function*() {
-    const { supervisor } = yield* Background.Background
+    const supervisor = yield* currentSupervisor
     yield* batch(0)
     baselineHeap = yield* Effect.promise(settledHeap)
     for (let index = 1; index < batches; index++) {

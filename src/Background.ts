@@ -15,16 +15,10 @@ import type * as Scope from "effect/Scope"
 import { dual } from "effect/Function"
 import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Errors.js"
 import * as validate from "./internal/options.js"
-import { currentRecord } from "./internal/report.js"
-import * as internalSchedule from "./internal/schedule.js"
-import * as taskScope from "./internal/taskScope.js"
-import {
-  type ResolvedOptions,
-  Supervisor,
-  type SupervisorStats,
-  type TaskHandle,
-  type TaskInfo
-} from "./internal/supervisor.js"
+import * as service from "./internal/background/service.js"
+import * as internalSchedule from "./internal/background/schedule.js"
+import * as taskScope from "./internal/background/taskScope.js"
+import type { SupervisorStats, TaskHandle, TaskInfo } from "./internal/background/supervisor.js"
 
 export type {
   /**
@@ -79,7 +73,7 @@ export type {
    * @category models
    */
   SupervisorStats
-} from "./internal/supervisor.js"
+} from "./internal/background/supervisor.js"
 
 /**
  * Options of {@link layer}; each is validated when the layer is built.
@@ -134,8 +128,6 @@ export interface BackgroundService {
   readonly isShuttingDown: Effect.Effect<boolean>
   /** What the supervisor has counted so far: finished, failed, interrupted, rejected, skipped tasks and job figures. */
   readonly stats: Effect.Effect<SupervisorStats>
-  /** @internal */
-  readonly supervisor: Supervisor
 }
 
 /**
@@ -153,28 +145,6 @@ export interface BackgroundService {
  * @category tags
  */
 export class Background extends Context.Tag("effect-background/Background")<Background, BackgroundService>() {}
-
-const make = (supervisor: Supervisor): BackgroundService => ({
-  awaitIdle: supervisor.awaitIdle,
-  snapshot: supervisor.snapshot,
-  isShuttingDown: Effect.sync(() => supervisor.closing),
-  stats: Effect.sync(() => ({ ...supervisor.stats })),
-  supervisor
-})
-
-/** @internal Validates {@link Options} into the supervisor's settings. */
-export const resolveOptions = (given?: Options): Effect.Effect<ResolvedOptions, InvalidOptionError> =>
-  Effect.flatMap(validate.record("options", given, "{ grace: \"5 seconds\" }"), (options) =>
-    validate.all({
-      concurrency: validate.count("concurrency", validate.orDefault(options.concurrency, "unbounded"), 1, 10, true),
-      maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0, 1000),
-      grace: validate.duration("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
-      interruptTimeout: validate.duration(
-        "interruptTimeout",
-        validate.orDefault(options.interruptTimeout, "5 seconds"),
-        "nonNegative"
-      )
-    }))
 
 /**
  * Builds the supervisor. Releasing the layer runs the shutdown phases: new forks are rejected,
@@ -196,60 +166,7 @@ export const resolveOptions = (given?: Options): Effect.Effect<ResolvedOptions, 
  * @category layers
  */
 export const layer = (options?: Options): Layer.Layer<Background, InvalidOptionError> =>
-  makeLayer(resolveOptions(options), false)
-
-/**
- * @internal The supervisor, from options {@link resolveOptions} has checked, with its daemons and
- * schedules held until `supervisor.releaseJobs()`: `Server.app` releases them once the whole app
- * has started.
- */
-export const layerHoldingJobs = (options: ResolvedOptions): Layer.Layer<Background> =>
-  makeLayer(Effect.succeed(options), true)
-
-const makeLayer = <E>(
-  options: Effect.Effect<ResolvedOptions, E>,
-  holdJobs: boolean
-): Layer.Layer<Background, E> =>
-  Layer.scoped(
-    Background,
-    Effect.gen(function*() {
-      const resolved = yield* options
-      const supervisor = new Supervisor(resolved, holdJobs)
-      const recorder = yield* currentRecord
-      recorder.budgetMillis += Duration.toMillis(resolved.grace) + Duration.toMillis(resolved.interruptTimeout)
-      recorder.probes.push(() => supervisor.liveNames.map((name) => `task ${name}`))
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          const record = recorder
-          const outcome = yield* supervisor.shutdown
-          const { stats } = supervisor
-          record.graceMillis = outcome.graceMillis
-          record.interruptMillis = outcome.interruptMillis
-          record.tasksFinished = stats.finished
-          record.tasksFailed = stats.failed
-          record.tasksInterrupted = stats.interrupted
-          record.tasksRejected = stats.rejected
-          record.tasksSkipped = stats.skipped
-          record.jobsStopped = stats.jobsStopped
-          record.jobFailures = stats.jobFailures
-          record.interruptedNames = outcome.interruptedNames
-          record.stillRunning.push(...outcome.stillRunning)
-          record.backgroundDoneAt = Date.now()
-          if (outcome.interruptedNames.length > 0) {
-            yield* Effect.logWarning(
-              `background: grace period ended; interrupted ${listed(outcome.interruptedNames)}`
-            )
-          }
-          if (outcome.stillRunning.length > 0) {
-            yield* Effect.logError(
-              `background: still running after interruption timeout: ${listed(outcome.stillRunning)}`
-            )
-          }
-        })
-      )
-      return make(supervisor)
-    })
-  )
+  service.layer(service.resolveOptions(options), false)
 
 /**
  * Options of {@link fork}: a name, or a name with a key.
@@ -283,12 +200,6 @@ type Forked<R> = Effect.Effect<
   Exclude<R, Scope.Scope> | Background
 >
 
-/** Names for a log line: the first 20, then how many more (the shutdown report lists them all). */
-const listed = (names: ReadonlyArray<string>): string =>
-  names.length <= 20
-    ? names.join(", ")
-    : `${names.slice(0, 20).join(", ")} and ${names.length - 20} more (all in the shutdown report)`
-
 /** A valid job name, for the message that refuses a bad one. */
 const JOB_NAME_EXAMPLE = "refresh-cache"
 
@@ -301,14 +212,14 @@ const forkImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: ForkOptions): 
       if (!validate.isName(options)) return validate.invalid("name", options, validate.nameExpected("send-email"))
       const background = Context.getOption(fiber.currentContext, Background)
       return background._tag === "Some"
-        ? background.value.supervisor.submitFrom(fiber, spec)
-        : Effect.flatMap(Background, ({ supervisor }) => supervisor.submit(spec)) // dies: no Background provided
+        ? service.supervisorOf(background.value).submitFrom(fiber, spec)
+        : Effect.flatMap(service.currentSupervisor, (supervisor) => supervisor.submit(spec)) // dies: no Background provided
     }
   )
 }
 
 const forkWithOptions = <A, E, R>(self: Effect.Effect<A, E, R>, options: Exclude<ForkOptions, string>): Forked<R> =>
-  Effect.flatMap(Background, ({ supervisor }): Forked<R> =>
+  Effect.flatMap(service.currentSupervisor, (supervisor): Forked<R> =>
     Effect.gen(function*() {
       const spec = yield* validate.record("options", options, "{ name: \"refresh\", key: \"cache\" }")
       const { name } = yield* validate.all({
@@ -494,7 +405,7 @@ export const startDaemon = <E, R>(
         ? Effect.void
         : validate.invalid("restart", restart, "a Schedule (e.g. Schedule.exponential(\"100 millis\"))")
     })
-    return yield* startJob(
+    return yield* service.startJob(
       validName,
       "daemon",
       (supervisor) => internalSchedule.daemonLoop(supervisor, validName, taskScope.perRun(effect), restart)
@@ -691,35 +602,6 @@ const jobLayer = <R>(
 ): Layer.Layer<never, InvalidOptionError, R> =>
   Layer.effectDiscard(start.pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
 
-/**
- * @internal Registers a daemon or schedule under a name no other job has (jobs are told apart by
- * name in logs, snapshots and the report); its loop waits until jobs are released. Also used by
- * the modules that run jobs of their own (durable workers).
- */
-export const startJob = <E, R>(
-  name: string,
-  kind: "daemon" | "schedule",
-  loop: (supervisor: Supervisor) => Effect.Effect<unknown, E, R>
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
-  Effect.gen(function*() {
-    const { supervisor } = yield* Background
-    if (!supervisor.claimJobName(name)) {
-      return yield* validate.invalid(
-        "name",
-        name,
-        `a name no other daemon or job of this supervisor has (e.g. ${JSON.stringify(`${name}-2`)})`
-      )
-    }
-    return yield* supervisor.submit({
-      name,
-      kind,
-      effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor))
-    }).pipe(
-      Effect.catchTag("QueueFullError", Effect.die), // jobs are not capped, so never queued
-      Effect.tapError(() => Effect.sync(() => supervisor.releaseJobName(name)))
-    )
-  })
-
 const startRepeating = <E, R>(
   name: string,
   effect: Effect.Effect<unknown, E, R>,
@@ -730,7 +612,7 @@ const startRepeating = <E, R>(
       validName: validate.name("name", name, JOB_NAME_EXAMPLE),
       validCadence: cadence
     })
-    return yield* startJob(
+    return yield* service.startJob(
       validName,
       "schedule",
       (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, taskScope.perRun(effect))

@@ -17,9 +17,9 @@ import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
-import * as requestTasks from "./internal/requestTasks.js"
-import { currentTaskId } from "./internal/supervisor.js"
-import type { AddOptions } from "./internal/requestTasks.js"
+import * as requestTasks from "./internal/background/requestTasks.js"
+import { currentTaskId } from "./internal/background/supervisor.js"
+import type { AddOptions } from "./internal/background/requestTasks.js"
 
 /**
  * Options of {@link add}.
@@ -91,12 +91,8 @@ export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: Options = {}
 ): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
-  requestTasks.add(effect, options, supervisorOf)
+  requestTasks.add(effect, options)
 
-const supervisorOf = (context: Context.Context<never>) => {
-  const background = Context.getOption(context, Background)
-  return background._tag === "Some" ? background.value.supervisor : undefined
-}
 
 /**
  * Calls `f` once the Node response has been written to the socket (or the socket has closed).
@@ -163,16 +159,4 @@ export const middleware = HttpMiddleware.make(<E, R>(app: HttpApp.Default<E, R>)
         if (tasks !== undefined) whenWritten(request, () => tasks.settle(succeeded(request, exit)))
       }))
   })
-)
-
-/**
- * @internal Calls `hook` once the response to the calling fiber's request is written; false, with
- * nothing registered, where `add` would be refused.
- */
-export const onResponseWritten = (hook: () => void): Effect.Effect<boolean> =>
-  Effect.withFiberRuntime((fiber) => Effect.succeed(requestTasks.onWritten(fiber, supervisorOf, hook)))
-
-/** @internal Whether `add` from the calling fiber would be accepted (it serves a request, through the middleware). */
-export const canAdd: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
-  Effect.succeed(requestTasks.canAdd(fiber, supervisorOf))
 )

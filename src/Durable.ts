@@ -29,8 +29,9 @@ import type * as Scope from "effect/Scope"
 import { createHash, randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Background, startJob } from "./Background.js"
-import * as BackgroundTasks from "./BackgroundTasks.js"
+import type { Background } from "./Background.js"
+import * as requestTasks from "./internal/background/requestTasks.js"
+import * as service from "./internal/background/service.js"
 import { DurablePayloadError, DurableStoreError, type InvalidOptionError } from "./Errors.js"
 import * as validate from "./internal/options.js"
 import { currentRecord } from "./internal/report.js"
@@ -326,9 +327,9 @@ export const layer = <const Tasks extends ReadonlyArray<AnyTask>>(
       }
       const durable = yield* store.DurableStore
       const record = yield* currentRecord
-      record.durable = durable.stats
+      record.durableWorkers(() => durable.stats)
       for (const spec of list) {
-        yield* startJob(`durable ${spec.name}`, "daemon", (supervisor) => worker.loop(supervisor, durable, spec)).pipe(
+        yield* service.startJob(`durable ${spec.name}`, "daemon", (supervisor) => worker.loop(supervisor, durable, spec)).pipe(
           Effect.catchTag("ShuttingDownError", Effect.die)
         )
       }
@@ -469,7 +470,7 @@ export const enqueue = <A, I, E, R>(
     }
     const hold = checked.afterResponse ?? true
     const request = hold ? yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest) : Option.none()
-    if (Option.isSome(request) && (yield* BackgroundTasks.canAdd)) {
+    if (Option.isSome(request) && (yield* requestTasks.canAddHere)) {
       // Held for one lease at most: once the response is written, handed to this process's workers
       // for the type (or released for any worker, in a group), or taken when the hold expires if
       // this process never gets there. The write and the hand-off's registration are one step: a
@@ -485,7 +486,7 @@ export const enqueue = <A, I, E, R>(
         (inTransaction
           ? durable.insertLater(id, task.name, element, Duration.toMillis(durable.lockExpiration), "held")
           : durable.insertHeld(id, task.name, element)).pipe(
-            Effect.zipRight(BackgroundTasks.onResponseWritten(handOff)),
+            Effect.zipRight(requestTasks.onWrittenHere(handOff)),
             // the response is already on its way (its handler was cut off meanwhile)
             Effect.map((registered) => {
               if (!registered) handOff()

@@ -259,8 +259,16 @@ export interface Stats extends PoolStats {}
  */
 export interface OffloadService {
   readonly stats: Effect.Effect<Stats>
-  /** @internal */
-  readonly pool: Pool
+}
+
+/** The pool behind each service {@link layer} made (the public service type has only `stats`). */
+const pools = new WeakMap<OffloadService, Pool>()
+
+const poolOf = (service: OffloadService): Pool => {
+  const pool = pools.get(service)
+  // (a service a user built by hand, say in a test, has none: running a job on it is a defect)
+  if (pool === undefined) throw new Error("effect-background: this Offload service was not made by Offload.layer")
+  return pool
 }
 
 /**
@@ -409,14 +417,17 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
           Effect.gen(function*() {
             const start = Date.now()
             const outcome = yield* Effect.promise(() => pool.shutdown(resolved.graceMillis))
-            recorder.offloadDoneAt = Date.now()
-            recorder.offloadMillis = recorder.offloadDoneAt - start
-            recorder.offloadInterrupted += outcome.interrupted
+            const doneAt = Date.now()
+            recorder.offloadDone({ millis: doneAt - start, interrupted: outcome.interrupted, doneAt })
           })
       )
-      recorder.budgetMillis += resolved.graceMillis
-      recorder.probes.push(() => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : []))
-      return { stats: Effect.sync(() => pool.stats), pool }
+      recorder.bound(
+        resolved.graceMillis,
+        () => (pool.stats.busy > 0 ? [`offload: ${pool.stats.busy} busy thread(s)`] : [])
+      )
+      const service: OffloadService = { stats: Effect.sync(() => pool.stats) }
+      pools.set(service, pool)
+      return service
     })
   )
 
@@ -454,8 +465,9 @@ const submit = <O, F>(
   onSuccess: (output: unknown) => Effect.Effect<O, TaskSchemaError>,
   onFailure: (error: unknown) => Effect.Effect<never, F | TaskSchemaError>
 ): Effect.Effect<O, F | RunError, Offload> =>
-  Effect.flatMap(Offload, ({ pool }) =>
-    Effect.async<O, F | RunError>((resume) => {
+  Effect.flatMap(Offload, (service) => {
+    const pool = poolOf(service)
+    return Effect.async<O, F | RunError>((resume) => {
       const job: Job = {
         label,
         message,
@@ -470,7 +482,8 @@ const submit = <O, F>(
         ))
       }
       return Effect.promise(() => pool.cancel(job))
-    }))
+    })
+  })
 
 const settle = <O, F>(
   label: string,
@@ -830,9 +843,8 @@ export const isolate = <M, ME>(
     let closing = false
     // Its stop is one of the shutdown's bounds: a launcher's default hard deadline waits for it.
     const recorder = yield* currentRecord
-    recorder.budgetMillis += Duration.toMillis(stopTimeout)
     let stopped = false
-    recorder.probes.push(() => (closing && !stopped ? [`isolate ${name}: stopping`] : []))
+    recorder.bound(Duration.toMillis(stopTimeout), () => (closing && !stopped ? [`isolate ${name}: stopping`] : []))
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => worker.start(),

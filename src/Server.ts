@@ -30,6 +30,7 @@ import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Background from "./Background.js"
+import * as service from "./internal/background/service.js"
 import * as BackgroundTasks from "./BackgroundTasks.js"
 import {
   DurablePayloadError,
@@ -45,7 +46,7 @@ import {
 import { DurableStore } from "./internal/durable/tag.js"
 import * as validate from "./internal/options.js"
 import { currentRecord, ShutdownRecord, ShutdownRecorder } from "./internal/report.js"
-import { Waiters } from "./internal/waiters.js"
+import { Waiters } from "./internal/background/waiters.js"
 
 /**
  * Whether the server is taking traffic. It turns `false` the moment shutdown begins.
@@ -183,6 +184,7 @@ class Graceful {
     return Effect.gen(this, function*() {
       const start = Date.now()
       record.startedAt ??= start
+      let stillRunning: ReadonlyArray<string> = []
       this.draining = true
       // Stop accepting connections only: `http.Server#close` would also drop idle keep-alive
       // connections at once, including ones whose next request is already on the wire.
@@ -204,15 +206,18 @@ class Graceful {
         if (Option.isNone(stopped)) {
           // Uninterruptible handlers: give up on them, and say so.
           const live = this.live()
-          record.stillRunning.push(...live)
+          stillRunning = live
           yield* Effect.logError(`server: still running after the interrupt timeout: ${live.join(", ")}`)
         }
       }
       // The requests are done (or given up on): what is left are idle or half-sent connections.
       this.server.closeAllConnections()
-      record.drainMillis = Date.now() - start
-      record.requestsDrained = this.drained
-      record.requestsInterrupted = this.interrupted
+      record.serverDone({
+        millis: Date.now() - start,
+        drained: this.drained,
+        interrupted: this.interrupted,
+        stillRunning
+      })
     })
   }
 
@@ -315,8 +320,7 @@ const layerFrom = ({ drainTimeout, host, interruptTimeout, port }: Settings) =>
     const server = Http.createServer()
     const graceful = new Graceful(server, drainTimeout, interruptTimeout)
     const recorder = yield* currentRecord
-    recorder.budgetMillis += Duration.toMillis(drainTimeout) + Duration.toMillis(interruptTimeout)
-    recorder.probes.push(() => graceful.live())
+    recorder.bound(Duration.toMillis(drainTimeout) + Duration.toMillis(interruptTimeout), () => graceful.live())
     const listening = Layer.effectDiscard(Effect.flatMap(HttpServer.addressFormattedWith(Effect.succeed), (address) =>
       Effect.log(`listening on ${address}`)))
     return Layer.mergeAll(
@@ -614,7 +618,7 @@ export const app = <E, R, EJ = never, RJ = never>(
     releaseJobs.pipe(
       // Built after everything else: jobs start only once options are checked and the port is bound.
       Layer.provide(Layer.mergeAll(serve(httpApp).pipe(Layer.provide(layerFrom(resolved.server))), resolved.jobs)),
-      Layer.provide(Background.layerHoldingJobs(resolved.background))
+      Layer.provide(service.layer(Effect.succeed(resolved.background), true))
     ))
     // The composed requirement is exactly R and RJ minus what the layers provide to each;
     // TypeScript cannot see that through `Layer.provide` on the merged layer, hence this one cast.
@@ -634,7 +638,7 @@ const resolveAppOptions = <EJ, RJ>(given: AppOptions<EJ, RJ>) =>
     (options) =>
       validate.all({
         server: resolveOptions(options),
-        background: Background.resolveOptions(options),
+        background: service.resolveOptions(options),
         jobs: jobsOption(options.jobs)
       })
   )
@@ -695,9 +699,7 @@ const jobsOption = <EJ, RJ>(
       "a Layer of jobs (e.g. Background.every(\"tick\", Effect.log(\"tick\"), { spaced: \"1 minute\" }), or several merged with Layer.mergeAll)"
     )
 
-const releaseJobs = Layer.effectDiscard(
-  Effect.flatMap(Background.Background, ({ supervisor }) => Effect.sync(() => supervisor.releaseJobs()))
-)
+const releaseJobs = Layer.effectDiscard(service.releaseJobs)
 
 /**
  * The signals that start a graceful shutdown: Ctrl-C and a process manager's stop. SIGHUP is left
@@ -817,11 +819,7 @@ export const launch = <E>(self: Layer.Layer<never, E, never>, options: LaunchOpt
       process.stderr.write(`${describeFailure(exit.cause)}\n`)
       process.exit(1)
     }
-    // Services are released after the supervisor and, when there is one, the offload pool.
-    const lastPhaseEnd = record.offloadDoneAt ?? record.backgroundDoneAt
-    const services = lastPhaseEnd === undefined ? undefined : end - lastPhaseEnd
-    const total = record.startedAt === undefined ? undefined : end - record.startedAt
-    process.stdout.write(`${record.format(services, total)}\n`)
+    process.stdout.write(`${record.format(end)}\n`)
     process.exit(record.stillRunning.length > 0 ? 1 : 0)
   })
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Logger, LogLevel, Option, Scope, TestClock } from "effect"
 import { Background, InvalidOptionError, QueueFullError, ShuttingDownError } from "../src/index.js"
-import { lazyWorks as taskScopeIsLazy } from "../src/internal/taskScope.js"
+import { lazyWorks as taskScopeIsLazy } from "../src/internal/background/taskScope.js"
 import { makeLogCapture, makeRecordingTracer, startSupervisor } from "./support/unit-harness.js"
 
 /** A task that says when it started and ends when the test lets it. */
@@ -526,7 +526,7 @@ describe("shutdown", () => {
       yield* TestClock.adjust("5 seconds")
       yield* Fiber.join(closing)
       expect(ran).toBe(false)
-      expect(bg.record.tasksRejected).toBe(2)
+      expect(bg.record.background?.rejected).toBe(2)
     }))
 
   it.effect("tasks that finish within the grace period finish; they are not interrupted", () =>
@@ -544,10 +544,10 @@ describe("shutdown", () => {
       yield* TestClock.adjust("3 seconds")
       yield* Fiber.join(closing)
       expect(events).toEqual(["finished"])
-      expect(bg.record).toMatchObject({
+      expect(bg.record.background).toMatchObject({
         graceMillis: 3000,
-        tasksFinished: 1,
-        tasksInterrupted: 0,
+        finished: 1,
+        interrupted: 0,
         interruptedNames: []
       })
     }))
@@ -557,7 +557,7 @@ describe("shutdown", () => {
       const bg = yield* startSupervisor(Background.layer({ grace: "1 hour" }))
       yield* bg.use(Background.fork(Effect.void, "instant"))
       yield* bg.shutdown
-      expect(bg.record).toMatchObject({ graceMillis: 0, interruptMillis: 0, tasksFinished: 1 })
+      expect(bg.record.background).toMatchObject({ graceMillis: 0, interruptMillis: 0, finished: 1 })
     }))
 
   it.effect("tasks still running when the grace ends are interrupted in parallel and their finalizers run", () =>
@@ -583,10 +583,10 @@ describe("shutdown", () => {
       yield* TestClock.adjust("1 second")
       expect(events.sort()).toEqual(["slow-1 finalized", "slow-2 finalized"])
       yield* Fiber.join(closing)
-      expect(bg.record).toMatchObject({
+      expect(bg.record.background).toMatchObject({
         graceMillis: 2000,
         interruptMillis: 1000,
-        tasksInterrupted: 2,
+        interrupted: 2,
         interruptedNames: ["slow-1", "slow-2"],
         stillRunning: []
       })
@@ -599,7 +599,7 @@ describe("shutdown", () => {
       const names = Array.from({ length: 25 }, (_, i) => `sleeper-${i}`)
       for (const name of names) yield* bg.use(Background.fork(Effect.never, name))
       yield* bg.shutdown
-      expect(bg.record.interruptedNames).toEqual(names)
+      expect(bg.record.background?.interruptedNames).toEqual(names)
       const warning = logs.entries.find((entry) => entry.message.startsWith("background: grace period ended"))
       expect(warning?.message).toBe(
         `background: grace period ended; interrupted ${names.slice(0, 20).join(", ")} and 5 more (all in the shutdown report)`
@@ -620,9 +620,9 @@ describe("shutdown", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(closing)
       expect(events).toEqual(["running interrupted"])
-      expect(bg.record).toMatchObject({
-        tasksFinished: 0,
-        tasksInterrupted: 2,
+      expect(bg.record.background).toMatchObject({
+        finished: 0,
+        interrupted: 2,
         interruptedNames: ["running", "queued"]
       })
     }))
@@ -660,13 +660,13 @@ describe("shutdown", () => {
       // the daemon does not count as pending work: the grace ends when "pending" does
       yield* Fiber.join(closing)
       expect(events).toEqual(["daemon finalized"])
-      expect(bg.record).toMatchObject({
+      expect(bg.record.background).toMatchObject({
         graceMillis: 2000,
         interruptedNames: [],
         stillRunning: [],
         // a daemon is stopped, not counted as interrupted work
-        tasksFinished: 1,
-        tasksInterrupted: 0,
+        finished: 1,
+        interrupted: 0,
         jobsStopped: 1
       })
     }))
@@ -681,7 +681,7 @@ describe("shutdown", () => {
       expect(closing.unsafePoll()).toBeNull()
       yield* TestClock.adjust("2 seconds")
       yield* Fiber.join(closing)
-      expect(bg.record).toMatchObject({ graceMillis: 1000, interruptMillis: 2000, stillRunning: ["stubborn"] })
+      expect(bg.record.background).toMatchObject({ graceMillis: 1000, interruptMillis: 2000, stillRunning: ["stubborn"] })
       expect(logs.errors().map((entry) => entry.message)).toEqual([
         "background: still running after interruption timeout: stubborn"
       ])
@@ -698,11 +698,11 @@ describe("shutdown", () => {
       const closing = yield* Effect.fork(bg.shutdown)
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(closing)
-      expect(bg.record).toMatchObject({
-        tasksFinished: 2,
-        tasksFailed: 1,
-        tasksInterrupted: 1,
-        tasksRejected: 1,
+      expect(bg.record.background).toMatchObject({
+        finished: 2,
+        failed: 1,
+        interrupted: 1,
+        rejected: 1,
         interruptedNames: ["stuck"]
       })
     }))

@@ -266,7 +266,7 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(Greet.runs.map((run) => run.payload.name)).toEqual(["ada", "bob"])
       yield* workers.shutdown
       expect(workers.record.durable).toEqual({ done: 2, retried: 0, dead: 0, released: 0 })
-      expect(workers.record.format(undefined, undefined)).toContain("durable done=2 retried=0 dead=0 released=0")
+      expect(workers.record.format(Date.now())).toContain("durable done=2 retried=0 dead=0 released=0")
     }))
 
   test("an idempotency key: the same key gives the same id, keeps the first payload and runs once", (fixture) =>
@@ -763,7 +763,7 @@ const cases = (makeFixture: Effect.Effect<Fixture, never, Scope.Scope>) => {
       expect(interrupted).toBe(1)
       expect(first.record.durable).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
       expect(stats).toEqual({ done: 0, retried: 0, dead: 0, released: 1 })
-      expect(first.record.format(undefined, undefined)).toContain("durable done=0 retried=0 dead=0 released=1")
+      expect(first.record.format(Date.now())).toContain("durable done=0 retried=0 dead=0 released=1")
 
       // back in the store, not counted as an attempt
       const store = yield* openStore(fixture.layer())

@@ -135,7 +135,7 @@ describe("Background.daemon", () => {
       expect(yield* bg.use(Background.snapshot)).toEqual([])
       yield* bg.shutdown
       // three failures of a job, and a stopped job — not a failed task
-      expect(bg.record).toMatchObject({ jobFailures: 3, jobsStopped: 1, tasksFailed: 0, tasksFinished: 0 })
+      expect(bg.record.background).toMatchObject({ jobFailures: 3, jobsStopped: 1, failed: 0, finished: 0 })
     }).pipe(Effect.provide(logs.layer))
   })
 
@@ -154,7 +154,7 @@ describe("Background.daemon", () => {
         expect.stringContaining("restart policy is exhausted")
       ])
       yield* bg.shutdown
-      expect(bg.record).toMatchObject({ jobFailures: 3, jobsStopped: 1, tasksInterrupted: 0 })
+      expect(bg.record.background).toMatchObject({ jobFailures: 3, jobsStopped: 1, interrupted: 0 })
     }).pipe(Effect.provide(logs.layer))
   })
 
@@ -207,7 +207,7 @@ describe("Background.daemon", () => {
       // no clock moves from here: a shutdown that waited for the restart would never complete
       yield* bg.shutdown
       expect(events).toEqual(["closed"])
-      expect(bg.record).toMatchObject({ jobsStopped: 1, jobFailures: 1, interruptMillis: 0, stillRunning: [] })
+      expect(bg.record.background).toMatchObject({ jobsStopped: 1, jobFailures: 1, interruptMillis: 0, stillRunning: [] })
     }))
 })
 
@@ -236,7 +236,7 @@ describe("Background.every, spaced", () => {
       expect(logs.errors()).toHaveLength(4)
       expect((yield* bg.use(Background.snapshot)).map((task) => task.name)).toEqual(["self-interrupting"])
       yield* bg.shutdown
-      expect(bg.record).toMatchObject({ jobFailures: 4, jobsStopped: 1, tasksInterrupted: 0 })
+      expect(bg.record.background).toMatchObject({ jobFailures: 4, jobsStopped: 1, interrupted: 0 })
     }).pipe(Effect.provide(logs.layer))
   })
 
@@ -308,7 +308,7 @@ describe("Background.every, spaced", () => {
       yield* TestClock.adjust("2500 millis")
       yield* Fiber.join(closing)
       expect(job.starts).toEqual([0])
-      expect(bg.record).toMatchObject({ graceMillis: 2500, interruptedNames: [], stillRunning: [] })
+      expect(bg.record.background).toMatchObject({ graceMillis: 2500, interruptedNames: [], stillRunning: [] })
     }))
 
   it.effect("once shutdown has begun no new run starts, even while other work keeps the grace going", () =>
@@ -321,7 +321,7 @@ describe("Background.every, spaced", () => {
       yield* TestClock.adjust("4500 millis")
       yield* Fiber.join(closing)
       expect(job.starts).toEqual([0])
-      expect(bg.record).toMatchObject({ graceMillis: 4500, tasksFinished: 1, stillRunning: [] })
+      expect(bg.record.background).toMatchObject({ graceMillis: 4500, finished: 1, stillRunning: [] })
     }))
 
   it.effect("at shutdown, a run past the grace is interrupted with its finalizers run", () =>
@@ -335,7 +335,7 @@ describe("Background.every, spaced", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(closing)
       expect(events).toEqual(["run closed"])
-      expect(bg.record.interruptedNames).toEqual(["stuck"])
+      expect(bg.record.background?.interruptedNames).toEqual(["stuck"])
     }))
 })
 

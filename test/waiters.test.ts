@@ -1,7 +1,7 @@
 /** The internal list of fibers waiting for "idle" (no request in flight, no pending task…). */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, TestClock } from "effect"
-import { Waiters } from "../src/internal/waiters.js"
+import { Waiters } from "../src/internal/background/waiters.js"
 
 describe("Waiters", () => {
   it.effect("releases every waiter at the check that finds the condition holding, not before", () =>

@@ -1,65 +1,150 @@
 /**
- * What one shutdown did, filled in phase by phase by the server glue and the supervisor, and
- * printed as one line by the launcher.
+ * The shutdown report: each part of the server (the HTTP drain, the supervisor, the offload pool,
+ * durable workers) hands over its own summary when its phase is done, and the launcher prints them
+ * as one line. While they run, parts also register the bound they put on shutdown (so a launcher
+ * can set a hard deadline past the sum) and a probe naming the work they still hold (a hard
+ * exit's last words).
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
-export class ShutdownRecord {
-  /** Epoch milliseconds when shutdown began (signal or scope close). */
-  startedAt: number | undefined = undefined
-  drainMillis: number | undefined = undefined
-  requestsDrained = 0
-  requestsInterrupted = 0
-  graceMillis: number | undefined = undefined
-  interruptMillis: number | undefined = undefined
-  tasksFinished = 0
-  tasksFailed = 0
-  tasksInterrupted = 0
-  tasksRejected = 0
-  tasksSkipped = 0
-  jobsStopped = 0
-  jobFailures = 0
-  interruptedNames: ReadonlyArray<string> = []
-  stillRunning: Array<string> = []
-  offloadMillis: number | undefined = undefined
-  offloadInterrupted = 0
-  /** What this process's durable workers did (the store's own counters), when it runs any. */
-  durable: { readonly done: number; readonly retried: number; readonly dead: number; readonly released: number } | undefined =
-    undefined
-  /** Epoch milliseconds when the offload pool finished its shutdown, if there is one. */
-  offloadDoneAt: number | undefined = undefined
-  /** Epoch milliseconds when the supervisor finished its shutdown. */
-  backgroundDoneAt: number | undefined = undefined
-  /** Sum of the configured phase bounds, so a launcher can set a hard deadline past them. */
-  budgetMillis = 0
-  /** Each returns the names of the work a layer still holds, for a hard exit's last words. */
-  readonly probes: Array<() => ReadonlyArray<string>> = []
+/** Phases 1–2: what the server's drain did. */
+export interface ServerSummary {
+  readonly millis: number
+  readonly drained: number
+  readonly interrupted: number
+  /** Requests that outlived the interrupt timeout. */
+  readonly stillRunning: ReadonlyArray<string>
+}
 
-  /** Everything still held by any layer. */
+/** Phases 3–4: what the supervisor did. */
+export interface BackgroundSummary {
+  readonly graceMillis: number
+  readonly interruptMillis: number
+  readonly finished: number
+  readonly failed: number
+  readonly interrupted: number
+  readonly rejected: number
+  readonly skipped: number
+  readonly jobsStopped: number
+  readonly jobFailures: number
+  /** Tasks interrupted when the grace period ended. */
+  readonly interruptedNames: ReadonlyArray<string>
+  /** Tasks that outlived the interrupt timeout. */
+  readonly stillRunning: ReadonlyArray<string>
+  /** Epoch milliseconds. */
+  readonly doneAt: number
+}
+
+/** The offload pool's stop. */
+export interface OffloadSummary {
+  readonly millis: number
+  readonly interrupted: number
+  /** Epoch milliseconds. */
+  readonly doneAt: number
+}
+
+/** What this process's durable workers did (read when the line is printed: they count to the end). */
+export interface DurableSummary {
+  readonly done: number
+  readonly retried: number
+  readonly dead: number
+  readonly released: number
+}
+
+export class ShutdownRecord {
+  /** Epoch milliseconds when shutdown began (a signal, or the first drain). */
+  startedAt: number | undefined = undefined
+  private bounds = 0
+  private readonly probes: Array<() => ReadonlyArray<string>> = []
+  private serverSummary: ServerSummary | undefined = undefined
+  private backgroundSummary: BackgroundSummary | undefined = undefined
+  private readonly offloadSummaries: Array<OffloadSummary> = []
+  private durableSummary: (() => DurableSummary) | undefined = undefined
+
+  /** A part's bound on shutdown and, optionally, a probe naming what it still holds. */
+  bound(millis: number, live?: () => ReadonlyArray<string>): void {
+    this.bounds += millis
+    if (live !== undefined) this.probes.push(live)
+  }
+
+  /** Sum of the registered bounds. */
+  get budgetMillis(): number {
+    return this.bounds
+  }
+
+  /** Everything still held by any part. */
   live(): ReadonlyArray<string> {
     return this.probes.flatMap((probe) => probe())
   }
 
-  /** One line: what was drained, finished and interrupted, and how long each phase took. */
-  format(servicesMillis: number | undefined, totalMillis: number | undefined): string {
+  serverDone(summary: ServerSummary): void {
+    this.serverSummary = summary
+  }
+
+  backgroundDone(summary: BackgroundSummary): void {
+    this.backgroundSummary = summary
+  }
+
+  offloadDone(summary: OffloadSummary): void {
+    this.offloadSummaries.push(summary)
+  }
+
+  durableWorkers(summary: () => DurableSummary): void {
+    this.durableSummary = summary
+  }
+
+  get server(): ServerSummary | undefined {
+    return this.serverSummary
+  }
+
+  get background(): BackgroundSummary | undefined {
+    return this.backgroundSummary
+  }
+
+  /** The durable workers' counts so far, when this process runs any. */
+  get durable(): DurableSummary | undefined {
+    return this.durableSummary?.()
+  }
+
+  /** What outlived its interrupt timeout, in any part: the launcher then exits with 1. */
+  get stillRunning(): ReadonlyArray<string> {
+    return [...(this.serverSummary?.stillRunning ?? []), ...(this.backgroundSummary?.stillRunning ?? [])]
+  }
+
+  /**
+   * One line: what was drained, finished and interrupted, and how long each phase took. `end` is
+   * when the last layer was released (services are released after the supervisor and the pool).
+   */
+  format(end: number): string {
     const ms = (value: number | undefined) => (value === undefined ? "-" : `${Math.round(value)}ms`)
+    const server = this.serverSummary
+    const background = this.backgroundSummary
+    const offload = this.offloadSummaries.length === 0 ? undefined : {
+      millis: this.offloadSummaries.reduce((sum, part) => sum + part.millis, 0),
+      interrupted: this.offloadSummaries.reduce((sum, part) => sum + part.interrupted, 0),
+      doneAt: Math.max(...this.offloadSummaries.map((part) => part.doneAt))
+    }
+    const lastPhaseEnd = offload?.doneAt ?? background?.doneAt
+    const services = lastPhaseEnd === undefined ? undefined : end - lastPhaseEnd
+    const total = this.startedAt === undefined ? undefined : end - this.startedAt
     const parts = [
-      `requests drained=${this.requestsDrained} interrupted=${this.requestsInterrupted}`,
-      `tasks finished=${this.tasksFinished} failed=${this.tasksFailed} interrupted=${this.tasksInterrupted}` +
-      ` rejected=${this.tasksRejected} skipped=${this.tasksSkipped}`,
-      `jobs stopped=${this.jobsStopped} failures=${this.jobFailures}`,
-      `phases drain=${ms(this.drainMillis)} grace=${ms(this.graceMillis)} interrupt=${ms(this.interruptMillis)}` +
-      (this.offloadMillis === undefined ? "" : ` offload=${ms(this.offloadMillis)}`) +
-      ` services=${ms(servicesMillis)} total=${ms(totalMillis)}`
+      `requests drained=${server?.drained ?? 0} interrupted=${server?.interrupted ?? 0}`,
+      `tasks finished=${background?.finished ?? 0} failed=${background?.failed ?? 0}` +
+      ` interrupted=${background?.interrupted ?? 0} rejected=${background?.rejected ?? 0} skipped=${background?.skipped ?? 0}`,
+      `jobs stopped=${background?.jobsStopped ?? 0} failures=${background?.jobFailures ?? 0}`,
+      `phases drain=${ms(server?.millis)} grace=${ms(background?.graceMillis)} interrupt=${ms(background?.interruptMillis)}` +
+      (offload === undefined ? "" : ` offload=${ms(offload.millis)}`) +
+      ` services=${ms(services)} total=${ms(total)}`
     ]
-    if (this.offloadMillis !== undefined) parts.push(`offload tasks interrupted=${this.offloadInterrupted}`)
-    if (this.durable !== undefined) {
-      const { dead, done, released, retried } = this.durable
+    if (offload !== undefined) parts.push(`offload tasks interrupted=${offload.interrupted}`)
+    if (this.durableSummary !== undefined) {
+      const { dead, done, released, retried } = this.durableSummary()
       parts.push(`durable done=${done} retried=${retried} dead=${dead} released=${released}`)
     }
-    if (this.interruptedNames.length > 0) parts.push(`interrupted: ${this.interruptedNames.join(", ")}`)
+    const interrupted = background?.interruptedNames ?? []
+    if (interrupted.length > 0) parts.push(`interrupted: ${interrupted.join(", ")}`)
     if (this.stillRunning.length > 0) parts.push(`still running: ${this.stillRunning.join(", ")}`)
     return `shutdown report: ${parts.join("; ")}`
   }

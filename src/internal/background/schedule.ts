@@ -14,8 +14,8 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
-import { InvalidOptionError } from "../Errors.js"
-import * as validate from "./options.js"
+import { InvalidOptionError } from "../../Errors.js"
+import * as validate from "../options.js"
 import { currentTaskId, type Supervisor } from "./supervisor.js"
 
 /** What a repeating job does when a run is still going at its next tick. */

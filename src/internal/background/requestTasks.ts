@@ -16,8 +16,9 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { MissingMiddlewareError, OutsideRequestError } from "../Errors.js"
-import * as validate from "./options.js"
+import { MissingMiddlewareError, OutsideRequestError } from "../../Errors.js"
+import * as validate from "../options.js"
+import { supervisorIn } from "./service.js"
 import { currentTaskId, type Origin, originOf, type Supervisor, type TaskRecord } from "./supervisor.js"
 
 export interface AddOptions {
@@ -180,9 +181,7 @@ export const take = (request: HttpServerRequest.HttpServerRequest): RequestTasks
 /** `BackgroundTasks.add`. Its misuses are defects (it has no error channel) naming the cause. */
 export const add = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
-  options: AddOptions,
-  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
+  options: AddOptions): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest | Exclude<R, Scope.Scope>> =>
   Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
     // A fiber of a background task carries that task's id; the request's own fibers carry the id
@@ -194,14 +193,14 @@ export const add = <A, E, R>(
       // own, reached through a cast or untyped code
       return taskId === 0
         ? Effect.die(new OutsideRequestError({ reason: "no-request", task: undefined }))
-        : calledFromTask(supervisorOf(context), taskId)
+        : calledFromTask(supervisorIn(context), taskId)
     }
     const slot = slots.get(keyOf(request.value))
     if (slot === undefined) return Effect.die(new MissingMiddlewareError({ missing: "middleware" }))
-    if (taskId !== slot.servedBy) return calledFromTask(supervisorOf(context), taskId)
+    if (taskId !== slot.servedBy) return calledFromTask(supervisorIn(context), taskId)
     if (slot.sealed) return Effect.die(new OutsideRequestError({ reason: "after-response", task: undefined }))
     if (slot.tasks === undefined) {
-      const supervisor = supervisorOf(context)
+      const supervisor = supervisorIn(context)
       if (supervisor === undefined) return Effect.die(new MissingMiddlewareError({ missing: "supervisor" }))
       slot.tasks = new RequestTasks(supervisor)
     }
@@ -219,20 +218,16 @@ const calledFromTask = (supervisor: Supervisor | undefined, taskId: number) =>
  * response is coming.
  */
 export const canAdd = (
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): boolean => openSlot(fiber, supervisorOf) !== undefined
+  fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => openSlot(fiber) !== undefined
 
 const openSlot = (
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined
-): readonly [Slot, Supervisor] | undefined => {
+  fiber: Fiber.RuntimeFiber<unknown, unknown>): readonly [Slot, Supervisor] | undefined => {
   const context = fiber.currentContext
   const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
   if (Option.isNone(request)) return undefined
   const slot = slots.get(keyOf(request.value))
   if (slot === undefined || slot.sealed || fiber.getFiberRef(currentTaskId) !== slot.servedBy) return undefined
-  const supervisor = supervisorOf(context)
+  const supervisor = supervisorIn(context)
   return supervisor === undefined ? undefined : [slot, supervisor]
 }
 
@@ -243,13 +238,19 @@ const openSlot = (
  */
 export const onWritten = (
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  supervisorOf: (context: Context.Context<never>) => Supervisor | undefined,
   hook: () => void
 ): boolean => {
-  const open = openSlot(fiber, supervisorOf)
+  const open = openSlot(fiber)
   if (open === undefined) return false
   const [slot, supervisor] = open
   if (slot.tasks === undefined) slot.tasks = new RequestTasks(supervisor)
   slot.tasks.hooks.push(hook)
   return true
 }
+
+/** {@link canAdd}, for the calling fiber. */
+export const canAddHere: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) => Effect.succeed(canAdd(fiber)))
+
+/** {@link onWritten}, for the calling fiber. */
+export const onWrittenHere = (hook: () => void): Effect.Effect<boolean> =>
+  Effect.withFiberRuntime((fiber) => Effect.succeed(onWritten(fiber, hook)))

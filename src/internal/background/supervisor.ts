@@ -23,7 +23,7 @@ import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
-import { QueueFullError, ShuttingDownError } from "../Errors.js"
+import { QueueFullError, ShuttingDownError } from "../../Errors.js"
 import * as taskScope from "./taskScope.js"
 import { Waiters } from "./waiters.js"
 
