@@ -1,0 +1,227 @@
+/**
+ * Connection tracking and drain for the HTTP server (shutdown phases 1 and 2): which requests
+ * are in flight and on which connection, `Connection: close` on the last response of each during
+ * the drain, idle keep-alive sockets closed, and past the drain timeout the rest cut and their
+ * request fibers interrupted. Also the answer writer's guard against clients that hang up.
+ */
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import { Waiters } from "../background/waiters.js"
+import type { ShutdownRecord } from "../report.js"
+
+/** The HTTP server's shutdown state, shared by `Server.layer` and `Server.serve`. */
+export class Graceful {
+  draining = false
+  drained = 0
+  interrupted = 0
+  /**
+   * Responses not yet closed, per connection, oldest first (pipelined requests share one); a
+   * connection's entry goes with its last response.
+   */
+  private readonly bySocket = new Map<Net.Socket, Array<Http.ServerResponse>>()
+  /** Connections whose close is watched for the responses still queued on them. */
+  private readonly watched = new WeakSet<Net.Socket>()
+  /** Request fibers still running, with the Node request each serves (when there is one). */
+  readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
+  private readonly idle = new Waiters(() => this.bySocket.size === 0 && this.fibers.size === 0)
+
+  constructor(
+    readonly server: Http.Server,
+    readonly drainTimeout: Duration.Duration,
+    readonly interruptTimeout: Duration.Duration
+  ) {
+    server.on("request", (request, response) => {
+      const socket = request.socket
+      const pending = this.bySocket.get(socket)
+      if (pending === undefined) this.bySocket.set(socket, [response])
+      else pending.push(response)
+      if (!this.watched.has(socket)) {
+        this.watched.add(socket)
+        socket.once("close", () => this.orphaned(socket))
+      }
+      if (this.draining) this.closeAfterLast(socket)
+      response.once("close", () => {
+        const left = this.forget(socket, (other) => other === response)
+        // A response whose headers went out before the drain could not say `Connection: close`:
+        // end its own connection now that it is done, unless a pipelined request on it still
+        // waits for its answer. (Closing *all* idle connections here would also cut connections
+        // whose next request is on its way but not yet parsed.)
+        if (this.draining && left === 0) socket.end()
+        this.check()
+      })
+    })
+  }
+
+  /**
+   * A connection closed with pipelined responses still queued behind the one Node was writing:
+   * Node never writes them nor says they are gone (no `close`). Their requests are let go as a
+   * client's hang-up: one still being handled is interrupted as a client abort; one already
+   * answered is no longer waited for, as its fiber stays parked in the platform's write, which
+   * waits for a `finish` that will not come.
+   */
+  private orphaned(socket: Net.Socket): void {
+    const queued = this.bySocket.get(socket)?.filter((response) => response.socket === null) ?? []
+    if (queued.length === 0) return
+    this.forget(socket, (response) => response.socket === null)
+    for (const response of queued) {
+      for (const [fiber, request] of this.fibers) {
+        if (request !== response.req) continue
+        // Answered: its fiber is parked in the write for good, and is not waited for.
+        if (response.writableEnded) this.fibers.delete(fiber)
+        else fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+      }
+    }
+    this.check()
+  }
+
+  /** Drops a connection's pending responses that match; returns how many are left on it. */
+  private forget(socket: Net.Socket, match: (response: Http.ServerResponse) => boolean): number {
+    const pending = this.bySocket.get(socket)
+    if (pending === undefined) return 0
+    for (let index = pending.length - 1; index >= 0; index--) if (match(pending[index]!)) pending.splice(index, 1)
+    if (pending.length === 0) this.bySocket.delete(socket)
+    return pending.length
+  }
+
+  /**
+   * During the drain, the last response pending on a connection says `Connection: close`, and
+   * only that one: Node ends the connection after a response that says it, so an earlier one
+   * saying it would drop the pipelined requests behind it.
+   */
+  private closeAfterLast(socket: Net.Socket): void {
+    const pending = this.bySocket.get(socket)
+    if (pending === undefined) return
+    pending.forEach((response, index) => {
+      if (response.headersSent) return
+      if (index === pending.length - 1) response.setHeader("connection", "close")
+      else if (response.getHeader("connection") === "close") response.removeHeader("connection")
+    })
+  }
+
+  check(): void {
+    this.idle.check()
+  }
+
+  /** Completes once no request is in flight. */
+  readonly awaitIdle: Effect.Effect<void> = this.idle.await
+
+  /** Counts a request fiber so drain can wait for it and, past the timeout, interrupt it. */
+  track<A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.withFiberRuntime((fiber) => {
+      const request = Context.getOption(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+      this.fibers.set(fiber, Option.getOrUndefined(Option.map(request, NodeHttpServerRequest.toIncomingMessage)))
+      return Effect.onExit(app, (exit) =>
+        Effect.sync(() => {
+          this.fibers.delete(fiber)
+          if (this.draining) {
+            if (Exit.isInterrupted(exit)) this.interrupted++
+            else this.drained++
+          }
+          this.check()
+        }))
+    })
+  }
+
+  /** Phases 1 and 2: stop taking traffic, let in-flight requests finish, then cut what is left. */
+  drain(record: ShutdownRecord): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      const start = Date.now()
+      record.startedAt ??= start
+      let stillRunning: ReadonlyArray<string> = []
+      this.draining = true
+      // Stop accepting connections only: `http.Server#close` would also drop idle keep-alive
+      // connections at once, including ones whose next request is already on the wire.
+      Net.Server.prototype.close.call(this.server)
+      for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
+      // A request a client sent just before the signal may still be in the socket's buffers; let
+      // it arrive (it is served, with `Connection: close`) before idle connections are closed.
+      const linger = Duration.min(IDLE_LINGER, this.drainTimeout)
+      yield* Effect.sleep(linger)
+      this.server.closeIdleConnections()
+      // The linger counts in the drain's bound: requests get `drainTimeout` from the signal.
+      const finished = yield* Effect.interruptible(this.awaitIdle).pipe(
+        Effect.timeoutOption(Duration.subtract(this.drainTimeout, linger))
+      )
+      if (Option.isNone(finished)) {
+        this.server.closeAllConnections()
+        for (const fiber of this.fibers.keys()) fiber.unsafeInterruptAsFork(FiberId.none)
+        const stopped = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.interruptTimeout))
+        if (Option.isNone(stopped)) {
+          // Uninterruptible handlers: give up on them, and say so.
+          const live = this.live()
+          stillRunning = live
+          yield* Effect.logError(`server: still running after the interrupt timeout: ${live.join(", ")}`)
+        }
+      }
+      // The requests are done (or given up on): what is left are idle or half-sent connections.
+      this.server.closeAllConnections()
+      record.serverDone({
+        millis: Date.now() - start,
+        drained: this.drained,
+        interrupted: this.interrupted,
+        stillRunning
+      })
+    })
+  }
+
+  /** What is still in flight, for the report and a hard exit's last words. */
+  live(): ReadonlyArray<string> {
+    const served = new Set(this.fibers.values())
+    return [
+      ...Array.from(this.fibers.values(), (request) =>
+        request === undefined ? "request" : `request ${request.method} ${request.url}`),
+      ...Array.from(this.bySocket.values()).flat()
+        .filter((response) => !served.has(response.req))
+        .map((response) => `response to ${response.req.method} ${response.req.url}`)
+    ]
+  }
+}
+
+/** How long idle keep-alive connections linger at the start of a drain (see `drain`). */
+const IDLE_LINGER = Duration.millis(100)
+
+export class GracefulServer extends Context.Tag("effect-background/GracefulServer")<GracefulServer, Graceful>() {}
+
+/**
+ * Answers are written so that a client hanging up cannot park its request for good. The platform
+ * writes a body with `end(body, callback)` and waits for the callback, uninterruptibly, before the
+ * request ends; Node calls it back on `finish` only, which never comes once the connection has
+ * closed. Such a request would stay in flight for good, holding shutdown to its deadlines. So an
+ * answer to a client already gone loses its body (keeping its status, which after-response tasks
+ * go by), and `end`'s callback also runs when the connection is (or becomes) closed first.
+ */
+export const endOnClose: HttpApp.PreResponseHandler = (request, response) =>
+  Effect.sync(() => {
+    const node = NodeHttpServerRequest.toServerResponse(request) as unknown
+    if (!(node instanceof Http.ServerResponse) || response.body._tag === "Empty" || node.writableEnded) return response
+    if (node.destroyed) return HttpServerResponse.empty({ status: response.status })
+    const end = node.end
+    node.end = function(this: Http.ServerResponse, ...args: Array<unknown>) {
+      const callback = args[args.length - 1]
+      if (typeof callback !== "function") return end.apply(this, args as Parameters<typeof end>)
+      let pending = true
+      const done = () => {
+        if (!pending) return
+        pending = false
+        this.off("close", done)
+        callback()
+      }
+      if (this.destroyed) process.nextTick(done)
+      else this.once("close", done)
+      args[args.length - 1] = done
+      return end.apply(this, args as Parameters<typeof end>)
+    } as typeof end
+    return response
+  })
