@@ -18,7 +18,8 @@ import * as validate from "./internal/options.js"
 import * as service from "./internal/background/service.js"
 import * as internalSchedule from "./internal/background/schedule.js"
 import * as taskScope from "./internal/background/taskScope.js"
-import type { SupervisorStats, TaskHandle, TaskInfo } from "./internal/background/supervisor.js"
+import type { SupervisorStats } from "./internal/background/supervisor.js"
+import type { TaskHandle, TaskInfo } from "./internal/background/task.js"
 
 export type {
   /**

@@ -18,7 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import { Background } from "./Background.js"
 import * as requestTasks from "./internal/background/requestTasks.js"
-import { currentTaskId } from "./internal/background/supervisor.js"
+import { currentTaskId } from "./internal/background/task.js"
 import type { AddOptions } from "./internal/background/requestTasks.js"
 
 /**

@@ -19,7 +19,8 @@ import type * as Scope from "effect/Scope"
 import { MissingMiddlewareError, OutsideRequestError } from "../../Errors.js"
 import * as validate from "../options.js"
 import { supervisorIn } from "./service.js"
-import { currentTaskId, type Origin, originOf, type Supervisor, type TaskRecord } from "./supervisor.js"
+import type { Supervisor } from "./supervisor.js"
+import { currentTaskId, type Origin, originOf, type TaskRecord } from "./task.js"
 
 export interface AddOptions {
   readonly name?: string | undefined
@@ -96,9 +97,9 @@ export class RequestTasks {
       if (!succeeded && !entry.always) {
         this.supervisor.skip(entry.record)
       } else if (entry.concurrent) {
-        launchSoon(this, entry)
+        startSoon(this, entry)
       } else {
-        if (previous === undefined) launchSoon(this, entry)
+        if (previous === undefined) startSoon(this, entry)
         // started from the previous task's fiber: scheduled, so a long line never nests run loops
         else previous.record.onEnd = () => this.start(entry, false)
         previous = entry
@@ -108,7 +109,7 @@ export class RequestTasks {
   }
 
   start(entry: Entry, immediate: boolean): void {
-    this.supervisor.launch(entry.record, entry.effect, entry.origin, immediate)
+    this.supervisor.start(entry.record, entry.effect, entry.origin, immediate)
   }
 }
 
@@ -119,14 +120,14 @@ export class RequestTasks {
  * is one loop turn.
  */
 let due: Array<readonly [RequestTasks, Entry]> = []
-const launchSoon = (tasks: RequestTasks, entry: Entry): void => {
-  if (due.length === 0) setImmediate(launchDue)
+const startSoon = (tasks: RequestTasks, entry: Entry): void => {
+  if (due.length === 0) setImmediate(startDue)
   due.push([tasks, entry])
 }
-const launchDue = (): void => {
+const startDue = (): void => {
   const batch = due
   due = []
-  // (launch ends a task that fails to start as a defect, so one cannot strand the others)
+  // (`Supervisor.start` ends a task that fails to start as a defect, so one cannot strand the others)
   for (const [tasks, entry] of batch) tasks.start(entry, true)
 }
 

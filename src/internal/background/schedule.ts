@@ -16,7 +16,8 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import { InvalidOptionError } from "../../Errors.js"
 import * as validate from "../options.js"
-import { currentTaskId, type Supervisor } from "./supervisor.js"
+import type { Supervisor } from "./supervisor.js"
+import { currentTaskId } from "./task.js"
 
 /** What a repeating job does when a run is still going at its next tick. */
 type Overlap = "skip" | "queue"

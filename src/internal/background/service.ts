@@ -13,7 +13,8 @@ import type { Background as BackgroundId, BackgroundService, Options } from "../
 import type { InvalidOptionError, ShuttingDownError } from "../../Errors.js"
 import * as validate from "../options.js"
 import { currentRecord } from "../report.js"
-import { type ResolvedOptions, Supervisor, type TaskHandle } from "./supervisor.js"
+import { type ResolvedOptions, Supervisor } from "./supervisor.js"
+import type { TaskHandle } from "./task.js"
 
 /**
  * `Background.Background`, by its key: a context finds a service by its tag's key, so this is the
@@ -102,7 +103,7 @@ export const layer = <E>(
 /** Lets the held daemons and schedules of the supervisor in context start. */
 export const releaseJobs: Effect.Effect<void, never, BackgroundId> = Effect.map(
   currentSupervisor,
-  (supervisor) => supervisor.releaseJobs()
+  (supervisor) => supervisor.jobs.release()
 )
 
 /** Names for a log line: the first 20, then how many more (the shutdown report lists them all). */
@@ -126,7 +127,7 @@ export const startJob = <E, R>(
     InvalidOptionError | ShuttingDownError,
     Exclude<R, Scope.Scope>
   > => {
-    if (!supervisor.claimJobName(name)) {
+    if (!supervisor.jobs.claim(name)) {
       return validate.invalid(
         "name",
         name,
@@ -136,9 +137,9 @@ export const startJob = <E, R>(
     return supervisor.submit({
       name,
       kind,
-      effect: Effect.zipRight(supervisor.awaitJobsReleased, loop(supervisor))
+      effect: Effect.zipRight(supervisor.jobs.awaitRelease, loop(supervisor))
     }).pipe(
       Effect.catchTag("QueueFullError", Effect.die), // jobs are not capped, so never queued
-      Effect.tapError(() => Effect.sync(() => supervisor.releaseJobName(name)))
+      Effect.tapError(() => Effect.sync(() => supervisor.jobs.forget(name)))
     )
   })

@@ -25,7 +25,9 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Either from "effect/Either"
 import * as Tracer from "effect/Tracer"
-import { currentTaskId, nativeTracer, type Supervisor } from "../background/supervisor.js"
+import type { Supervisor } from "../background/supervisor.js"
+import { currentTaskId } from "../background/task.js"
+import { nativeTracer } from "../background/taskFiber.js"
 import type { Store, Taken } from "./store.js"
 
 /** What the store keeps of a task: its encoded payload and the span that enqueued it. */

@@ -1,0 +1,120 @@
+/**
+ * A task's fiber: a root fiber with the services and fiber refs of the fiber that added the task
+ * (its origin), plus the task's own Scope, log annotations, id and — under a tracer that exports —
+ * its span. It starts uninterruptible, so its end is always counted; its body is interruptible.
+ */
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
+import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import { currentTaskId, type Origin, type TaskKind, type TaskRecord } from "./task.js"
+
+/** Effect's built-in tracer, which exports nothing. */
+export const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+const taskFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
+
+/**
+ * The task's span, made here and ended with the task (see `Supervisor.end`) rather than by
+ * `withSpan` around it, whose frames would stay on the task's stack for its whole life. None for
+ * Effect's built-in tracer, which exports nothing (the task then keeps its origin's span as
+ * parent), nor when tracing is off.
+ */
+export const spanOf = (record: TaskRecord, origin: Origin, clock: Clock.Clock): TaskRecord["span"] => {
+  const { context, fiberRefs } = origin
+  const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
+  const tracer = Context.get(services, Tracer.Tracer)
+  if (tracer === nativeTracer || !FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerEnabled)) return undefined
+  const timing = FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
+  const parentSpan = Context.getOption(context, Tracer.ParentSpan)
+  const span = tracer.span(
+    `background ${record.name}`,
+    Option.none(),
+    Context.empty(),
+    Option.isSome(parentSpan)
+      ? [{ _tag: "SpanLink", span: parentSpan.value, attributes: { "link.reason": "forked-by" } }]
+      : [],
+    timing ? clock.unsafeCurrentTimeNanos() : BigInt(0),
+    "internal"
+  )
+  span.attribute("background.task", record.name)
+  span.attribute("background.kind", record.kind)
+  return { span, clock: timing ? clock : undefined }
+}
+
+/**
+ * The origin's log annotations plus the task's name and kind. The last result is reused for the
+ * same origin annotations, kind and name (tasks forked in a loop), and its kind step for the same
+ * origin and kind (after-response tasks, named per request).
+ */
+export class Annotations {
+  private last:
+    | {
+      readonly parent: HashMap.HashMap<string, unknown>
+      readonly kind: TaskKind
+      readonly withKind: HashMap.HashMap<string, unknown>
+      name: string
+      value: HashMap.HashMap<string, unknown>
+    }
+    | undefined = undefined
+
+  of(parent: HashMap.HashMap<string, unknown>, record: TaskRecord): HashMap.HashMap<string, unknown> {
+    const last = this.last
+    if (last !== undefined && last.parent === parent && last.kind === record.kind) {
+      if (last.name !== record.name) {
+        last.name = record.name
+        last.value = HashMap.set(last.withKind, "task", record.name)
+      }
+      return last.value
+    }
+    const withKind = HashMap.set(parent, "taskKind", record.kind)
+    const value = HashMap.set(withKind, "task", record.name)
+    this.last = { parent, kind: record.kind, withKind, name: record.name, value }
+    return value
+  }
+}
+
+/**
+ * Forks `program` as the task's root fiber. `immediate` runs its first steps now, before this
+ * returns; otherwise it is scheduled.
+ */
+export const fork = <R>(
+  record: TaskRecord,
+  program: Effect.Effect<void, never, R>,
+  scope: Scope.Scope,
+  origin: Origin,
+  annotations: Annotations,
+  immediate: boolean
+): Fiber.RuntimeFiber<void> => {
+  const { context, fiberRefs } = origin
+  const values = annotations.of(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
+  const withScope = Context.add(context, Scope.Scope, scope)
+  const runtime = Runtime.make({
+    context: (record.span === undefined
+      ? withScope
+      : Context.add(withScope, Tracer.ParentSpan, record.span.span)) as Context.Context<R>,
+    fiberRefs,
+    runtimeFlags: taskFlags
+  })
+  return Runtime.runFork(runtime)(program, {
+    immediate,
+    // The task's own fiber refs: its log annotations and its id, set in the copy runFork has just
+    // made for the new fiber (no one else holds it). Each is set as a single value, not pushed on
+    // the origin's history: a root fiber is never joined back.
+    updateRefs: (refs) => {
+      refs.locals.set(FiberRef.currentLogAnnotations, [[FiberId.none, values]])
+      refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
+      return refs
+    }
+  })
+}
