@@ -20,9 +20,6 @@ import * as Runtime from "effect/Runtime"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { existsSync } from "node:fs"
-import * as os from "node:os"
-import { fileURLToPath, pathToFileURL } from "node:url"
 import {
   type InvalidOptionError,
   QueueFullError,
@@ -43,7 +40,7 @@ import {
 import { IsolateWorker } from "./internal/offload/isolate.js"
 import { type Job, type JobResult, Pool, type PoolStats } from "./internal/offload/pool.js"
 import { deserializeDefect, type JobMessage } from "./internal/offload/protocol.js"
-import { toModuleUrl } from "./internal/offload/spawn.js"
+import * as offloadOptions from "./internal/offload/options.js"
 import * as validate from "./internal/options.js"
 import { currentRecord } from "./internal/report.js"
 
@@ -287,81 +284,6 @@ const poolOf = (service: OffloadService): Pool => {
  */
 export class Offload extends Context.Tag("effect-background/Offload")<Offload, OffloadService>() {}
 
-/** A worker module: a file path or file URL (undefined is refused). */
-const moduleUrlOf = (value: unknown): Effect.Effect<string, InvalidOptionError> =>
-  value instanceof URL || (typeof value === "string" && value.length > 0)
-    ? Effect.sync(() => compiledSibling(toModuleUrl(value)))
-    : validate.invalid(
-      "module",
-      value,
-      "a file path or file URL of a worker module (e.g. new URL(\"./cpu.worker.ts\", import.meta.url))"
-    )
-
-const moduleOption = (value: unknown): Effect.Effect<string | undefined, InvalidOptionError> =>
-  value === undefined ? Effect.succeed(undefined) : moduleUrlOf(value)
-
-/**
- * `new URL("./x.worker.ts", import.meta.url)` still says `.ts` once the code is compiled; when that
- * file is not there but its compiled sibling is, the sibling is meant.
- */
-const compiledSibling = (url: string): string => {
-  if (!url.startsWith("file:")) return url
-  const source = fileURLToPath(url)
-  const match = /\.([cm]?)ts$/.exec(source)
-  if (match === null || existsSync(source)) return url
-  const compiled = `${source.slice(0, -match[0].length)}.${match[1]}js`
-  return existsSync(compiled) ? pathToFileURL(compiled).href : url
-}
-
-/** See `startupTimeout` in {@link Options}: generous, because load on the machine stretches it. */
-const DEFAULT_STARTUP_TIMEOUT = "60 seconds"
-
-const heapOption = (value: unknown): Effect.Effect<number | undefined, InvalidOptionError> =>
-  value === undefined
-    ? Effect.succeed(undefined)
-    : typeof value === "number" && Number.isFinite(value) && value >= 8
-    ? Effect.succeed(value)
-    : validate.invalid("maxHeapMb", value, "a number of megabytes, at least 8 (e.g. 256)")
-
-/** `maxThreads` and `minThreads`, each valid on its own and together (at most as many kept as allowed). */
-const threadsOption = (
-  min: unknown,
-  max: unknown
-): Effect.Effect<{ readonly minThreads: number; readonly maxThreads: number }, InvalidOptionError> =>
-  Effect.flatMap(
-    validate.all({
-      maxThreads: validate.count("maxThreads", validate.orDefault(max, Math.max(1, os.availableParallelism() - 1)), 1, 4),
-      minThreads: validate.count("minThreads", validate.orDefault(min, 1), 0, 1)
-    }),
-    (threads) =>
-      threads.minThreads > threads.maxThreads
-        ? validate.invalid(
-          "minThreads",
-          threads.minThreads,
-          `at most maxThreads (${threads.maxThreads}) (e.g. ${Math.min(1, threads.maxThreads)})`
-        )
-        : Effect.succeed(threads)
-  )
-
-/** These end up in Node timers, which cannot wait longer than about 24 days. */
-const timerOption = (option: string, value: unknown, bound: "positive" | "nonNegative") =>
-  Effect.map(validate.duration(option, value, bound, validate.NODE_TIMER_MAX_MILLIS), Duration.toMillis)
-
-const resolveOptions = (given: Options | undefined) =>
-  Effect.flatMap(validate.record("options", given, "{ module: new URL(\"./cpu.worker.ts\", import.meta.url), maxThreads: 4 }"), (options) =>
-    Effect.map(
-      validate.all({
-        module: moduleOption(options.module),
-        threads: threadsOption(options.minThreads, options.maxThreads),
-        maxQueued: validate.count("maxQueued", validate.orDefault(options.maxQueued, 1000), 0, 1000),
-        idleTimeoutMillis: timerOption("idleTimeout", validate.orDefault(options.idleTimeout, "30 seconds"), "positive"),
-        maxHeapMb: heapOption(options.maxHeapMb),
-        graceMillis: timerOption("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
-        startupTimeoutMillis: timerOption("startupTimeout", validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT), "positive")
-      }),
-      ({ threads, ...rest }) => ({ ...rest, ...threads })
-    ))
-
 /**
  * Builds the worker pool. Building starts `minThreads` workers (at least one) and waits until the
  * first has loaded the module, so a bad path, a syntax error or a module that does not load within
@@ -391,7 +313,7 @@ export const layer = (options: Options = {}): Layer.Layer<Offload, InvalidOption
   Layer.scoped(
     Offload,
     Effect.gen(function*() {
-      const resolved = yield* resolveOptions(options)
+      const resolved = yield* offloadOptions.resolveOptions(options)
       // The caller's runtime, so the report goes through the caller's logger.
       const runtime = yield* Effect.runtime<never>()
       const module = resolved.module ?? "(none)"
@@ -810,7 +732,7 @@ export const isolate = <M, ME>(
     )
     const { maxHeapMb, message, moduleUrl, name, startupTimeout, stopTimeout } = yield* validate.all({
       name: validate.name("name", options.name, "analytics"),
-      moduleUrl: moduleUrlOf(options.module),
+      moduleUrl: offloadOptions.moduleUrlOf(options.module),
       message: Schema.isSchema(options.message)
         ? Effect.succeed<Schema.Schema<M, ME>>(options.message)
         : validate.invalid("message", options.message, "a Schema for the messages (e.g. Schema.String)"),
@@ -822,11 +744,11 @@ export const isolate = <M, ME>(
       ),
       startupTimeout: validate.duration(
         "startupTimeout",
-        validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT),
+        validate.orDefault(options.startupTimeout, offloadOptions.DEFAULT_STARTUP_TIMEOUT),
         "positive",
         validate.NODE_TIMER_MAX_MILLIS
       ),
-      maxHeapMb: heapOption(options.maxHeapMb)
+      maxHeapMb: offloadOptions.heapOption(options.maxHeapMb)
     })
     // The caller's runtime, so the report goes through the caller's logger.
     const runtime = yield* Effect.runtime<never>()
