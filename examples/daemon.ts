@@ -24,7 +24,7 @@ const hello = Effect.gen(function*() {
 })
 
 /** The `hello` daemon as a layer, ready to pass as `jobs`. */
-export const helloDaemon = Background.daemon("hello", hello, { restart: Schedule.exponential("200 millis") })
+export const helloDaemon = Background.daemon(hello, { name: "hello", restart: Schedule.exponential("200 millis") })
 
 if (isMain(import.meta.url)) {
   const router = HttpRouter.empty.pipe(HttpRouter.get("/health", Server.health))

@@ -64,14 +64,12 @@ const router = HttpRouter.empty.pipe(
 const jobs = Layer.mergeAll(
   helloDaemon,
   Background.every(
-    "refresh-cache",
     Effect.log("cache refreshed"),
-    { spaced: refreshMillis }
+    { name: "refresh-cache", spaced: refreshMillis }
   ),
   Background.cron(
-    "minute-report",
     Effect.flatMap(Background.snapshot, (tasks) => Effect.log(`minute report: ${tasks.length} tasks owned`)),
-    { cron: "* * * * *", timeZone: cronTimeZone }
+    { name: "minute-report", cron: "* * * * *", timeZone: cronTimeZone }
   ),
   NotificationWorkers
 )

@@ -320,20 +320,23 @@ export const snapshot: Effect.Effect<ReadonlyArray<TaskInfo>, never, Background>
 export const stats: Effect.Effect<SupervisorStats, never, Background> = Effect.flatMap(Background, (s) => s.stats)
 
 /**
- * Options of {@link daemon}.
+ * Options of {@link daemon} and {@link startDaemon}: the daemon's name (unique among jobs) and when
+ * to restart it. A bare string, as for {@link fork}, is the name with the default restart.
  *
  * @example
  * ```ts
  * import { Schedule } from "effect"
  * import type { Background } from "effect-background"
  *
- * const options: Background.DaemonOptions = { restart: Schedule.spaced("1 second") }
+ * const options: Background.DaemonOptions = { name: "consumer", restart: Schedule.spaced("1 second") }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
 export interface DaemonOptions {
+  /** Shown in logs, snapshots, spans and the shutdown report; unique among running jobs. */
+  readonly name: string
   /**
    * When to restart after a failure or defect; the input is the failure's `Cause`. When the
    * schedule ends, the daemon stays stopped (logged as an error). Default: exponential backoff from
@@ -342,10 +345,43 @@ export interface DaemonOptions {
   readonly restart?: Schedule.Schedule<unknown, Cause.Cause<unknown>> | undefined
 }
 
+/** What a job's layer form ({@link daemon}, {@link every}, {@link cron}) returns. */
+type JobLayer<R> = Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>>
+
+/** What a job's Effect form ({@link startDaemon}, {@link startEvery}, {@link startCron}) returns. */
+type JobStarted<R> = Effect.Effect<
+  TaskHandle,
+  InvalidOptionError | ShuttingDownError,
+  Background | Exclude<R, Scope.Scope>
+>
+
+/** A valid daemon's options, for the message that refuses options that are not an object. */
+const DAEMON_OPTIONS_EXAMPLE = "\"consumer\" or { name: \"consumer\", restart: Schedule.spaced(\"1 second\") }"
+
+const startDaemonImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: string | DaemonOptions): JobStarted<R> =>
+  Effect.gen(function*() {
+    const given: Partial<DaemonOptions> = typeof options === "string"
+      ? { name: options }
+      : yield* validate.record("options", options, DAEMON_OPTIONS_EXAMPLE)
+    const restart = validate.orDefault(given.restart, internalSchedule.defaultRestart)
+    const { validName } = yield* validate.all({
+      validName: validate.name("name", given.name, JOB_NAME_EXAMPLE),
+      restart: Schedule.isSchedule(restart)
+        ? Effect.void
+        : validate.invalid("restart", restart, "a Schedule (e.g. Schedule.exponential(\"100 millis\"))")
+    })
+    return yield* service.startJob(
+      validName,
+      "daemon",
+      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, taskScope.perRun(self), restart)
+    )
+  })
+
 /**
  * A layer that starts a long-running effect with the server and interrupts it (finalizers run) at
  * shutdown, after the grace period. A failure or defect is logged and the daemon is restarted by
- * its `restart` schedule; it is never silently dead.
+ * its `restart` schedule; it is never silently dead. The options are its name, or its name and
+ * restart schedule; they are validated when the layer is built.
  *
  * @example
  * ```ts
@@ -353,30 +389,32 @@ export interface DaemonOptions {
  * import { Background } from "effect-background"
  *
  * const hello = Effect.log("Hello").pipe(Effect.repeat(Schedule.spaced("5 seconds")))
- * export const HelloDaemon = Background.daemon("hello", hello, {
- *   restart: Schedule.exponential("200 millis")
- * })
+ *
+ * // data-first, with a name alone
+ * export const HelloDaemon = Background.daemon(hello, "hello")
+ * // data-last, with a restart schedule
+ * export const Watcher = Effect.log("watching").pipe(
+ *   Effect.forever,
+ *   Background.daemon({ name: "watcher", restart: Schedule.exponential("200 millis") })
+ * )
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const daemon = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options?: DaemonOptions
-): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  jobLayer(startDaemon(name, effect, options))
+export const daemon: {
+  (options: string | DaemonOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobLayer<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: string | DaemonOptions): JobLayer<R>
+} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, options: string | DaemonOptions): JobLayer<R> =>
+  jobLayer(startDaemonImpl(self, options)))
 
 /**
- * Starts a daemon from an effect rather than a layer: the same job as {@link daemon} (its name
- * unique among jobs, restarted by `restart`, interrupted at shutdown after the grace period), for
- * jobs whose number is known only at run time — one per tenant, per queue partition — or that a
- * handler starts. Many daemons started from one layer also cost far less to build and release than
- * as many merged layers. Returns the daemon's handle (`interrupt` stops it; its name is free
- * again once it has ended). Fails with `InvalidOptionError` for a bad option or a name a running
- * job has, and `ShuttingDownError` once shutdown has begun; under `Server.app`, a daemon started
- * before the app is up waits for it.
+ * The Effect form of {@link daemon}: starts the daemon now, for daemons known only at run time
+ * (one per tenant, per queue partition) or started by a handler, and returns its handle —
+ * `interrupt` stops it, and its name is free again once it has ended. Many daemons started from
+ * one effect cost far less to build and release than as many merged layers. Fails with
+ * `InvalidOptionError` for a bad option or a name a running job has, and `ShuttingDownError` once
+ * shutdown has begun; under `Server.app`, a daemon started before the app is up waits for it.
  *
  * @example
  * ```ts
@@ -386,56 +424,89 @@ export const daemon = <E, R>(
  * const consume = (partition: number) => Effect.log(`consuming partition ${partition}`).pipe(Effect.forever)
  *
  * export const Consumers = Layer.effectDiscard(
- *   Effect.forEach([0, 1, 2, 3], (partition) => Background.startDaemon(`consumer-${partition}`, consume(partition)))
+ *   Effect.forEach([0, 1, 2, 3], (partition) =>
+ *     consume(partition).pipe(Background.startDaemon(`consumer-${partition}`)))
  * )
  * ```
  *
  * @since 0.2.0
  * @category jobs
  */
-export const startDaemon = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options?: DaemonOptions
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
-  Effect.gen(function*() {
-    const restart = validate.orDefault(options?.restart, internalSchedule.defaultRestart)
-    const { validName } = yield* validate.all({
-      validName: validate.name("name", name, JOB_NAME_EXAMPLE),
-      restart: Schedule.isSchedule(restart)
-        ? Effect.void
-        : validate.invalid("restart", restart, "a Schedule (e.g. Schedule.exponential(\"100 millis\"))")
-    })
-    return yield* service.startJob(
-      validName,
-      "daemon",
-      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, taskScope.perRun(effect), restart)
-    )
-  })
+export const startDaemon: {
+  (options: string | DaemonOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobStarted<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: string | DaemonOptions): JobStarted<R>
+} = dual(2, startDaemonImpl)
 
 /**
- * Options of {@link every}: `spaced` waits the interval after each run ends; `fixedRate` starts
- * runs on a fixed grid, and `overlap` says what happens to ticks that fall while a run is still
- * going (`"skip"` them, the default, or `"queue"` them to run back to back).
+ * Options of {@link every} and {@link startEvery}: the job's name (unique among jobs) and its
+ * cadence. `spaced` waits the interval after each run ends; `fixedRate` starts runs on a fixed
+ * grid, and `overlap` says what happens to ticks that fall while a run is still going (`"skip"`
+ * them, the default, or `"queue"` them to run back to back).
  *
  * @example
  * ```ts
  * import type { Background } from "effect-background"
  *
- * const poll: Background.EveryOptions = { spaced: "5 seconds" }
- * const report: Background.EveryOptions = { fixedRate: "1 minute", overlap: "skip" }
+ * const poll: Background.EveryOptions = { name: "poll", spaced: "5 seconds" }
+ * const report: Background.EveryOptions = { name: "report", fixedRate: "1 minute", overlap: "skip" }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
 export type EveryOptions =
-  | { readonly spaced: Duration.DurationInput; readonly fixedRate?: never; readonly overlap?: never }
   | {
+    readonly name: string
+    readonly spaced: Duration.DurationInput
+    readonly fixedRate?: never
+    readonly overlap?: never
+  }
+  | {
+    readonly name: string
     readonly fixedRate: Duration.DurationInput
     readonly overlap?: "skip" | "queue" | undefined
     readonly spaced?: never
   }
+
+const EVERY_EXPECTED =
+  "either { spaced } or { fixedRate }, not both (e.g. { spaced: \"5 seconds\" } or { fixedRate: \"1 minute\" })"
+
+const startEveryImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: EveryOptions): JobStarted<R> =>
+  Effect.suspend(() => {
+    const given: unknown = options
+    // Options that are not an object hold no name to check: the one error is about them.
+    if (typeof given !== "object" || given === null || Array.isArray(given)) {
+      return validate.invalid("every", given, EVERY_EXPECTED)
+    }
+    const { name, ...cadence } = given as { readonly name?: unknown }
+    return startRepeating(name, self, everyCadence(cadence))
+  })
+
+/** The cadence part of {@link EveryOptions} (the options without their name), validated. */
+const everyCadence = (given: object): Effect.Effect<internalSchedule.Cadence, InvalidOptionError> => {
+  const hasSpaced = "spaced" in given
+  const hasFixedRate = "fixedRate" in given
+  if (hasSpaced === hasFixedRate) return validate.invalid("every", given, EVERY_EXPECTED)
+  const { fixedRate, overlap, spaced } = given as {
+    readonly spaced?: unknown
+    readonly fixedRate?: unknown
+    readonly overlap?: unknown
+  }
+  if (hasSpaced) {
+    return Effect.map(
+      validate.all({
+        cadence: internalSchedule.spaced(spaced),
+        overlap: overlap === undefined ? Effect.void : validate.invalid(
+          "overlap",
+          overlap,
+          "no overlap with { spaced }, whose runs never overlap (e.g. { spaced: \"5 seconds\" }; for a policy, { fixedRate: \"1 minute\", overlap: \"queue\" })"
+        )
+      }),
+      ({ cadence }) => cadence
+    )
+  }
+  return internalSchedule.fixedRate(fixedRate, validate.orDefault(overlap, "skip"))
+}
 
 /**
  * A layer that runs `effect` repeatedly for the server's lifetime, the first run at start. A
@@ -447,24 +518,27 @@ export type EveryOptions =
  * import { Effect } from "effect"
  * import { Background } from "effect-background"
  *
- * export const Heartbeat = Background.every("heartbeat", Effect.log("Hello"), { spaced: "5 seconds" })
+ * // data-first
+ * export const Heartbeat = Background.every(Effect.log("Hello"), { name: "heartbeat", spaced: "5 seconds" })
+ * // data-last
+ * export const Metrics = Effect.log("flushing metrics").pipe(
+ *   Background.every({ name: "metrics", fixedRate: "1 minute", overlap: "skip" })
+ * )
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const every = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options: EveryOptions
-): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  jobLayer(startEvery(name, effect, options))
+export const every: {
+  (options: EveryOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobLayer<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: EveryOptions): JobLayer<R>
+} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, options: EveryOptions): JobLayer<R> =>
+  jobLayer(startEveryImpl(self, options)))
 
 /**
- * Starts a repeating job from an effect rather than a layer: the same job as {@link every}, for
- * jobs made at run time (see {@link startDaemon}), and returns its handle. Fails with
- * `InvalidOptionError` for a bad option or a name a running job has, and `ShuttingDownError` once
- * shutdown has begun.
+ * The Effect form of {@link every}: starts the repeating job now, for jobs made at run time (see
+ * {@link startDaemon}), and returns its handle. Fails with `InvalidOptionError` for a bad option
+ * or a name a running job has, and `ShuttingDownError` once shutdown has begun.
  *
  * @example
  * ```ts
@@ -474,98 +548,88 @@ export const every = <E, R>(
  * const refresh = (feed: string) => Effect.log(`refreshing ${feed}`)
  *
  * export const Feeds = Layer.effectDiscard(
- *   Effect.forEach(["news", "weather"], (feed) => Background.startEvery(`refresh-${feed}`, refresh(feed), { spaced: "1 minute" }))
+ *   Effect.forEach(["news", "weather"], (feed) =>
+ *     Background.startEvery(refresh(feed), { name: `refresh-${feed}`, spaced: "1 minute" }))
  * )
  * ```
  *
  * @since 0.2.0
  * @category jobs
  */
-export const startEvery = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options: EveryOptions
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
-  startRepeating(name, effect, Effect.suspend(() => everyCadence(options)))
-
-const everyCadence = (options: EveryOptions): Effect.Effect<internalSchedule.Cadence, InvalidOptionError> => {
-  const given: unknown = options
-  const hasSpaced = typeof given === "object" && given !== null && "spaced" in given
-  const hasFixedRate = typeof given === "object" && given !== null && "fixedRate" in given
-  if (hasSpaced === hasFixedRate) {
-    return validate.invalid(
-      "every",
-      given,
-      "either { spaced } or { fixedRate }, not both (e.g. { spaced: \"5 seconds\" } or { fixedRate: \"1 minute\" })"
-    )
-  }
-  if ("spaced" in options) {
-    const overlap: unknown = (options as { readonly overlap?: unknown }).overlap
-    return Effect.map(
-      validate.all({
-        cadence: internalSchedule.spaced(options.spaced),
-        overlap: overlap === undefined ? Effect.void : validate.invalid(
-          "overlap",
-          overlap,
-          "no overlap with { spaced }, whose runs never overlap (e.g. { spaced: \"5 seconds\" }; for a policy, { fixedRate: \"1 minute\", overlap: \"queue\" })"
-        )
-      }),
-      ({ cadence }) => cadence
-    )
-  }
-  return internalSchedule.fixedRate(options.fixedRate, validate.orDefault(options.overlap, "skip"))
-}
+export const startEvery: {
+  (options: EveryOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobStarted<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: EveryOptions): JobStarted<R>
+} = dual(2, startEveryImpl)
 
 /**
- * Options of {@link cron}: a cron expression (5 fields, or 6 with seconds first), an explicit IANA
- * time zone, and the overlap policy (`"skip"` by default).
+ * Options of {@link cron} and {@link startCron}: the job's name (unique among jobs), a cron
+ * expression (5 fields, or 6 with seconds first), an explicit IANA time zone, and the overlap
+ * policy (`"skip"` by default).
  *
  * @example
  * ```ts
  * import type { Background } from "effect-background"
  *
- * const nightly: Background.CronOptions = { cron: "0 3 * * *", timeZone: "Europe/Paris" }
+ * const nightly: Background.CronOptions = { name: "nightly", cron: "0 3 * * *", timeZone: "Europe/Paris" }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
 export interface CronOptions {
+  /** Shown in logs, snapshots, spans and the shutdown report; unique among running jobs. */
+  readonly name: string
   readonly cron: string
   readonly timeZone: string
   readonly overlap?: "skip" | "queue" | undefined
 }
 
+const startCronImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: CronOptions): JobStarted<R> =>
+  Effect.flatMap(
+    validate.record("options", options, "{ name: \"cleanup\", cron: \"0 3 * * *\", timeZone: \"UTC\" }"),
+    (given) =>
+      startRepeating(
+        given.name,
+        self,
+        internalSchedule.cron(given.cron, given.timeZone, validate.orDefault(given.overlap, "skip"))
+      )
+  )
+
 /**
  * A layer that runs `effect` at each time matching a cron expression in the given time zone. The
- * expression and time zone are validated when the layer is built, not at the first tick.
+ * name, expression and time zone are validated when the layer is built, not at the first tick.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { Background } from "effect-background"
  *
- * export const Nightly = Background.cron("cleanup", Effect.log("cleaning"), {
+ * // data-first
+ * export const Nightly = Background.cron(Effect.log("cleaning"), {
+ *   name: "cleanup",
  *   cron: "0 3 * * *",
  *   timeZone: "UTC"
  * })
+ * // data-last
+ * export const Weekly = Effect.log("sending the weekly report").pipe(
+ *   Background.cron({ name: "weekly-report", cron: "0 9 * * 1", timeZone: "Europe/Paris" })
+ * )
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const cron = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options: CronOptions
-): Layer.Layer<never, InvalidOptionError, Background | Exclude<R, Scope.Scope>> =>
-  jobLayer(startCron(name, effect, options))
+export const cron: {
+  (options: CronOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobLayer<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: CronOptions): JobLayer<R>
+} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, options: CronOptions): JobLayer<R> =>
+  jobLayer(startCronImpl(self, options)))
 
 /**
- * Starts a cron job from an effect rather than a layer: the same job as {@link cron}, for jobs
- * made at run time (see {@link startDaemon}), and returns its handle. Fails with
- * `InvalidOptionError` for a bad option (a malformed expression, an unknown time zone) or a name a
- * running job has, and `ShuttingDownError` once shutdown has begun.
+ * The Effect form of {@link cron}: starts the cron job now, for jobs made at run time (see
+ * {@link startDaemon}), and returns its handle. Fails with `InvalidOptionError` for a bad option
+ * (a malformed expression, an unknown time zone) or a name a running job has, and
+ * `ShuttingDownError` once shutdown has begun.
  *
  * @example
  * ```ts
@@ -576,26 +640,17 @@ export const cron = <E, R>(
  *
  * export const Digests = Layer.effectDiscard(
  *   Effect.forEach(["sales", "support"], (team) =>
- *     Background.startCron(`digest-${team}`, digest(team), { cron: "0 9 * * 1-5", timeZone: "Europe/Paris" }))
+ *     Background.startCron(digest(team), { name: `digest-${team}`, cron: "0 9 * * 1-5", timeZone: "Europe/Paris" }))
  * )
  * ```
  *
  * @since 0.2.0
  * @category jobs
  */
-export const startCron = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
-  options: CronOptions
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
-  startRepeating(
-    name,
-    effect,
-    Effect.flatMap(
-      validate.record("options", options, "{ cron: \"0 3 * * *\", timeZone: \"UTC\" }"),
-      (given) => internalSchedule.cron(given.cron, given.timeZone, validate.orDefault(given.overlap, "skip"))
-    )
-  )
+export const startCron: {
+  (options: CronOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => JobStarted<R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: CronOptions): JobStarted<R>
+} = dual(2, startCronImpl)
 
 /** A job's layer: the job starts when it is built (built once shutdown has begun, it is a defect). */
 const jobLayer = <R>(
@@ -603,11 +658,12 @@ const jobLayer = <R>(
 ): Layer.Layer<never, InvalidOptionError, R> =>
   Layer.effectDiscard(start.pipe(Effect.catchTag("ShuttingDownError", Effect.die)))
 
-const startRepeating = <E, R>(
-  name: string,
-  effect: Effect.Effect<unknown, E, R>,
+/** Starts a repeating job once its name (checked here) and its cadence are both valid. */
+const startRepeating = <A, E, R>(
+  name: unknown,
+  effect: Effect.Effect<A, E, R>,
   cadence: Effect.Effect<internalSchedule.Cadence, InvalidOptionError>
-): Effect.Effect<TaskHandle, InvalidOptionError | ShuttingDownError, Background | Exclude<R, Scope.Scope>> =>
+): JobStarted<R> =>
   Effect.gen(function*() {
     const { validCadence, validName } = yield* validate.all({
       validName: validate.name("name", name, JOB_NAME_EXAMPLE),

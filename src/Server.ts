@@ -290,7 +290,7 @@ export const snapshotRoute = (
  *   port: 3000,
  *   drainTimeout: "10 seconds",
  *   grace: "5 seconds",
- *   jobs: Background.every("tick", Effect.log("tick"), { spaced: "1 minute" })
+ *   jobs: Background.every(Effect.log("tick"), { name: "tick", spaced: "1 minute" })
  * }
  * ```
  *
@@ -354,7 +354,7 @@ export type AppProvides =
  *
  * export const Main = Server.app(router, {
  *   port: 3000,
- *   jobs: Background.every("heartbeat", Effect.log("Hello"), { spaced: "5 seconds" })
+ *   jobs: Background.every(Effect.log("Hello"), { name: "heartbeat", spaced: "5 seconds" })
  * })
  * // Server.launch(Main)
  * ```
@@ -411,7 +411,7 @@ const jobsOption = <EJ, RJ>(
     : validate.invalid(
       "jobs",
       jobs,
-      "a Layer of jobs (e.g. Background.every(\"tick\", Effect.log(\"tick\"), { spaced: \"1 minute\" }), or several merged with Layer.mergeAll)"
+      "a Layer of jobs (e.g. Background.every(Effect.log(\"tick\"), { name: \"tick\", spaced: \"1 minute\" }), or several merged with Layer.mergeAll)"
     )
 
 const releaseJobs = Layer.effectDiscard(service.releaseJobs)

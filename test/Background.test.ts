@@ -644,10 +644,10 @@ describe("shutdown", () => {
     Effect.gen(function*() {
       const events: Array<string> = []
       const daemon = Background.daemon(
-        "ticker",
         Effect.addFinalizer(() => Effect.sync(() => events.push("daemon finalized"))).pipe(
           Effect.zipRight(Effect.never)
-        )
+        ),
+        "ticker"
       )
       const bg = yield* startSupervisor(daemon.pipe(Layer.provideMerge(Background.layer({ grace: "3 seconds" }))))
       yield* bg.use(Background.fork(Effect.sleep("2 seconds"), "pending"))

@@ -528,8 +528,8 @@ describe("BackgroundTasks on a real server", () => {
       const bg = yield* Layer.build(Background.layer())
       const listening = yield* Deferred.make<void>()
       yield* Background.startDaemon(
-        "admin-server",
-        Layer.launch(Layer.tap(admin, () => Deferred.succeed(listening, undefined)))
+        Layer.launch(Layer.tap(admin, () => Deferred.succeed(listening, undefined))),
+        "admin-server"
       ).pipe(Effect.provide(bg))
       // a start, bounded by the test's timeout only (how long it takes depends on the machine's load)
       yield* Deferred.await(listening)
@@ -698,7 +698,7 @@ describe("a misplaced BackgroundTasks.add is caught by the type checker where it
   it("type level: add needs the request, so a job that calls it leaves HttpServerRequest unprovided and Server.app's layer cannot be launched", () => {
     // only type-checked (`npm run typecheck` covers test/): each line below fails to compile
     // if `add` stops asking for the request, or if `Server.app` hands its jobs services they never get
-    const job = Background.every("nightly-report", BackgroundTasks.add(Effect.log("report")), { spaced: "1 hour" })
+    const job = Background.every(BackgroundTasks.add(Effect.log("report")), { name: "nightly-report", spaced: "1 hour" })
     expectTypeOf<Layer.Layer.Context<typeof job>>().toEqualTypeOf<
       Background.Background | HttpServerRequest.HttpServerRequest
     >()
@@ -734,7 +734,7 @@ describe("a misplaced BackgroundTasks.add is caught by the type checker where it
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const bg = yield* startSupervisor(
-        Background.every("nightly-report", addWithoutRequest, { spaced: "1 hour" }).pipe(
+        Background.every(addWithoutRequest, { name: "nightly-report", spaced: "1 hour" }).pipe(
           Layer.provideMerge(Background.layer({ grace: 0 }))
         )
       )

@@ -49,7 +49,7 @@ describe("Background.daemon", () => {
     Effect.gen(function*() {
       const daemon = recordedRuns([0], failAlways)
       const bg = yield* start(
-        Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("1 second") })
+        Background.daemon(daemon.run, { name: "flaky", restart: Schedule.spaced("1 second") })
       )
       expect(daemon.starts).toEqual([0])
       yield* TestClock.adjust("999 millis")
@@ -65,7 +65,7 @@ describe("Background.daemon", () => {
     Effect.gen(function*() {
       const daemon = recordedRuns([0], () => Effect.die(new Error("bug")))
       const bg = yield* start(
-        Background.daemon("buggy", daemon.run, { restart: Schedule.spaced("1 second") })
+        Background.daemon(daemon.run, { name: "buggy", restart: Schedule.spaced("1 second") })
       )
       yield* TestClock.adjust("2 seconds")
       expect(daemon.starts).toEqual([0, 1000, 2000])
@@ -76,7 +76,7 @@ describe("Background.daemon", () => {
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const daemon = recordedRuns([0], (n) => n === 1 ? Effect.die(new Error("bug")) : Effect.fail(`failure ${n}`))
-      const bg = yield* start(Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("1 second") }))
+      const bg = yield* start(Background.daemon(daemon.run, { name: "flaky", restart: Schedule.spaced("1 second") }))
       yield* TestClock.adjust("2 seconds")
       const errors = logs.errors()
       expect(errors).toHaveLength(3)
@@ -98,7 +98,7 @@ describe("Background.daemon", () => {
     Effect.gen(function*() {
       const events: Array<string> = []
       const body = numberedRuns(events, () => Effect.fail("boom"))
-      const bg = yield* start(Background.daemon("scoped", body, { restart: Schedule.spaced("1 second") }))
+      const bg = yield* start(Background.daemon(body, { name: "scoped", restart: Schedule.spaced("1 second") }))
       yield* TestClock.adjust("1 second")
       expect(events).toEqual(["run 1", "close 1", "run 2", "close 2"])
       yield* bg.shutdown
@@ -108,7 +108,7 @@ describe("Background.daemon", () => {
     Effect.gen(function*() {
       const daemon = recordedRuns(["1 second"], failAlways)
       const bg = yield* start(
-        Background.daemon("flaky", daemon.run, { restart: Schedule.spaced("5 seconds") })
+        Background.daemon(daemon.run, { name: "flaky", restart: Schedule.spaced("5 seconds") })
       )
       const state = bg.use(Effect.map(Background.snapshot, (tasks) => tasks.map((task) => [task.kind, task.state])))
       expect(yield* state).toEqual([["daemon", "running"]])
@@ -125,7 +125,7 @@ describe("Background.daemon", () => {
     return Effect.gen(function*() {
       const daemon = recordedRuns([0], failAlways)
       const restart = Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
-      const bg = yield* start(Background.daemon("doomed", daemon.run, { restart }))
+      const bg = yield* start(Background.daemon(daemon.run, { name: "doomed", restart }))
       yield* TestClock.adjust("10 seconds")
       expect(daemon.starts).toEqual([0, 1000, 2000])
       const errors = logs.errors().map((entry) => entry.message)
@@ -144,7 +144,7 @@ describe("Background.daemon", () => {
     return Effect.gen(function*() {
       const daemon = recordedRuns([0], () => Effect.interrupt)
       const restart = Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
-      const bg = yield* start(Background.daemon("self-interrupting", daemon.run, { restart }))
+      const bg = yield* start(Background.daemon(daemon.run, { name: "self-interrupting", restart }))
       yield* TestClock.adjust("10 seconds")
       expect(daemon.starts).toEqual([0, 1000, 2000])
       expect(logs.errors().map((entry) => entry.message)).toEqual([
@@ -161,7 +161,7 @@ describe("Background.daemon", () => {
   it.effect("by default backs off exponentially from 100 ms, capped at 30 seconds", () =>
     Effect.gen(function*() {
       const daemon = recordedRuns([0], failAlways)
-      const bg = yield* start(Background.daemon("flaky", daemon.run))
+      const bg = yield* start(Background.daemon(daemon.run, "flaky"))
       yield* TestClock.adjust("200 seconds")
       const delays = daemon.starts.slice(1).map((at, i) => at - daemon.starts[i]!)
       expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000, 30000])
@@ -172,7 +172,7 @@ describe("Background.daemon", () => {
     Effect.gen(function*() {
       // runs 0-3 fail at once; run 4 stays healthy for two minutes; then it fails at once again
       const daemon = recordedRuns([0, 0, 0, 0, "2 minutes", 0], failAlways)
-      const bg = yield* start(Background.daemon("flaky", daemon.run))
+      const bg = yield* start(Background.daemon(daemon.run, "flaky"))
       yield* TestClock.adjust("200 seconds")
       const delays = daemon.starts.slice(1).map((at, i) => at - daemon.starts[i]!)
       expect(delays.slice(0, 6)).toEqual([100, 200, 400, 800, 120_000 + 100, 200])
@@ -183,7 +183,7 @@ describe("Background.daemon", () => {
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const daemon = recordedRuns([0])
-      const bg = yield* start(Background.daemon("quitter", daemon.run, { restart: Schedule.spaced("1 second") }))
+      const bg = yield* start(Background.daemon(daemon.run, { name: "quitter", restart: Schedule.spaced("1 second") }))
       yield* TestClock.adjust("5 seconds")
       expect(daemon.starts).toEqual([0])
       const warnings = logs.entries.filter((entry) => entry.level === "WARN")
@@ -199,7 +199,7 @@ describe("Background.daemon", () => {
         Effect.zipRight(Effect.sleep("1 second")),
         Effect.zipRight(Effect.fail("boom"))
       )
-      const bg = yield* start(Background.daemon("flaky", body, { restart: Schedule.spaced("1 minute") }))
+      const bg = yield* start(Background.daemon(body, { name: "flaky", restart: Schedule.spaced("1 minute") }))
       yield* TestClock.adjust("2 seconds")
       // the failed run's scope closed when it ended; the daemon now waits a minute to restart
       expect(events).toEqual(["closed"])
@@ -215,7 +215,7 @@ describe("Background.every, spaced", () => {
   it.effect("runs at start, then the interval after each run ends", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["300 millis"])
-      const bg = yield* start(Background.every("poll", job.run, { spaced: "1 second" }))
+      const bg = yield* start(Background.every(job.run, { name: "poll", spaced: "1 second" }))
       expect(job.starts).toEqual([0])
       yield* TestClock.adjust("1299 millis")
       expect(job.starts).toEqual([0])
@@ -226,11 +226,23 @@ describe("Background.every, spaced", () => {
       yield* bg.shutdown
     }))
 
+  it.effect("pipeable: effect.pipe(Background.every({ name, spaced })) is the same job", () =>
+    Effect.gen(function*() {
+      const job = recordedRuns(["300 millis"])
+      const bg = yield* start(job.run.pipe(Background.every({ name: "poll", spaced: "1 second" })))
+      expect(job.starts).toEqual([0])
+      yield* TestClock.adjust("1300 millis")
+      expect(job.starts).toEqual([0, 1300])
+      const snapshot = yield* bg.use(Background.snapshot)
+      expect(snapshot.map((task) => [task.name, task.kind])).toContainEqual(["poll", "schedule"])
+      yield* bg.shutdown
+    }))
+
   it.effect("a run that ends in an interruption of its own making is logged as a failure, and the schedule goes on", () => {
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const job = recordedRuns([0], () => Effect.interrupt)
-      const bg = yield* start(Background.every("self-interrupting", job.run, { spaced: "1 second" }))
+      const bg = yield* start(Background.every(job.run, { name: "self-interrupting", spaced: "1 second" }))
       yield* TestClock.adjust("3 seconds")
       expect(job.starts).toEqual([0, 1000, 2000, 3000])
       expect(logs.errors()).toHaveLength(4)
@@ -254,7 +266,7 @@ describe("Background.every, spaced", () => {
           )
           yield* Deferred.await(running)
         }))
-      const bg = yield* start(Background.every("poll", body, { spaced: "1 second" }))
+      const bg = yield* start(Background.every(body, { name: "poll", spaced: "1 second" }))
       yield* TestClock.adjust("1 millis")
       // released in reverse order of acquisition, as Effect.scoped would
       expect(events).toEqual(["run 1", "child 1 interrupted", "close 1"])
@@ -268,7 +280,7 @@ describe("Background.every, spaced", () => {
     return Effect.gen(function*() {
       const outcomes = [Effect.fail("flaky upstream"), Effect.die("bug")]
       const job = recordedRuns([0], (n) => outcomes[n] ?? Effect.void)
-      const bg = yield* start(Background.every("sync", job.run, { spaced: "1 second" }))
+      const bg = yield* start(Background.every(job.run, { name: "sync", spaced: "1 second" }))
       yield* TestClock.adjust("3 seconds")
       expect(job.starts).toEqual([0, 1000, 2000, 3000])
       const errors = logs.errors()
@@ -284,7 +296,7 @@ describe("Background.every, spaced", () => {
   it.effect("a run in progress, the first included, is pending work: awaitIdle waits for it", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["2 seconds"])
-      const bg = yield* start(Background.every("report", job.run, { spaced: "10 seconds" }))
+      const bg = yield* start(Background.every(job.run, { name: "report", spaced: "10 seconds" }))
       const state = bg.use(Effect.map(Background.snapshot, (tasks) => tasks.map((task) => [task.kind, task.state])))
       expect(yield* state).toEqual([["schedule", "running"]])
       const idle = yield* Effect.fork(bg.use(Background.awaitIdle))
@@ -299,7 +311,7 @@ describe("Background.every, spaced", () => {
   it.effect("at shutdown, a run in progress finishes within the grace and no new run starts", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["2 seconds"])
-      const bg = yield* start(Background.every("report", job.run, { spaced: "1 millis" }), { grace: "5 seconds" })
+      const bg = yield* start(Background.every(job.run, { name: "report", spaced: "1 millis" }), { grace: "5 seconds" })
       // other work keeps the grace open past the run's end, when the next run would be due (2001 ms)
       yield* bg.use(Background.fork(Effect.sleep("3 seconds"), "slow"))
       yield* TestClock.adjust("500 millis")
@@ -314,7 +326,7 @@ describe("Background.every, spaced", () => {
   it.effect("once shutdown has begun no new run starts, even while other work keeps the grace going", () =>
     Effect.gen(function*() {
       const job = recordedRuns()
-      const bg = yield* start(Background.every("tick", job.run, { spaced: "1 second" }), { grace: "1 minute" })
+      const bg = yield* start(Background.every(job.run, { name: "tick", spaced: "1 second" }), { grace: "1 minute" })
       yield* bg.use(Background.fork(Effect.sleep("5 seconds"), "slow"))
       yield* TestClock.adjust("500 millis")
       const closing = yield* Effect.fork(bg.shutdown)
@@ -330,7 +342,7 @@ describe("Background.every, spaced", () => {
       const run = Effect.addFinalizer(() => Effect.sync(() => events.push("run closed"))).pipe(
         Effect.zipRight(Effect.never)
       )
-      const bg = yield* start(Background.every("stuck", run, { spaced: "1 second" }), { grace: "1 second" })
+      const bg = yield* start(Background.every(run, { name: "stuck", spaced: "1 second" }), { grace: "1 second" })
       const closing = yield* Effect.fork(bg.shutdown)
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(closing)
@@ -343,7 +355,7 @@ describe("Background.every, fixed rate", () => {
   it.effect("runs on a fixed grid while runs are short", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["300 millis"])
-      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second" }))
+      const bg = yield* start(Background.every(job.run, { name: "tick", fixedRate: "1 second" }))
       yield* TestClock.adjust("3 seconds")
       expect(job.starts).toEqual([0, 1000, 2000, 3000])
       yield* bg.shutdown
@@ -352,7 +364,7 @@ describe("Background.every, fixed rate", () => {
   it.effect("with overlap \"skip\" (the default), ticks that fall during a long run are skipped", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["2500 millis"])
-      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second" }))
+      const bg = yield* start(Background.every(job.run, { name: "tick", fixedRate: "1 second" }))
       yield* TestClock.adjust("2999 millis")
       expect(job.starts).toEqual([0])
       yield* TestClock.adjust("1 millis")
@@ -365,7 +377,7 @@ describe("Background.every, fixed rate", () => {
   it.effect("with overlap \"queue\", ticks missed during a long run run back to back, then the grid resumes", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["2500 millis", 0])
-      const bg = yield* start(Background.every("tick", job.run, { fixedRate: "1 second", overlap: "queue" }))
+      const bg = yield* start(Background.every(job.run, { name: "tick", fixedRate: "1 second", overlap: "queue" }))
       yield* TestClock.adjust("2500 millis")
       expect(job.starts).toEqual([0, 2500, 2500])
       yield* TestClock.adjust("1500 millis")
@@ -383,7 +395,7 @@ describe("Background.cron", () => {
       const first = at("0 3 * * *", "UTC", 0)
       expect(first).toBe(Date.UTC(1970, 0, 1, 3))
       const job = recordedRuns()
-      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "UTC" }))
+      const bg = yield* start(Background.cron(job.run, { name: "nightly", cron: "0 3 * * *", timeZone: "UTC" }))
       yield* TestClock.adjust(first - 1)
       expect(job.starts).toEqual([])
       yield* TestClock.adjust(1)
@@ -399,7 +411,7 @@ describe("Background.cron", () => {
       const first = at("0 3 * * *", "Europe/Paris", 0)
       expect(first).toBe(Date.UTC(1970, 0, 1, 2))
       const job = recordedRuns()
-      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "Europe/Paris" }))
+      const bg = yield* start(Background.cron(job.run, { name: "nightly", cron: "0 3 * * *", timeZone: "Europe/Paris" }))
       yield* TestClock.adjust(first - 1)
       expect(job.starts).toEqual([])
       yield* TestClock.adjust(1)
@@ -412,7 +424,7 @@ describe("Background.cron", () => {
       const start0 = Date.UTC(2024, 6, 1)
       yield* TestClock.setTime(start0)
       const job = recordedRuns()
-      const bg = yield* start(Background.cron("nightly", job.run, { cron: "0 3 * * *", timeZone: "Europe/Paris" }))
+      const bg = yield* start(Background.cron(job.run, { name: "nightly", cron: "0 3 * * *", timeZone: "Europe/Paris" }))
       yield* TestClock.adjust("2 days")
       expect(job.starts).toEqual([Date.UTC(2024, 6, 1, 1), Date.UTC(2024, 6, 2, 1)])
       yield* bg.shutdown
@@ -421,7 +433,7 @@ describe("Background.cron", () => {
   it.effect("with overlap \"skip\" (the default), matches during a long run are skipped", () =>
     Effect.gen(function*() {
       const job = recordedRuns(["150 seconds", 0])
-      const bg = yield* start(Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC" }))
+      const bg = yield* start(Background.cron(job.run, { name: "minutely", cron: "* * * * *", timeZone: "UTC" }))
       yield* TestClock.adjust("5 minutes")
       expect(job.starts).toEqual([60_000, 240_000, 300_000])
       yield* bg.shutdown
@@ -431,7 +443,7 @@ describe("Background.cron", () => {
     Effect.gen(function*() {
       const job = recordedRuns(["150 seconds", 0])
       const bg = yield* start(
-        Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC", overlap: "queue" })
+        Background.cron(job.run, { name: "minutely", cron: "* * * * *", timeZone: "UTC", overlap: "queue" })
       )
       yield* TestClock.adjust("5 minutes")
       expect(job.starts).toEqual([60_000, 210_000, 210_000, 240_000, 300_000])
@@ -442,7 +454,7 @@ describe("Background.cron", () => {
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const job = recordedRuns([0], (n) => n === 0 ? Effect.fail("disk full") : Effect.void)
-      const bg = yield* start(Background.cron("minutely", job.run, { cron: "* * * * *", timeZone: "UTC" }))
+      const bg = yield* start(Background.cron(job.run, { name: "minutely", cron: "* * * * *", timeZone: "UTC" }))
       yield* TestClock.adjust("2 minutes")
       expect(job.starts).toEqual([60_000, 120_000])
       expect(logs.errors().map((entry) => [entry.annotations["task"], Cause.squash(entry.cause)])).toEqual([
@@ -455,7 +467,7 @@ describe("Background.cron", () => {
   it.effect("supports a seconds field", () =>
     Effect.gen(function*() {
       const job = recordedRuns()
-      const bg = yield* start(Background.cron("fast", job.run, { cron: "*/15 * * * * *", timeZone: "UTC" }))
+      const bg = yield* start(Background.cron(job.run, { name: "fast", cron: "*/15 * * * * *", timeZone: "UTC" }))
       yield* TestClock.adjust("1 minute")
       expect(job.starts).toEqual([15_000, 30_000, 45_000, 60_000])
       yield* bg.shutdown
@@ -465,11 +477,11 @@ describe("Background.cron", () => {
 describe("options are validated when the layer is built", () => {
   // Loosely typed on purpose: these stand for callers the type checker cannot see (JS, config files).
   const every = (options: object, name = "job") =>
-    Background.every(name, Effect.void, options as Background.EveryOptions)
+    Background.every(Effect.void, { name, ...options } as Background.EveryOptions)
   const cron = (options: object, name = "job") =>
-    Background.cron(name, Effect.void, { cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
+    Background.cron(Effect.void, { name, cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
   const daemon = (name: string, options: object = {}) =>
-    Background.daemon(name, Effect.void, options as Background.DaemonOptions)
+    Background.daemon(Effect.void, { name, ...options } as Background.DaemonOptions)
 
   const cases: ReadonlyArray<
     readonly [label: string, Layer.Layer<never, InvalidOptionError, Background.Background>, string, unknown]
@@ -511,6 +523,16 @@ describe("options are validated when the layer is built", () => {
       }))
   }
 
+  it.effect("a name missing from the options object fails the layer's build, naming \"name\"", () =>
+    Effect.gen(function*() {
+      const unnamed = { spaced: "1 second" } as Background.EveryOptions
+      for (const layer of [Background.every(Effect.void, unnamed), Effect.void.pipe(Background.every(unnamed))]) {
+        const error = yield* buildError(layer)
+        expect(error).toBeInstanceOf(InvalidOptionError)
+        expect(error.option).toBe("name")
+        expect(error.value).toBeUndefined()
+      }
+    }))
 })
 
 describe("jobs started from an effect (startDaemon, startEvery, startCron)", () => {
@@ -523,7 +545,7 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
           Effect.zipRight(Effect.never)
         )
       const bg = yield* start(Layer.empty)
-      yield* bg.use(Effect.forEach([0, 1, 2], (partition) => Background.startDaemon(`consumer-${partition}`, consumer(partition))))
+      yield* bg.use(Effect.forEach([0, 1, 2], (partition) => Background.startDaemon(consumer(partition), `consumer-${partition}`)))
       yield* TestClock.adjust(0)
       expect(events).toEqual(["consuming 0", "consuming 1", "consuming 2"])
       const snapshot = yield* bg.use(Background.snapshot)
@@ -542,8 +564,8 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
       const poll = recordedRuns()
       const nightly = recordedRuns()
       const bg = yield* start(Layer.empty)
-      yield* bg.use(Background.startEvery("poll", poll.run, { spaced: "1 hour" }))
-      yield* bg.use(Background.startCron("nightly", nightly.run, { cron: "0 3 * * *", timeZone: "UTC" }))
+      yield* bg.use(Background.startEvery(poll.run, { name: "poll", spaced: "1 hour" }))
+      yield* bg.use(Background.startCron(nightly.run, { name: "nightly", cron: "0 3 * * *", timeZone: "UTC" }))
       yield* TestClock.adjust("3 hours")
       const hour = 3_600_000
       expect(poll.starts).toEqual([0, hour, 2 * hour, 3 * hour])
@@ -554,8 +576,8 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
   it.effect("a name another job already has is refused with InvalidOptionError, and the first job keeps running", () =>
     Effect.gen(function*() {
       const first = recordedRuns()
-      const bg = yield* start(Background.every("sync", first.run, { spaced: "1 second" }))
-      const error = yield* bg.use(Effect.flip(Background.startDaemon("sync", Effect.never)))
+      const bg = yield* start(Background.every(first.run, { name: "sync", spaced: "1 second" }))
+      const error = yield* bg.use(Effect.flip(Background.startDaemon(Effect.never, "sync")))
       expect(error).toBeInstanceOf(InvalidOptionError)
       expect(error.message).toContain("sync")
       yield* TestClock.adjust("1 second")
@@ -572,16 +594,16 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
           Effect.zipRight(Effect.sync(() => events.push(`${run} running`))),
           Effect.zipRight(Effect.never)
         )
-      const first = yield* bg.use(Background.startDaemon("tenant-1", tenant("first")))
+      const first = yield* bg.use(Background.startDaemon(tenant("first"), "tenant-1"))
       expect(first.name).toBe("tenant-1")
       yield* first.interrupt
       expect(events).toEqual(["first running", "first closed"])
-      const second = yield* bg.use(Background.startDaemon("tenant-1", tenant("second")))
+      const second = yield* bg.use(Background.startDaemon(tenant("second"), "tenant-1"))
       expect(second.id).not.toBe(first.id)
       // a daemon that returns (and is therefore not restarted) frees its name as well
-      yield* bg.use(Background.startDaemon("report", Effect.void))
+      yield* bg.use(Background.startDaemon(Effect.void, "report"))
       yield* TestClock.adjust(0)
-      const again = yield* bg.use(Effect.either(Background.startDaemon("report", Effect.never)))
+      const again = yield* bg.use(Effect.either(Background.startDaemon(Effect.never, "report")))
       expect(again._tag).toBe("Right")
       yield* bg.shutdown
       expect(events).toEqual(["first running", "first closed", "second running", "second closed"])
@@ -595,7 +617,7 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
       yield* bg.shutdown
       expect(yield* background.isShuttingDown).toBe(true)
       const error = yield* Effect.flip(
-        Background.startDaemon("late", Effect.sync(() => (ran = true))).pipe(
+        Background.startDaemon(Effect.sync(() => (ran = true)), "late").pipe(
           Effect.provideService(Background.Background, background)
         )
       )

@@ -492,8 +492,8 @@ describe("Server.snapshotRoute", () => {
 describe("Server.app's requirements", () => {
   it("type level: the app is given the request, readiness and the platform services; its jobs only the supervisor", () => {
     // only type-checked (`npm run typecheck` covers test/): a job is built beside the server, not in it
-    const readinessJob = Background.daemon("watch-readiness", Effect.forever(isReady))
-    const supervisorJob = Background.every("count", Effect.asVoid(Background.stats), { spaced: "1 minute" })
+    const readinessJob = Background.daemon(Effect.forever(isReady), "watch-readiness")
+    const supervisorJob = Background.every(Effect.asVoid(Background.stats), { name: "count", spaced: "1 minute" })
     const app = Server.app(HttpRouter.empty.pipe(HttpRouter.get("/ready", Effect.as(isReady, HttpServerResponse.empty()))), {
       jobs: readinessJob
     })

@@ -141,8 +141,8 @@ describe("the getting-started guide, followed in a new project", () => {
     await run("mkdir", ["-p", dir])
     // The guide's server with its heartbeat turned into a job that adds an after-response task.
     const misuse = server.replace(
-      /Background\.every\("heartbeat", Effect\.log\("still alive"\)/,
-      'Background.every("heartbeat", BackgroundTasks.add(Effect.log("still alive"))'
+      /Background\.every\(Effect\.log\("still alive"\)/,
+      'Background.every(BackgroundTasks.add(Effect.log("still alive"))'
     )
     expect(misuse).not.toBe(server)
     await writeFile(join(dir, "server.ts"), misuse)

@@ -68,14 +68,17 @@ const cases = (
 const background = (options: object) => buildError(Background.layer(options as Background.Options))
 const fork = (options: unknown) =>
   Effect.flip(Background.fork(Effect.void, options as Background.ForkOptions).pipe(Effect.provide(Background.layer())))
+/** Job options with the name in them; a value that is not an object holds no name, and is passed as it is. */
+const named = (options: unknown, name: unknown): unknown =>
+  typeof options === "object" && options !== null ? { name, ...options } : options
 const every = (options: unknown, name = "job") =>
-  buildError(withSupervisor(Background.every(name, Effect.void, options as Background.EveryOptions)))
+  buildError(withSupervisor(Background.every(Effect.void, named(options, name) as Background.EveryOptions)))
 const cron = (options: object, name = "job") =>
   buildError(withSupervisor(
-    Background.cron(name, Effect.void, { cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
+    Background.cron(Effect.void, { name, cron: "0 3 * * *", timeZone: "UTC", ...options } as Background.CronOptions)
   ))
 const daemon = (name: unknown, options: object = {}) =>
-  buildError(withSupervisor(Background.daemon(name as string, Effect.never, options as Background.DaemonOptions)))
+  buildError(withSupervisor(Background.daemon(Effect.never, { name: name as string, ...options } as Background.DaemonOptions)))
 /** The effect-level starters, run against a supervisor: the same checks as their layers. */
 const started = (start: Effect.Effect<void, unknown, Background.Background>) =>
   Effect.flip(start.pipe(Effect.provide(Background.layer())))
@@ -104,17 +107,20 @@ const table: ReadonlyArray<Case> = [
   ...cases("Background.fork", "onConflict", ["merge", "", "KEEP", 1, null], (v) => fork({ name: "task", key: "k", onConflict: v })),
 
   ...cases("Background.daemon", "name", names, (v) => daemon(v)),
-  ...cases("Background.startDaemon", "name", names, (v) => started(Background.startDaemon(v as string, Effect.never))),
+  ...cases("Background.startDaemon(effect, { name })", "name", names, (v) =>
+    started(Background.startDaemon(Effect.never, { name: v } as Background.DaemonOptions))),
+  ...cases("Background.startDaemon(effect, name)", "name", names.filter((v) => typeof v === "string"), (v) =>
+    started(Background.startDaemon(Effect.never, v as string))),
   ...cases("Background.startDaemon", "restart", ["1 second", 5, null], (v) =>
-    started(Background.startDaemon("d", Effect.never, { restart: v } as Background.DaemonOptions))),
+    started(Background.startDaemon(Effect.never, { name: "d", restart: v } as Background.DaemonOptions))),
   ...cases("Background.startEvery", "spaced", positiveDurations, (v) =>
-    started(Background.startEvery("job", Effect.void, { spaced: v } as Background.EveryOptions))),
+    started(Background.startEvery(Effect.void, { name: "job", spaced: v } as Background.EveryOptions))),
   ...cases("Background.startEvery", "every", [{}, null, 5], (v) =>
-    started(Background.startEvery("job", Effect.void, v as Background.EveryOptions))),
+    started(Background.startEvery(Effect.void, named(v, "job") as Background.EveryOptions))),
   ...cases("Background.startCron", "cron", ["61 * * * *", "", "* * *", 5], (v) =>
-    started(Background.startCron("job", Effect.void, { cron: v, timeZone: "UTC" } as Background.CronOptions))),
+    started(Background.startCron(Effect.void, { name: "job", cron: v, timeZone: "UTC" } as Background.CronOptions))),
   ...cases("Background.startCron", "timeZone", ["Mars/Olympus", "", 5], (v) =>
-    started(Background.startCron("job", Effect.void, { cron: "0 3 * * *", timeZone: v } as Background.CronOptions))),
+    started(Background.startCron(Effect.void, { name: "job", cron: "0 3 * * *", timeZone: v } as Background.CronOptions))),
   ...cases("Background.daemon", "restart", ["1 second", 5, {}, Schedule.spaced], (v) => daemon("d", { restart: v })),
 
   ...cases("Background.every", "name", names, (v) => every({ spaced: 10 }, v as string)),
@@ -146,7 +152,7 @@ const table: ReadonlyArray<Case> = [
   ...cases("Server.app", "grace", [-1], (v) => app({ grace: v })),
   ...cases("Server.app", "interruptTimeout", [Number.NaN], (v) => app({ interruptTimeout: v })),
   ...cases("Server.app jobs", "cron", ["0 0 31 2 *"], (v) =>
-    app({ jobs: Background.cron("nightly", Effect.void, { cron: v as string, timeZone: "UTC" }) })),
+    app({ jobs: Background.cron(Effect.void, { name: "nightly", cron: v as string, timeZone: "UTC" }) })),
 
   ...cases("Offload.layer", "module", ["", 5, {}, true], (v) => offload({ module: v })),
   ...cases("Offload.layer", "maxThreads", [0, ...counts], (v) => offload({ maxThreads: v })),
@@ -217,8 +223,8 @@ describe("bad input is refused with InvalidOptionError naming the option and the
       let ran = false
       const started = Effect.sync(() => (ran = true))
       const jobs = Layer.mergeAll(
-        Background.daemon("beside", started),
-        Background.cron("broken", started, { cron: "61 * * * *", timeZone: "UTC" })
+        Background.daemon(started, "beside"),
+        Background.cron(started, { name: "broken", cron: "61 * * * *", timeZone: "UTC" })
       )
       expectRefused(yield* app({ jobs }), "cron", "61 * * * *")
       expect(ran).toBe(false)
@@ -260,7 +266,7 @@ describe("several bad options of one call are refused together, by one error lis
 
   it.effect("Background.startCron: a date that never comes, in a bad zone", () =>
     Effect.gen(function*() {
-      const error = yield* started(Background.startCron("job", Effect.void, { cron: "0 0 30 2 *", timeZone: "" }))
+      const error = yield* started(Background.startCron(Effect.void, { name: "job", cron: "0 0 30 2 *", timeZone: "" }))
       expectAllRefused(error, [["timeZone", ""], ["cron", "0 0 30 2 *"]])
     }))
 
@@ -285,7 +291,7 @@ describe("several bad options of one call are refused together, by one error lis
     Effect.gen(function*() {
       let ran = false
       const port = yield* Effect.promise(freePort)
-      const jobs = Background.daemon("beside", Effect.sync(() => (ran = true)))
+      const jobs = Background.daemon(Effect.sync(() => (ran = true)), "beside")
       const error = yield* buildError(Server.app(HttpRouter.empty, { port, grace: -1, jobs }))
       expectRefused(error, "grace", -1)
       expect(ran).toBe(false)
@@ -384,7 +390,7 @@ describe.concurrent("refused since the first reliability run found them accepted
     ["Offload.layer(null)", () => buildError(Offload.layer(null as never))],
     ["Offload.isolate(null)", () => Effect.flip(Effect.scoped(Offload.isolate(null as never)))],
     ["Background.fork(effect, null)", () => fork(null)],
-    ["Background.cron(name, effect, null)", () => Effect.suspend(() => buildError(withSupervisor(Background.cron("j", Effect.void, null as never))))]
+    ["Background.cron(effect, null)", () => Effect.suspend(() => buildError(withSupervisor(Background.cron(Effect.void, null as never))))]
   ]
   for (const [call, run] of nullOptions) {
     it.effect(`${call} is refused with InvalidOptionError, not a TypeError defect`, () =>
@@ -411,8 +417,8 @@ describe.concurrent("refused since the first reliability run found them accepted
   it.effect("two jobs with the same name are refused when the layer is built", () =>
     Effect.gen(function*() {
       const jobs = Layer.mergeAll(
-        Background.daemon("sync", Effect.never),
-        Background.every("sync", Effect.void, { spaced: "1 minute" })
+        Background.daemon(Effect.never, "sync"),
+        Background.every(Effect.void, { name: "sync", spaced: "1 minute" })
       )
       expectRefused(yield* buildError(withSupervisor(jobs)), "name", "sync")
     }))

@@ -44,8 +44,8 @@ describe("nothing is mounted by default", () => {
     Effect.gen(function*() {
       const logs = captureLogs()
       const jobs = Layer.mergeAll(
-        Background.daemon("poller", Effect.never),
-        Background.every("refresh", Effect.void, { spaced: "1 minute" })
+        Background.daemon(Effect.never, "poller"),
+        Background.every(Effect.void, { name: "refresh", spaced: "1 minute" })
       )
       const running = yield* startApp(Server.app(HttpRouter.empty, { port: 0, grace: 0, jobs }), logs)
       expect(yield* statuses(running.port)).toEqual(allNotFound)
@@ -114,8 +114,8 @@ describe("task inputs are not logged", () => {
         })
       ))
       const jobs = Layer.mergeAll(
-        Background.daemon("poller", poll(payment), { restart: Schedule.recurs(1) }),
-        Background.every("refresh", refresh(payment), { spaced: "1 minute" })
+        Background.daemon(poll(payment), { name: "poller", restart: Schedule.recurs(1) }),
+        Background.every(refresh(payment), { name: "refresh", spaced: "1 minute" })
       )
       yield* Effect.gen(function*() {
         const running = yield* startApp(Server.app(router, { port: 0, grace: 0, jobs }), logs)
