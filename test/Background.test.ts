@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Logger, LogLevel, Option, Scope, TestClock } from "effect"
 import { Background, InvalidOptionError, QueueFullError, ShuttingDownError } from "../src/index.js"
-import { lazyWorks as taskScopeIsLazy } from "../src/internal/background/taskScope.js"
+import { lazyWorks as taskScopeIsLazy, sharedWorks as taskScopeIsShared } from "../src/internal/background/taskScope.js"
 import { makeLogCapture, makeRecordingTracer, startSupervisor } from "./support/unit-harness.js"
 
 /** A task that says when it started and ends when the test lets it. */
@@ -167,6 +167,39 @@ describe("a task's Scope and span", () => {
   it("task scopes are made the cheap way on this Effect version (else every task falls back to Scope.make)", () => {
     expect(taskScopeIsLazy).toBe(true)
   })
+
+  it("tasks find their scopes through one shared Scope on this Effect version (else each task's context gets its own)", () => {
+    expect(taskScopeIsShared).toBe(true)
+  })
+
+  it.effect("tasks forked from one fiber, and a task forked by a task, each close only their own scope", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const owned = (name: string, gate: Deferred.Deferred<void>) =>
+        Effect.zipRight(
+          Effect.addFinalizer(() => Effect.sync(() => events.push(`${name} closed`))),
+          Deferred.await(gate)
+        )
+      const first = yield* Background.fork(owned("first", gates[0]!), "first")
+      const second = yield* Background.fork(
+        Effect.zipRight(
+          Background.fork(owned("inner", gates[2]!), "inner"),
+          owned("second", gates[1]!)
+        ),
+        "second"
+      )
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* second.await
+      expect(events).toEqual(["second closed"])
+      yield* Deferred.succeed(gates[0]!, undefined)
+      yield* first.await
+      expect(events).toEqual(["second closed", "first closed"])
+      yield* Deferred.succeed(gates[2]!, undefined)
+      yield* Background.awaitIdle
+      expect(events).toEqual(["second closed", "first closed", "inner closed"])
+    }).pipe(Effect.provide(Background.layer())))
 
   it.effect("a task that never touches its Scope still has one, and a finalizer added after the task ended runs at once", () =>
     Effect.gen(function*() {

@@ -92,6 +92,9 @@ export class Supervisor {
   private readonly keys = new KeyLines()
   readonly jobs: Jobs
   private readonly annotations = new taskFiber.Annotations()
+  private readonly contexts = new taskFiber.Contexts(
+    taskScope.sharedWorks ? new taskScope.SharedScope((id) => this.records.get(id)?.scope) : undefined
+  )
   private pendingCount = 0
   private readonly idle = new Waiters(() => this.pendingCount === 0)
   private readonly empty = new Waiters(() => this.records.size === 0)
@@ -141,7 +144,7 @@ export class Supervisor {
     }
     const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const record = this.admit(spec.name, spec.key, spec.kind, now, replaced)
-    this.start(record, spec.effect, originOf(parent), true, replaced)
+    this.start(record, spec.effect, originOf(parent), true)
     return Effect.succeed(new Handle(record, true))
   }
 
@@ -188,12 +191,11 @@ export class Supervisor {
     record: TaskRecord,
     effect: Effect.Effect<A, E, R>,
     origin: Origin,
-    immediate: boolean,
-    replaced?: TaskRecord | undefined
+    immediate: boolean
   ): void {
     if (record.exit !== undefined || record.fiber !== undefined) return
     try {
-      this.unsafeStart(record, effect, origin, immediate, replaced)
+      this.unsafeStart(record, effect, origin, immediate)
     } catch (error) {
       // Something around the task threw before its fiber existed (a tracer's span, say): the task
       // ends as a defect, reported like any task's, rather than waiting forever or escaping.
@@ -213,40 +215,64 @@ export class Supervisor {
     record: TaskRecord,
     effect: Effect.Effect<A, E, R>,
     origin: Origin,
-    immediate: boolean,
-    replaced: TaskRecord | undefined
+    immediate: boolean
   ): void {
     const services = FiberRefs.getOrDefault(origin.fiberRefs, DefaultServices.currentServices)
-    const clock = Context.get(services, Clock.Clock)
     const scope = taskScope.make()
     record.scope = scope
-    record.span = taskFiber.spanOf(record, origin, clock)
-    const capped = record.kind === "task" || record.kind === "after-response"
-    const start = Effect.suspend((): Effect.Effect<A, E, R> => {
-      // A replacement may already hold the slot, or a place in the queue, of the task it replaced.
-      const wait = capped ? this.slots.seat(record) : undefined
-      if (wait === undefined) {
-        record.begin(clock)
-        return effect
-      }
-      return Effect.zipRight(
-        Deferred.await(wait),
-        Effect.suspend(() => {
-          record.begin(clock)
-          return effect
-        })
-      )
-    })
-    const body = replaced === undefined ? start : Effect.zipRight(stopReplaced(replaced), start)
-    // The fiber is uninterruptible around an interruptible body, so the handlers always run; they
-    // are the supervisor's, shared by every task, and find the task by its id.
-    const program = Effect.matchCauseEffect(Effect.interruptible(body), this.finishers)
-    record.fiber = taskFiber.fork(record, program, scope, origin, this.annotations, immediate)
+    record.span = taskFiber.spanOf(record, origin, Context.get(services, Clock.Clock))
+    record.effect = effect as Effect.Effect<unknown, unknown, never>
+    record.fiber = taskFiber.fork(record, this.program, scope, origin, this.contexts, this.annotations, immediate)
   }
 
-  private readonly finishers = {
-    onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
-    onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
+  /**
+   * What every task's fiber runs: the task's own effect, once the task it replaces (if any) has
+   * stopped and, for capped kinds, once it has a slot; the outcome is counted by the handlers. One
+   * program shared by every task (it finds its task by the fiber's task id), so a task costs no
+   * effects of its own. The fiber is uninterruptible around an interruptible body, so the handlers
+   * always run.
+   */
+  private readonly program: Effect.Effect<void> = Effect.matchCauseEffect(
+    Effect.interruptible(Effect.withFiberRuntime<unknown, unknown>((fiber) => {
+      const record = this.records.get(fiber.getFiberRef(currentTaskId))
+      const effect = record?.effect
+      if (record === undefined || effect === undefined) return Effect.void
+      record.effect = undefined
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const replaced = record.replacing
+      return replaced === undefined
+        ? this.whenSeated(record, effect, clock)
+        : Effect.zipRight(stopReplaced(replaced), Effect.suspend(() => this.whenSeated(record, effect, clock)))
+    })),
+    {
+      onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
+      onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
+    }
+  )
+
+  /**
+   * The task's effect, once it may run: at once, or (capped kinds, every slot taken) after its
+   * wait in the queue. A replacement may already hold the slot, or a place in the queue, of the
+   * task it replaced.
+   */
+  private whenSeated(
+    record: TaskRecord,
+    effect: Effect.Effect<unknown, unknown>,
+    clock: Clock.Clock
+  ): Effect.Effect<unknown, unknown> {
+    const capped = record.kind === "task" || record.kind === "after-response"
+    const wait = capped ? this.slots.seat(record) : undefined
+    if (wait === undefined) {
+      record.begin(clock)
+      return effect
+    }
+    return Effect.zipRight(
+      Deferred.await(wait),
+      Effect.suspend(() => {
+        record.begin(clock)
+        return effect
+      })
+    )
   }
 
   /** Closes the current task's scope, as Effect.scoped would, then counts its end. */

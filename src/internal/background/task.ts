@@ -86,6 +86,8 @@ export class TaskRecord {
   exit: Exit.Exit<unknown, unknown> | undefined = undefined
   /** Called once the task has ended and been counted (starts the next after-response task in line). */
   onEnd: (() => void) | undefined = undefined
+  /** The task's effect, from when its fiber is started until that fiber takes it. */
+  effect: Effect.Effect<unknown, unknown> | undefined = undefined
   /** Set when the task's fiber is started. */
   scope: taskScope.TaskScope | undefined = undefined
   /** The keyed task this one replaced, until this one ends. */

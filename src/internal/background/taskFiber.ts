@@ -18,6 +18,7 @@ import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { currentTaskId, type Origin, type TaskKind, type TaskRecord } from "./task.js"
+import type * as taskScope from "./taskScope.js"
 
 /** Effect's built-in tracer, which exports nothing. */
 export const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
@@ -53,9 +54,11 @@ export const spanOf = (record: TaskRecord, origin: Origin, clock: Clock.Clock): 
 }
 
 /**
- * The origin's log annotations plus the task's name and kind. The last result is reused for the
- * same origin annotations, kind and name (tasks forked in a loop), and its kind step for the same
- * origin and kind (after-response tasks, named per request).
+ * The origin's log annotations plus the task's name and kind, as the fiber-ref stack a task's
+ * fiber starts with. The last result is reused for the same origin annotations, kind and name
+ * (tasks forked in a loop share one stack), and its kind step for the same origin and kind
+ * (after-response tasks, named per request). Stacks are never changed in place (Effect copies a
+ * stack to update it), so tasks can share one.
  */
 export class Annotations {
   private last:
@@ -64,23 +67,50 @@ export class Annotations {
       readonly kind: TaskKind
       readonly withKind: HashMap.HashMap<string, unknown>
       name: string
-      value: HashMap.HashMap<string, unknown>
+      stack: FiberRefStack
     }
     | undefined = undefined
 
-  of(parent: HashMap.HashMap<string, unknown>, record: TaskRecord): HashMap.HashMap<string, unknown> {
+  of(parent: HashMap.HashMap<string, unknown>, record: TaskRecord): FiberRefStack {
     const last = this.last
     if (last !== undefined && last.parent === parent && last.kind === record.kind) {
       if (last.name !== record.name) {
         last.name = record.name
-        last.value = HashMap.set(last.withKind, "task", record.name)
+        last.stack = [[FiberId.none, HashMap.set(last.withKind, "task", record.name)]]
       }
-      return last.value
+      return last.stack
     }
     const withKind = HashMap.set(parent, "taskKind", record.kind)
-    const value = HashMap.set(withKind, "task", record.name)
-    this.last = { parent, kind: record.kind, withKind, name: record.name, value }
-    return value
+    const stack: FiberRefStack = [[FiberId.none, HashMap.set(withKind, "task", record.name)]]
+    this.last = { parent, kind: record.kind, withKind, name: record.name, stack }
+    return stack
+  }
+}
+
+/** A fiber ref's value as `FiberRefs` keeps it: a stack of (fiber, value), the current one first. */
+type FiberRefStack = readonly [readonly [FiberId.Single, unknown], ...Array<readonly [FiberId.Single, unknown]>]
+
+/**
+ * The context a task's fiber gets: its origin's, with the task's scope as `Scope`. With a shared
+ * scope (see `SharedScope` in taskScope.ts) that is one entry for every task, so an origin whose
+ * context already has it (a task forking another) is used as it is, and the last origin's result
+ * is reused (tasks forked in a loop); otherwise each task gets a copy with its own scope.
+ */
+export class Contexts {
+  private lastOrigin: Context.Context<never> | undefined = undefined
+  private lastResult: Context.Context<never> | undefined = undefined
+
+  constructor(private readonly shared: taskScope.SharedScope | undefined) {}
+
+  of(origin: Context.Context<never>, own: Scope.Scope): Context.Context<never> {
+    const shared = this.shared
+    if (shared === undefined) return Context.add(origin, Scope.Scope, own)
+    if (origin === this.lastOrigin) return this.lastResult!
+    const given = Context.getOption(origin, Scope.Scope)
+    const result = Option.isSome(given) && given.value === shared ? origin : Context.add(origin, Scope.Scope, shared)
+    this.lastOrigin = origin
+    this.lastResult = result
+    return result
   }
 }
 
@@ -93,12 +123,13 @@ export const fork = <R>(
   program: Effect.Effect<void, never, R>,
   scope: Scope.Scope,
   origin: Origin,
+  contexts: Contexts,
   annotations: Annotations,
   immediate: boolean
 ): Fiber.RuntimeFiber<void> => {
   const { context, fiberRefs } = origin
-  const values = annotations.of(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
-  const withScope = Context.add(context, Scope.Scope, scope)
+  const logAnnotations = annotations.of(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
+  const withScope = contexts.of(context, scope)
   const runtime = Runtime.make({
     context: (record.span === undefined
       ? withScope
@@ -109,10 +140,10 @@ export const fork = <R>(
   return Runtime.runFork(runtime)(program, {
     immediate,
     // The task's own fiber refs: its log annotations and its id, set in the copy runFork has just
-    // made for the new fiber (no one else holds it). Each is set as a single value, not pushed on
-    // the origin's history: a root fiber is never joined back.
+    // made for the new fiber (no one else holds that map). Each is set as a single value, not
+    // pushed on the origin's history: a root fiber is never joined back.
     updateRefs: (refs) => {
-      refs.locals.set(FiberRef.currentLogAnnotations, [[FiberId.none, values]])
+      refs.locals.set(FiberRef.currentLogAnnotations, logAnnotations)
       refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
       return refs
     }

@@ -12,7 +12,10 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import { pipeArguments } from "effect/Pipeable"
 import * as Scope from "effect/Scope"
+import { currentTaskId } from "./task.js"
 
 type ScopeState =
   | { readonly _tag: "Open"; readonly finalizers: Map<object, Scope.Scope.Finalizer> }
@@ -90,10 +93,13 @@ export function close(scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effe
  * repeating jobs run each iteration this way. Where scopes are not lazy, it is `Effect.scoped`.
  */
 export const perRun = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Scope.Scope> =>
-  Effect.flatMap(Scope.Scope, (scope) =>
-    Object.getPrototypeOf(scope) === lazyPrototype
-      ? Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit))
-      : Effect.scoped(effect))
+  Effect.flatMap(Scope.Scope, (given) =>
+    Effect.withFiberRuntime((fiber) => {
+      const scope = given instanceof SharedScope ? given.resolve(fiber) : given
+      return Object.getPrototypeOf(scope) === lazyPrototype
+        ? Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit))
+        : Effect.scoped(effect)
+    }))
 
 const reopen = (scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
   const closing = close(scope, exit)
@@ -104,3 +110,88 @@ const reopen = (scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effect.Eff
   }
   return Effect.ensuring(closing, Effect.sync(() => (fields.lazyState = undefined)))
 }
+
+/** A scope closed from the start: what a task that has ended leaves behind. */
+const closedScope: TaskScope = (() => {
+  const scope = Effect.runSync(Scope.make())
+  Effect.runSync(Scope.close(scope, Exit.void))
+  return scope
+})()
+
+/**
+ * The `Scope` every task of a supervisor finds in its context: one object for all of them, each
+ * call answered by the scope of the task the calling fiber runs for (its `currentTaskId`, which
+ * the fibers a task forks inherit). A task's context is then its origin's plus this one entry,
+ * shared by every task started from the same origin, rather than a copy of the origin's services
+ * per task. Once a task has ended, its fibers see a closed scope: a finalizer added then runs at
+ * once, and a fiber forked into it is interrupted, as with any closed scope.
+ *
+ * `Effect.forkIn` reads a scope's `state` directly, from inside the forking fiber (and, when the
+ * child ends, from inside the child); `state` is answered for the fiber running at that moment. A
+ * self-check at load ({@link sharedWorks}) confirms this Effect version behaves so; if it ever
+ * fails, each task gets a context with its own scope instead.
+ */
+export class SharedScope implements Scope.Scope {
+  readonly [Scope.ScopeTypeId]: Scope.ScopeTypeId = Scope.ScopeTypeId
+  readonly strategy: ExecutionStrategy.ExecutionStrategy = ExecutionStrategy.sequential
+
+  constructor(private readonly scopeOf: (taskId: number) => TaskScope | undefined) {}
+
+  /** The scope of the task `fiber` runs for, or a closed one once that task has ended. */
+  resolve(fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined): TaskScope {
+    return (fiber === undefined ? undefined : this.scopeOf(fiber.getFiberRef(currentTaskId))) ?? closedScope
+  }
+
+  get state(): unknown {
+    return (this.resolve(Option.getOrUndefined(Fiber.getCurrentFiber())) as unknown as { readonly state: unknown }).state
+  }
+
+  fork(strategy: ExecutionStrategy.ExecutionStrategy): Effect.Effect<Scope.CloseableScope> {
+    return Effect.withFiberRuntime((fiber) => Scope.fork(this.resolve(fiber), strategy))
+  }
+
+  addFinalizer(finalizer: Scope.Scope.Finalizer): Effect.Effect<void> {
+    return Effect.withFiberRuntime((fiber) => Scope.addFinalizerExit(this.resolve(fiber), finalizer))
+  }
+
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params -- Effect's own Pipeable implementations do the same
+    return pipeArguments(this, arguments)
+  }
+}
+
+/**
+ * Whether a {@link SharedScope} behaves as each task's own scope would: finalizers added through
+ * it (directly and by `acquireRelease`) run when the task's scope closes, in reverse order; a child
+ * scope forked from it closes with it; fibers forked into it (`forkScoped`, `forkIn`) are
+ * interrupted then; and one forked into it after the task's scope is gone is interrupted at once.
+ */
+export const sharedWorks: boolean = (() => {
+  try {
+    const scopes = new Map<number, TaskScope>()
+    const shared = new SharedScope((id) => scopes.get(id))
+    return Effect.runSync(Effect.gen(function*() {
+      const order: Array<string> = []
+      const own = make()
+      scopes.set(7, own)
+      const child = yield* Effect.gen(function*() {
+        yield* Scope.addFinalizer(shared, Effect.sync(() => order.push("first")))
+        yield* Effect.acquireRelease(Effect.void, () => Effect.sync(() => order.push("released")))
+        const forked = yield* Scope.fork(shared, ExecutionStrategy.sequential)
+        yield* Scope.addFinalizer(forked, Effect.sync(() => order.push("child scope")))
+        return yield* Effect.forkScoped(Effect.never)
+      }).pipe(Effect.provideService(Scope.Scope, shared), Effect.locally(currentTaskId, 7))
+      const inner = yield* Effect.forkIn(Effect.never, shared).pipe(Effect.locally(currentTaskId, 7))
+      yield* Scope.close(own, Exit.void)
+      scopes.delete(7)
+      const childExit = yield* Fiber.await(child)
+      const innerExit = yield* Fiber.await(inner)
+      const late = yield* Effect.forkIn(Effect.never, shared).pipe(Effect.locally(currentTaskId, 7))
+      const lateExit = yield* Fiber.await(late)
+      return order.join() === "child scope,released,first" && Exit.isInterrupted(childExit) &&
+        Exit.isInterrupted(innerExit) && Exit.isInterrupted(lateExit)
+    }))
+  } catch {
+    return false
+  }
+})()
