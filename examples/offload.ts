@@ -7,7 +7,8 @@
  *   curl 127.0.0.1:3000/cpu-inline?n=1000000       (same work on the event loop: /ping stalls)
  *   curl "127.0.0.1:3000/cpu?n=500000000&timeoutMs=100"   (504, and the thread is freed at once)
  *   curl 127.0.0.1:3000/io                          (a blocking sync call through Offload.blocking)
- * Env: PORT, DRAIN_MS, GRACE_MS, OFFLOAD_THREADS (default: cores - 1, at least 1).
+ * Env: PORT, DRAIN_MS, GRACE_MS, OFFLOAD_THREADS (default: cores - 1, at least 1), OFFLOAD_SPARE
+ * (1, the default: a spare thread takes over at once from one terminated by a timeout; 0: none).
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -72,7 +73,10 @@ export const OffloadLive = Offload.layer({
   module: new URL("./workers/cpu.worker.ts", import.meta.url),
   minThreads: threads,
   maxThreads: threads,
-  maxQueued: 256
+  maxQueued: 256,
+  // After a timeout terminates a thread, the next task runs on the spare instead of waiting
+  // for a new thread to load this module.
+  spareThread: env.number("OFFLOAD_SPARE", 1) !== 0
 })
 
 // Launch only when run directly (examples/server.ts imports the routes and the pool).

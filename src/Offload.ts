@@ -223,6 +223,16 @@ export interface Options {
    * later (see {@link layer}), that thread is stopped and the failure logged.
    */
   readonly startupTimeout?: Duration.DurationInput | undefined
+  /**
+   * Keep one more thread loaded and idle, beside the `maxThreads` that run tasks, to take over at
+   * once when a thread is lost: terminated because its task was cancelled (a timeout, an
+   * interrupted request) or crashed. Without it the next task waits for a new thread to load the
+   * module (seconds under a TypeScript loader); with it, the spare takes that thread's place and a
+   * new spare loads in the background. It costs one idle thread's memory, and starts once the pool
+   * has started. A spare that fails to load is logged like any thread, and not started again.
+   * Default `false`.
+   */
+  readonly spareThread?: boolean | undefined
 }
 
 /**

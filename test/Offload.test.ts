@@ -35,6 +35,7 @@ import {
   Hog,
   Later,
   Liar,
+  LoadedAt,
   Negative,
   Reverse,
   Spin,
@@ -593,6 +594,26 @@ describe("Offload.isolate", () => {
       const error = yield* Effect.flip(Offload.isolate({ name: " ", module: fixture("batcher.isolate.ts"), message: Event }))
       expect(error).toMatchObject({ _tag: "InvalidOptionError", option: "name" })
     }).pipe(Effect.scoped))
+})
+
+layer(
+  Offload.layer({ module: tasksModule, minThreads: 1, maxThreads: 1, maxQueued: 4, spareThread: true }),
+  { excludeTestServices: true }
+)("Offload with a spare thread", (it) => {
+  it.effect("a thread terminated to cancel its task is replaced by the spare, loaded before the cancel, and a new spare loads", () =>
+    Effect.gen(function*() {
+      const ready = yield* statsWhen((stats) => stats.spare === "ready")
+      expect(ready).toMatchObject({ threads: 1, busy: 0 })
+      const oldThread = yield* Offload.run(ThreadId, undefined)
+      const cancelledAt = Date.now()
+      const timedOut = yield* Effect.flip(Offload.run(Spin, 60_000).pipe(Effect.timeout("100 millis")))
+      expect(timedOut._tag).toBe("TimeoutException")
+      // The next task runs on a thread that had loaded the module before the cancellation.
+      expect(yield* Offload.run(LoadedAt, undefined)).toBeLessThan(cancelledAt)
+      expect(yield* Offload.run(ThreadId, undefined)).not.toBe(oldThread)
+      const after = yield* statsWhen((stats) => stats.spare === "ready")
+      expect(after).toMatchObject({ threads: 1, busy: 0, spawned: ready.spawned + 1, crashed: ready.crashed })
+    }))
 })
 
 // Each busy thread is sent the next job before it finishes the current one. These tests pin down

@@ -163,6 +163,7 @@ const table: ReadonlyArray<Case> = [
   ...cases("Offload.layer", "maxHeapMb", [4, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, "64", {}, null], (v) => offload({ maxHeapMb: v })),
   ...cases("Offload.layer", "grace", durations, (v) => offload({ grace: v })),
   ...cases("Offload.layer", "startupTimeout", positiveDurations, (v) => offload({ startupTimeout: v })),
+  ...cases("Offload.layer", "spareThread", ["yes", 1, 0, null, {}], (v) => offload({ spareThread: v })),
 
   ...cases("Offload.isolate", "name", [...names, null], (v) => isolate({ name: v })),
   ...cases("Offload.isolate", "module", ["", 5, null], (v) => isolate({ module: v })),

@@ -41,6 +41,11 @@ export interface PoolOptions {
   readonly startupTimeoutMillis: number
   readonly maxHeapMb: number | undefined
   /**
+   * Keep one more thread loaded and idle, not counted in `maxThreads`, to take over at once from a
+   * thread that is lost (terminated to cancel its job, crashed) instead of one starting cold.
+   */
+  readonly spareThread: boolean
+  /**
    * Told why a thread could not load once the pool has started (a thread still loading in the
    * background, a replacement, one started on demand); before that, the start itself fails.
    */
@@ -50,6 +55,8 @@ export interface PoolOptions {
 interface Slot {
   readonly worker: Worker
   ready: boolean
+  /** The spare thread (see `spareThread`), until it takes over: not one of the pool's threads. */
+  spare: boolean
   /** Bounds how long the worker may take to load its module. */
   startupTimer: NodeJS.Timeout | undefined
   /**
@@ -93,6 +100,8 @@ export interface PoolStats {
   readonly spawned: number
   /** Threads lost while running a task (exit, crash, out of memory); cancellations are not counted. */
   readonly crashed: number
+  /** The spare thread kept with `spareThread`: loaded, loading, or none (not asked for, or lost). */
+  readonly spare: "ready" | "loading" | "none"
 }
 
 export class Pool {
@@ -103,6 +112,8 @@ export class Pool {
   private crashed = 0
   private idleWaiters: Array<() => void> = []
   private sweeper: NodeJS.Timeout | undefined = undefined
+  /** The thread kept aside with `spareThread`, loaded or loading; not in `slots`. */
+  private spare: Slot | undefined = undefined
 
   constructor(readonly options: PoolOptions) {}
 
@@ -117,7 +128,8 @@ export class Pool {
     // Jobs waiting behind a thread's running one are waiting for a thread as much as queued ones.
     let queued = this.queue.length
     for (const slot of this.slots) queued += Math.max(0, live(slot) - 1)
-    return { threads: this.liveSlots(), busy, queued, spawned: this.spawned, crashed: this.crashed }
+    const spare = this.spare === undefined ? "none" : this.spare.ready ? "ready" : "loading"
+    return { threads: this.liveSlots(), busy, queued, spawned: this.spawned, crashed: this.crashed, spare }
   }
 
   /**
@@ -132,7 +144,12 @@ export class Pool {
     return new Promise<void>((resolve, reject) => {
       const settle = (error: SerializedDefect | undefined) => {
         for (const slot of starting) slot.onReady = undefined
-        if (error === undefined) return resolve()
+        if (error === undefined) {
+          // The spare starts once the module is known to load, so a broken one fails the start
+          // without a thread more to stop.
+          this.prepareSpare()
+          return resolve()
+        }
         this.closing = true
         const stopped = Array.from(this.slots, (slot) => this.retire(slot))
         void Promise.all(stopped).then(() => reject(new Error(describeDefect(error), { cause: error })))
@@ -212,7 +229,26 @@ export class Pool {
 
   /** Brings the pool back up to `minThreads` after a thread was lost (not while closing). */
   private replenish(): void {
-    if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.spawn()
+    if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.addThread()
+  }
+
+  /** A thread more for the pool: the spare, if there is one (and a new spare starts), or a new one. */
+  private addThread(): void {
+    const spare = this.spare
+    if (spare === undefined) {
+      this.spawn()
+      return
+    }
+    this.spare = undefined
+    spare.spare = false
+    this.slots.add(spare)
+    this.prepareSpare()
+    this.settleIdle(spare)
+  }
+
+  /** Starts the spare thread, with `spareThread`, when there is none (not while closing). */
+  private prepareSpare(): void {
+    if (this.options.spareThread && this.spare === undefined && !this.closing) this.spare = this.spawn(true)
   }
 
   private liveSlots(): number {
@@ -221,7 +257,7 @@ export class Pool {
     return count
   }
 
-  private spawn(): Slot {
+  private spawn(spare = false): Slot {
     const cells = new SharedArrayBuffer(PIPELINE_DEPTH * Int32Array.BYTES_PER_ELEMENT)
     const worker = spawnWorker({
       module: this.options.module,
@@ -234,6 +270,7 @@ export class Pool {
     const slot: Slot = {
       worker,
       ready: false,
+      spare,
       startupTimer: undefined,
       entries: [],
       cells: new Int32Array(cells),
@@ -249,7 +286,7 @@ export class Pool {
       slot.startupTimer = undefined
       this.loadFailed(slot, startupTimedOut(this.options.startupTimeoutMillis))
     }, this.options.startupTimeoutMillis)
-    this.slots.add(slot)
+    if (!spare) this.slots.add(slot)
     worker.on("message", (message: FromWorker) => this.onMessage(slot, message))
     worker.on("error", (error: Error) => {
       slot.lastError = error
@@ -264,6 +301,7 @@ export class Pool {
         if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
         slot.startupTimer = undefined
         slot.ready = true
+        if (slot.spare) return
         slot.onReady?.(undefined)
         this.dispatch()
         this.settleIdle(slot)
@@ -313,6 +351,14 @@ export class Pool {
   }
 
   private onExit(slot: Slot, exitCode: number): void {
+    if (slot.spare) {
+      // A spare that failed to load was reported; no other spare is started, so a broken module
+      // is not loaded again and again. (One stopped on purpose, at shutdown, just goes.)
+      if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
+      if (!slot.ready && !slot.retiring) this.reportLoadFailure(slot, startupExited(exitCode, slot.lastError, this.options.maxHeapMb))
+      if (this.spare === slot) this.spare = undefined
+      return
+    }
     this.slots.delete(slot)
     slot.idleSince = undefined
     if (slot.startupTimer !== undefined) clearTimeout(slot.startupTimer)
@@ -366,7 +412,7 @@ export class Pool {
     for (const slot of this.slots) if (!slot.ready && !slot.retiring) starting++
     let needed = this.queue.length - starting
     while (needed > 0 && this.liveSlots() < this.options.maxThreads) {
-      this.spawn()
+      this.addThread()
       needed--
     }
   }
@@ -493,6 +539,8 @@ export class Pool {
       job.onResult({ _tag: "Interrupted" })
     }
     const retiring: Array<Promise<void>> = []
+    if (this.spare !== undefined) retiring.push(this.retire(this.spare))
+    this.spare = undefined
     for (const slot of this.slots) {
       const entries = slot.entries
       slot.entries = []
