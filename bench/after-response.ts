@@ -234,13 +234,16 @@ const main = async () => {
     console.log(`task lag p99 with task: ${ms(ours.lagP99)} ms (goal < 50 ms) ${verdict(ours.lagP99 < 50)}`)
     console.log(`lines missing with task: ${ours.missing} (goal 0) ${verdict(ours.missing === 0)}`)
     const noop = summary.get(NOOP_TASK)!.perSecond / summary.get(WITHOUT_TASK)!.perSecond
-    console.log(`throughput with a no-op task vs without: ${ratio(noop)} (the task machinery alone, no file write)`)
+    console.log(`throughput with a no-op task vs without: ${ratio(noop)} (the task machinery alone, no file write; goal ≥ 0.97×) ${verdict(noop >= 0.97)}`)
     const raw = summary.get(RAW_APPEND)!.perSecond
     console.log(
       `throughput with the append but no task machinery vs without: ${ratio(raw / summary.get(WITHOUT_TASK)!.perSecond)} ` +
         `(the append's own cost: the ceiling for the ratio above on this machine)`
     )
-    console.log(`throughput with task vs the raw append: ${ratio(ours.perSecond / raw)} (what the task machinery costs beyond the work)`)
+    console.log(
+      `throughput with task vs the raw append: ${ratio(ours.perSecond / raw)} (what the task machinery costs beyond the work; ` +
+        `goal ≥ 0.95×) ${verdict(ours.perSecond / raw >= 0.95)}`
+    )
     const fiber = summary.get(FIBER_APPEND)!.perSecond
     console.log(
       `throughput with the append in a bare fiber vs without: ${ratio(fiber / summary.get(WITHOUT_TASK)!.perSecond)} ` +
@@ -261,7 +264,9 @@ const main = async () => {
     console.log(
       python === undefined
         ? `throughput with task vs ${FASTAPI}: skipped (not installed)`
-        : `throughput with task vs ${FASTAPI} BackgroundTasks: ${ratio(ours.perSecond / python.perSecond)}`
+        : `throughput with task vs ${FASTAPI} BackgroundTasks: ${ratio(ours.perSecond / python.perSecond)} (goal ≥ 3.00×) ${
+          verdict(ours.perSecond / python.perSecond >= 3)
+        }`
     )
   } finally {
     for (const { running } of servers.values()) {

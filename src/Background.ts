@@ -4,6 +4,7 @@
  * drained, then interrupted with its finalizers run, when the supervisor's layer is released.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -21,60 +22,8 @@ import * as taskScope from "./internal/background/taskScope.js"
 import type { SupervisorStats } from "./internal/background/supervisor.js"
 import type { TaskHandle, TaskInfo } from "./internal/background/task.js"
 
-export type {
-  /**
-   * A running or finished task, returned by {@link fork}.
-   *
-   * @example
-   * ```ts
-   * import { Effect, Exit } from "effect"
-   * import { Background } from "effect-background"
-   *
-   * const program = Effect.gen(function*() {
-   *   const handle: Background.TaskHandle = yield* Background.fork(Effect.sleep("1 minute"), "slow")
-   *   yield* handle.interrupt
-   *   const exit = yield* handle.await
-   *   yield* Effect.log(`${handle.name} interrupted: ${Exit.isInterrupted(exit)}`)
-   * })
-   * ```
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  TaskHandle,
-  /**
-   * One entry of {@link snapshot}: a task's name, key, id, kind, state and times.
-   *
-   * @example
-   * ```ts
-   * import { Effect } from "effect"
-   * import { Background } from "effect-background"
-   *
-   * const describe = (task: Background.TaskInfo) => `${task.kind} ${task.name}: ${task.state}`
-   * const lines = Effect.map(Background.snapshot, (tasks) => tasks.map(describe))
-   * ```
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  TaskInfo
-}
-export type {
-  /**
-   * What the supervisor counted so far.
-   *
-   * @example
-   * ```ts
-   * import type { Background } from "effect-background"
-   *
-   * const summary = (stats: Background.SupervisorStats) => `${stats.finished} finished, ${stats.failed} failed`
-   * ```
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  SupervisorStats
-} from "./internal/background/supervisor.js"
+// Documented where they are declared, which is where the API reference and editors read it.
+export type { SupervisorStats, TaskHandle, TaskInfo }
 
 /**
  * Options of {@link layer}; each is validated when the layer is built.

@@ -5,6 +5,7 @@
  * server's supervisor, so a client disconnect does not cancel them and shutdown drains them.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"

@@ -10,6 +10,7 @@
  * `@effect/sql`'s SQL store).
  *
  * @since 0.3.0
+ * @module
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Reactivity from "@effect/experimental/Reactivity"

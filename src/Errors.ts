@@ -4,6 +4,7 @@
  * to do about it.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Data from "effect/Data"
 

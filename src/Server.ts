@@ -4,6 +4,7 @@
  * handling, a hard deadline and a one-line shutdown report.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as Etag from "@effect/platform/Etag"
 import * as HttpApp from "@effect/platform/HttpApp"

@@ -2,6 +2,8 @@
  * effect-background: server-scoped background work for Effect 3 HTTP servers.
  *
  * @since 0.1.0
+ * @module
+ * @mergeModuleWith <project>
  */
 
 /**

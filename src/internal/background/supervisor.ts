@@ -41,6 +41,19 @@ import * as taskFiber from "./taskFiber.js"
 import * as taskScope from "./taskScope.js"
 import { Waiters } from "./waiters.js"
 
+/**
+ * What the supervisor counted so far.
+ *
+ * @example
+ * ```ts
+ * import type { Background } from "effect-background"
+ *
+ * const summary = (stats: Background.SupervisorStats) => `${stats.finished} finished, ${stats.failed} failed`
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SupervisorStats {
   /** Tasks that ran to the end, successfully or not. */
   finished: number

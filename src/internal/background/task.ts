@@ -33,6 +33,21 @@ export type TaskKind = "task" | "after-response" | "daemon" | "schedule"
  */
 export type TaskState = "waiting" | "queued" | "running" | "idle" | "restarting"
 
+/**
+ * One entry of {@link Background.snapshot}: a task's name, key, id, kind, state and times.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const describe = (task: Background.TaskInfo) => `${task.kind} ${task.name}: ${task.state}`
+ * const lines = Effect.map(Background.snapshot, (tasks) => tasks.map(describe))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskInfo {
   readonly id: number
   readonly name: string
@@ -45,6 +60,25 @@ export interface TaskInfo {
   readonly startedAt: number | undefined
 }
 
+/**
+ * A running or finished task, returned by {@link Background.fork}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Exit } from "effect"
+ * import { Background } from "effect-background"
+ *
+ * const program = Effect.gen(function*() {
+ *   const handle: Background.TaskHandle = yield* Background.fork(Effect.sleep("1 minute"), "slow")
+ *   yield* handle.interrupt
+ *   const exit = yield* handle.await
+ *   yield* Effect.log(`${handle.name} interrupted: ${Exit.isInterrupted(exit)}`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TaskHandle {
   readonly id: number
   readonly name: string
