@@ -9,6 +9,7 @@
  * services.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
