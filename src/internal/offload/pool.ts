@@ -6,9 +6,8 @@
  * another thread — and the pool starts a replacement, so the next job never waits behind work
  * nobody wants.
  */
-import type { MessagePort, Worker } from "node:worker_threads"
+import type { MessagePort } from "node:worker_threads"
 import {
-  CellState,
   describeDefect,
   type FromWorker,
   type JobMessage,
@@ -16,6 +15,7 @@ import {
   type SerializedDefect,
   serializeDefect
 } from "./protocol.js"
+import { claim, live, post, type Slot, steal, targetFor } from "./slot.js"
 import { spawnWorker, startupExited, startupTimedOut, stopWorker } from "./spawn.js"
 
 export type JobResult =
@@ -50,43 +50,6 @@ export interface PoolOptions {
    * background, a replacement, one started on demand); before that, the start itself fails.
    */
   readonly onLoadFailure: (reason: string, threadsLeft: number) => void
-}
-
-interface Slot {
-  readonly worker: Worker
-  ready: boolean
-  /** The spare thread (see `spareThread`), until it takes over: not one of the pool's threads. */
-  spare: boolean
-  /** Bounds how long the worker may take to load its module. */
-  startupTimer: NodeJS.Timeout | undefined
-  /**
-   * Jobs sent to this worker, oldest first: at most {@link PIPELINE_DEPTH}, the first normally
-   * running. A cancelled entry whose job never started stays until the worker says it skipped it,
-   * because its cell is still in use.
-   */
-  entries: Array<Entry>
-  readonly cells: Int32Array
-  /** Being terminated on purpose (cancelled job, idle, shutdown): its exit is not a crash. */
-  retiring: boolean
-  lastError: (Error & { code?: string }) | undefined
-  /** When the slot last became idle (performance.now), for the idle sweep. */
-  idleSince: number | undefined
-  /** Why it could not load, once known. */
-  loadFailure: SerializedDefect | undefined
-  /** Set while the pool's start waits on this thread: told whether it loaded. */
-  onReady: ((error: SerializedDefect | undefined) => void) | undefined
-}
-
-interface Entry {
-  readonly job: Job
-  readonly cell: number
-  cancelled: boolean
-}
-
-const live = (slot: Slot): number => {
-  let count = 0
-  for (const entry of slot.entries) if (!entry.cancelled) count++
-  return count
 }
 
 export interface PoolStats {
@@ -189,7 +152,7 @@ export class Pool {
       const entry = slot.entries.find((candidate) => candidate.job === job && !candidate.cancelled)
       if (entry === undefined) continue
       entry.cancelled = true
-      if (this.claim(slot, entry)) {
+      if (claim(slot, entry)) {
         this.notifyIdle()
         return Promise.resolve()
       }
@@ -199,7 +162,7 @@ export class Pool {
       let finished = false
       for (const other of slot.entries) {
         if (other.cancelled) continue
-        if (this.claim(slot, other)) {
+        if (claim(slot, other)) {
           other.cancelled = true
           reclaimed.push(other.job)
         } else {
@@ -220,11 +183,6 @@ export class Pool {
       return retired
     }
     return Promise.resolve()
-  }
-
-  /** Claims an entry's cell for the pool: true if the worker had not started it (it never will). */
-  private claim(slot: Slot, entry: Entry): boolean {
-    return Atomics.compareExchange(slot.cells, entry.cell, CellState.PENDING, CellState.CANCELLED) === CellState.PENDING
   }
 
   /** Brings the pool back up to `minThreads` after a thread was lost (not while closing). */
@@ -380,7 +338,7 @@ export class Pool {
     const unstarted: Array<Job> = []
     for (const entry of entries) {
       if (entry.cancelled) continue
-      if (this.claim(slot, entry)) {
+      if (claim(slot, entry)) {
         // Sent, never started: it goes back to the queue for another thread.
         unstarted.push(entry.job)
         continue
@@ -402,11 +360,11 @@ export class Pool {
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      const target = this.target(this.queue[0]!)
+      const target = targetFor(this.slots, this.queue[0]!, this.liveSlots() >= this.options.maxThreads)
       if (target === undefined) break
       this.send(target, this.queue.shift()!)
     }
-    if (this.queue.length === 0) this.steal()
+    if (this.queue.length === 0) steal(this.slots, (idle, job) => this.send(idle, job))
     // (while closing too: the queued jobs were accepted before shutdown and are owed their grace)
     let starting = 0
     for (const slot of this.slots) if (!slot.ready && !slot.retiring) starting++
@@ -417,55 +375,13 @@ export class Pool {
     }
   }
 
-  /**
-   * Where `job` goes: an idle thread; or, once the pool has all its threads, behind the job a busy
-   * thread is running, so the thread never waits for the main thread between jobs. A job that
-   * transfers buffers goes only to an idle thread: once posted its buffers are gone from this
-   * thread, so it could not be sent again to another (taken by a freed thread, or handed back
-   * after a cancellation or a crash).
-   */
-  private target(job: Job): Slot | undefined {
-    let behind: Slot | undefined
-    for (const slot of this.slots) {
-      if (!slot.ready || slot.retiring || slot.entries.length >= PIPELINE_DEPTH) continue
-      if (live(slot) === 0) return slot
-      if (job.transfer.length === 0) behind ??= slot
-    }
-    return behind !== undefined && this.liveSlots() >= this.options.maxThreads ? behind : undefined
-  }
-
-  /** An idle thread takes a job still waiting behind another thread's running one. */
-  private steal(): void {
-    for (const idle of this.slots) {
-      if (!idle.ready || idle.retiring || live(idle) > 0 || idle.entries.length >= PIPELINE_DEPTH) continue
-      for (const busy of this.slots) {
-        if (busy === idle || live(busy) < 2) continue
-        const last = busy.entries[busy.entries.length - 1]!
-        if (last.cancelled || !this.claim(busy, last)) continue
-        last.cancelled = true
-        this.send(idle, last.job)
-        break
-      }
-    }
-  }
-
   private send(slot: Slot, job: Job): void {
-    slot.idleSince = undefined
-    const used = slot.entries.map((entry) => entry.cell)
-    let cell = 0
-    while (used.includes(cell)) cell++
-    Atomics.store(slot.cells, cell, CellState.PENDING)
-    const entry: Entry = { job, cell, cancelled: false }
-    slot.entries.push(entry)
-    try {
-      slot.worker.postMessage({ ...job.message, cell }, job.transfer as Array<ArrayBuffer | MessagePort>)
-    } catch (error) {
-      // Not structured-clonable, or a transfer list naming a detached buffer: the job never left.
-      slot.entries.splice(slot.entries.indexOf(entry), 1)
-      job.onResult({ _tag: "Defect", id: job.message.id, defect: serializeDefect(error) })
-      this.settleIdle(slot)
-      this.notifyIdle()
-    }
+    const failure = post(slot, job)
+    if (failure === undefined) return
+    // Not structured-clonable, or a transfer list naming a detached buffer: the job never left.
+    job.onResult({ _tag: "Defect", id: job.message.id, defect: serializeDefect(failure.error) })
+    this.settleIdle(slot)
+    this.notifyIdle()
   }
 
   /** Marks a slot idle; the sweep retires it if it stays idle past the idle timeout. */
