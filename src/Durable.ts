@@ -429,9 +429,7 @@ export const enqueue = <A, I, E, R>(
         : options.runAt instanceof Date && Number.isFinite(options.runAt.getTime())
         ? Effect.succeed(options.runAt)
         : validate.invalid("runAt", options.runAt, "a valid Date (e.g. new Date(\"2030-01-01T09:00:00Z\"))"),
-      afterResponse: options.afterResponse === undefined || typeof options.afterResponse === "boolean"
-        ? Effect.succeed(options.afterResponse)
-        : validate.invalid("afterResponse", options.afterResponse, validate.BOOLEAN_EXPECTED)
+      afterResponse: validate.boolean("afterResponse", options.afterResponse)
     })
     const durable = yield* store.DurableStore
     const encoded = yield* Schema.encode(task.options.payload)(payload).pipe(

@@ -145,6 +145,10 @@ export const nameExpected = (example: string): string =>
 /** What an option that must be `true` or `false` expects. */
 export const BOOLEAN_EXPECTED = "true or false"
 
+/** An optional boolean option: `undefined` or a boolean, as given. */
+export const boolean = (option: string, value: unknown): Effect.Effect<boolean | undefined, InvalidOptionError> =>
+  value === undefined || typeof value === "boolean" ? Effect.succeed(value) : invalid(option, value, BOOLEAN_EXPECTED)
+
 /** A non-empty name without surrounding whitespace (`example` is a valid one). */
 export const name = (option: string, value: unknown, example: string): Effect.Effect<string, InvalidOptionError> =>
   isName(value) ? Effect.succeed(value) : invalid(option, value, nameExpected(example))

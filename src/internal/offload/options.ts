@@ -69,11 +69,6 @@ const threadsOption = (
         : Effect.succeed(threads)
   )
 
-const booleanOption = (option: string, value: unknown): Effect.Effect<boolean, InvalidOptionError> =>
-  value === undefined || typeof value === "boolean"
-    ? Effect.succeed(value ?? false)
-    : validate.invalid(option, value, validate.BOOLEAN_EXPECTED)
-
 /** These end up in Node timers, which cannot wait longer than about 24 days. */
 const timerOption = (option: string, value: unknown, bound: "positive" | "nonNegative") =>
   Effect.map(validate.duration(option, value, bound, validate.NODE_TIMER_MAX_MILLIS), Duration.toMillis)
@@ -89,7 +84,7 @@ export const resolveOptions = (given: Options | undefined) =>
         maxHeapMb: heapOption(options.maxHeapMb),
         graceMillis: timerOption("grace", validate.orDefault(options.grace, "5 seconds"), "nonNegative"),
         startupTimeoutMillis: timerOption("startupTimeout", validate.orDefault(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT), "positive"),
-        spareThread: booleanOption("spareThread", options.spareThread)
+        spareThread: Effect.map(validate.boolean("spareThread", options.spareThread), (spare) => spare ?? false)
       }),
       ({ threads, ...rest }) => ({ ...rest, ...threads })
     ))
