@@ -11,18 +11,27 @@
  * (examples/durable.ts) are mounted under /durable, beside the in-memory notification route:
  * `curl -X POST 127.0.0.1:3000/durable/send-notification/ada@example.com`, then
  * `curl 127.0.0.1:3000/durable/tasks/<id>`; they are kept in SQLITE_FILE (./data/tasks.sqlite).
+ * The inspector page (Inspector.router) is at /inspector: open the URL printed at start, which
+ * carries its token. `curl -X POST 127.0.0.1:3000/durable/webhook` a few times to see dead tasks
+ * there (the webhook's receiver refuses the first WEBHOOK_FAILURES deliveries) and retry them.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
- *      REFRESH_MS (default 30000), CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS,
+ *      REFRESH_MS (default 30000), REFRESH_FAILURES (the first N cache refreshes fail, default 0),
+ *      CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS,
  *      SNAPSHOT_TOKEN (when set, /background requires it as a bearer token), SQLITE_FILE (default
- *      ./data/tasks.sqlite), LEASE_MS, WORKERS.
+ *      ./data/tasks.sqlite), LEASE_MS, WORKERS, WEBHOOK_FAILURES (default 3), INSPECTOR_TOKEN
+ *      (the inspector's token; default a random one, printed at start).
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { Background, Server } from "../src/index.js"
+import { randomBytes } from "node:crypto"
+import { appendFile } from "node:fs/promises"
+import { Background, Durable, Inspector, Server } from "../src/index.js"
 import { helloDaemon } from "./daemon.js"
 import { durableRoutes, NotificationWorkers, SqliteStore } from "./durable.js"
 import { env, launchOptions, serverOptions } from "./env.js"
@@ -33,6 +42,46 @@ import { OffloadLive, offloadRoutes } from "./offload.js"
 
 const refreshMillis = env.number("REFRESH_MS", 30_000)
 const cronTimeZone = process.env.CRON_TZ ?? "Europe/Paris"
+/** The inspector's token: INSPECTOR_TOKEN, or one made up for this run (printed below). */
+const inspectorToken = process.env.INSPECTOR_TOKEN || randomBytes(18).toString("base64url")
+
+class CacheSourceError extends Data.TaggedError("CacheSourceError")<{ readonly message: string }> {}
+class WebhookRefusedError extends Data.TaggedError("WebhookRefusedError")<{ readonly message: string }> {}
+
+/** The cache refresh; the first REFRESH_FAILURES runs fail, to show a schedule's last failure. */
+let refreshFailuresLeft = env.number("REFRESH_FAILURES", 0)
+const refreshCache = Effect.suspend(() =>
+  refreshFailuresLeft-- > 0
+    ? Effect.fail(new CacheSourceError({ message: "cache source unavailable (503)" }))
+    : Effect.log("cache refreshed")
+)
+
+/**
+ * A durable webhook delivery whose receiver refuses the first WEBHOOK_FAILURES deliveries of this
+ * process: with two attempts each, the first tasks end dead, for the inspector to retry or discard.
+ */
+let webhookFailuresLeft = env.number("WEBHOOK_FAILURES", 3)
+const DeliverWebhook = Durable.task("deliver-webhook", {
+  payload: Schema.Struct({ event: Schema.String }),
+  run: ({ event }) =>
+    Effect.suspend(() =>
+      webhookFailuresLeft-- > 0
+        ? Effect.fail(new WebhookRefusedError({ message: "the receiver answered 502 Bad Gateway" }))
+        : Effect.promise(() => appendFile(env.logFile, `webhook ${event} delivered\n`))
+    ),
+  maxAttempts: 2,
+  retry: Schedule.spaced("200 millis")
+})
+
+/** `POST /durable/webhook` — enqueues a delivery: 202 with its id. */
+const webhook = Durable.enqueue(DeliverWebhook, { event: "order.paid" }).pipe(
+  Effect.flatMap((id) => HttpServerResponse.json({ id, status: `/durable/tasks/${id}` }, { status: 202 })),
+  Effect.catchTags({
+    DurableStoreError: (error) => HttpServerResponse.json({ error: error.message }, { status: 503 }),
+    DurablePayloadError: Effect.die,
+    InvalidOptionError: Effect.die
+  })
+)
 
 /** `GET /slow?ms=N` — answers after N milliseconds (default 1000), to watch a request drain. */
 const slow = HttpServerRequest.schemaSearchParams(Schema.Struct({
@@ -58,20 +107,20 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.get("/background", background),
   HttpRouter.post("/event", postEvent),
   HttpRouter.concat(offloadRoutes),
-  HttpRouter.concat(durableRoutes("/durable"))
+  HttpRouter.post("/durable/webhook", webhook),
+  HttpRouter.concat(durableRoutes("/durable")),
+  HttpRouter.concat(Inspector.router({ path: "/inspector", token: inspectorToken }))
 )
 
 const jobs = Layer.mergeAll(
   helloDaemon,
-  Background.every(
-    Effect.log("cache refreshed"),
-    { name: "refresh-cache", spaced: refreshMillis }
-  ),
+  Background.every(refreshCache, { name: "refresh-cache", spaced: refreshMillis }),
   Background.cron(
     Effect.flatMap(Background.snapshot, (tasks) => Effect.log(`minute report: ${tasks.length} tasks owned`)),
     { name: "minute-report", cron: "* * * * *", timeZone: cronTimeZone }
   ),
-  NotificationWorkers
+  NotificationWorkers,
+  Durable.layer([DeliverWebhook])
 )
 
 process.stdout.write(
@@ -90,6 +139,9 @@ process.stdout.write(
     "  POST /durable/send-notification/:email  durable task (Durable.enqueue) kept in SQLITE_FILE: 202 + its id;",
     "                                  it survives a crash and runs at least once",
     "  GET  /durable/tasks/:id         a durable task's state (pending, running, done...)",
+    "  POST /durable/webhook           durable webhook delivery; the first WEBHOOK_FAILURES end dead",
+    "  GET  /inspector                 the inspector page: tasks, jobs, durable tasks, threads, live",
+    `  inspector: http://127.0.0.1:${env.port === 0 ? "<port>" : env.port}/inspector#token=${inspectorToken}`,
     `  jobs: daemon "hello" every ${env.intervalMillis}ms, "refresh-cache" spaced ${refreshMillis}ms,` +
     ` cron "minute-report" (* * * * *, ${cronTimeZone})`,
     `  Ctrl-C: drain requests (${env.drainMillis}ms), grace for background work (${env.graceMillis}ms),` +

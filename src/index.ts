@@ -100,3 +100,21 @@ export * as Offload from "./Offload.js"
  * @since 0.3.0
  */
 export * as Durable from "./Durable.js"
+
+/**
+ * The inspector page: an opt-in route showing the background work live — tasks, jobs, durable
+ * tasks (retry and discard dead ones, with the token), offload threads and the shutdown phase.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Inspector } from "effect-background"
+ *
+ * export const router = HttpRouter.empty.pipe(
+ *   HttpRouter.concat(Inspector.router({ path: "/inspector", token: process.env.INSPECTOR_TOKEN || "change-me" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as Inspector from "./Inspector.js"

@@ -8,7 +8,6 @@
  * the same when a router rewrites the URL), so a request that adds nothing costs a small slot in a
  * WeakMap and no fiber ref.
  */
-import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -20,7 +19,7 @@ import { MissingMiddlewareError, OutsideRequestError } from "../../Errors.js"
 import * as validate from "../options.js"
 import { supervisorIn } from "./service.js"
 import type { Supervisor } from "./supervisor.js"
-import { currentTaskId, type Origin, originOf, type TaskRecord } from "./task.js"
+import { currentTaskId, type Origin, originOf, type RequestOrigin, requestOriginOf, type TaskRecord } from "./task.js"
 
 export interface AddOptions {
   readonly name?: string | undefined
@@ -47,7 +46,6 @@ export class RequestTasks {
   /** Validates and admits a task, in the calling fiber. */
   add(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    request: HttpServerRequest.HttpServerRequest,
     effect: Effect.Effect<unknown, unknown, never>,
     options: AddOptions
   ): Effect.Effect<void> {
@@ -69,9 +67,10 @@ export class RequestTasks {
     const context = fiber.currentContext
     // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
     // business in logs and reports unless the handler names the task so itself.
-    const name = options.name ?? defaultName(request, context, index)
+    const origin = requestOriginOf(context)
+    const name = options.name ?? defaultName(origin, index)
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    const record = this.supervisor.reserve(name, now)
+    const record = this.supervisor.reserve(name, now, origin)
     if (record === undefined) {
       return Effect.logError(`background after-response "${name}" refused: the server is shutting down`)
     }
@@ -131,10 +130,8 @@ const startDue = (): void => {
   for (const [tasks, entry] of batch) tasks.start(entry, true)
 }
 
-const defaultName = (request: HttpServerRequest.HttpServerRequest, context: Context.Context<never>, index: number) => {
-  const route = Context.getOption(context, HttpRouter.RouteContext)
-  return `after-response ${request.method}${Option.isSome(route) ? ` ${route.value.route.path}` : ""} #${index}`
-}
+const defaultName = (origin: RequestOrigin | undefined, index: number) =>
+  `after-response ${origin?.method ?? ""}${origin?.route === undefined ? "" : ` ${origin.route}`} #${index}`
 
 /** What the middleware keeps per request: its task list, once one is added, and its seal. */
 interface Slot {
@@ -206,7 +203,7 @@ export const add = <A, E, R>(
       slot.tasks = new RequestTasks(supervisor)
     }
     // The task's context is the handler's; Scope comes from the task's own scope.
-    return slot.tasks.add(fiber, request.value, effect as Effect.Effect<unknown, unknown, never>, options)
+    return slot.tasks.add(fiber, effect as Effect.Effect<unknown, unknown, never>, options)
   })
 
 /** The defect of an add made in a background task's fiber, naming the task if it is known. */

@@ -128,7 +128,10 @@ const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<
   Effect.flatMap(interruptedFromOutside, (interrupted) => {
     if (interrupted && Cause.isInterruptedOnly(cause)) return Effect.interrupt
     supervisor.stats.jobFailures++
-    return Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      supervisor.jobs.failed(name, cause, now)
+      return Effect.logError(`schedule "${name}" run failed; the schedule goes on`, cause)
+    })
   })
 
 /** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
@@ -144,8 +147,10 @@ export const repeatLoop = <E, R>(
     const reported = run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(supervisor, name)))
     while (true) {
       const now = yield* Clock.currentTimeMillis
+      supervisor.jobs.nextRun(name, tick)
       if (tick > now) yield* Effect.sleep(Duration.millis(tick - now))
       if (supervisor.closing) return yield* Effect.never
+      supervisor.jobs.nextRun(name, undefined)
       supervisor.setRunning(id, true, yield* Clock.currentTimeMillis)
       yield* reported
       const end = yield* Clock.currentTimeMillis
@@ -203,6 +208,7 @@ export const daemonLoop = <E, R, Out, RS>(
       if (Cause.isInterruptedOnly(exit.cause) && (yield* interruptedFromOutside)) return yield* Effect.failCause(exit.cause)
       failures++
       supervisor.stats.jobFailures++
+      supervisor.jobs.failed(name, exit.cause, yield* Clock.currentTimeMillis)
       supervisor.setState(id, "restarting")
       yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, exit.cause)
       // The policy both decides and waits: it answers after the backoff, or at once when exhausted.

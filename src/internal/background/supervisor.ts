@@ -35,6 +35,8 @@ import {
   type TaskInfo,
   type TaskKind,
   TaskRecord,
+  type RequestOrigin,
+  requestOriginOf,
   type TaskState
 } from "./task.js"
 import * as taskFiber from "./taskFiber.js"
@@ -156,7 +158,7 @@ export class Supervisor {
       return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
     }
     const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    const record = this.admit(spec.name, spec.key, spec.kind, now, replaced)
+    const record = this.admit(spec.name, spec.key, spec.kind, now, replaced, requestOriginOf(parent.currentContext))
     this.start(record, spec.effect, originOf(parent), true)
     return Effect.succeed(new Handle(record, true))
   }
@@ -166,12 +168,12 @@ export class Supervisor {
    * for it) and shows in snapshots as waiting, but holds no fiber until {@link start} or
    * {@link skip}. Returns `undefined` once shutdown has begun (and counts the refusal).
    */
-  reserve(name: string, now: number): TaskRecord | undefined {
+  reserve(name: string, now: number, request: RequestOrigin | undefined): TaskRecord | undefined {
     if (this.closingFlag) {
       this.stats.rejected++
       return undefined
     }
-    return this.admit(name, undefined, "after-response", now, undefined)
+    return this.admit(name, undefined, "after-response", now, undefined, request)
   }
 
   private admit(
@@ -179,9 +181,10 @@ export class Supervisor {
     key: string | undefined,
     kind: TaskKind,
     now: number,
-    replaced: TaskRecord | undefined
+    replaced: TaskRecord | undefined,
+    request: RequestOrigin | undefined
   ): TaskRecord {
-    const record = new TaskRecord(this.nextId++, name, key, kind, now)
+    const record = new TaskRecord(this.nextId++, name, key, kind, now, request)
     this.records.set(record.id, record)
     if (record.pending) this.pendingCount++
     this.keys.enter(record, replaced)
@@ -401,6 +404,11 @@ export class Supervisor {
       startedAt: record.startedAt
     }))
   )
+
+  /** The tasks the supervisor owns now, for the inspector to read (and never to change). */
+  get owned(): Iterable<Readonly<TaskRecord>> {
+    return this.records.values()
+  }
 
   /** Number of tasks still owned by the supervisor. */
   get size(): number {

@@ -4,8 +4,10 @@
  * replacements, its scope and span). Also the handle its caller gets, and the fiber ref by which
  * a task's fibers know which task they run for.
  */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as Clock from "effect/Clock"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -98,6 +100,24 @@ export interface Origin {
   readonly fiberRefs: FiberRefs.FiberRefs
 }
 
+/**
+ * The request a task came from, as the inspector shows it: its method and its route's pattern —
+ * never its URL, which can carry data (an email, an id).
+ */
+export interface RequestOrigin {
+  readonly method: string
+  /** The route's pattern (`/send-notification/:email`), when a router served the request. */
+  readonly route: string | undefined
+}
+
+/** The request the fiber with this context serves, if any (read when a task is admitted). */
+export const requestOriginOf = (context: Context.Context<never>): RequestOrigin | undefined => {
+  const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+  if (request._tag === "None") return undefined
+  const route = Context.getOption(context, HttpRouter.RouteContext)
+  return { method: request.value.method, route: route._tag === "Some" ? route.value.route.path : undefined }
+}
+
 /** The fiber refs of a fiber, as a task it starts will inherit them. */
 export const originOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Origin => ({
   context: fiber.currentContext,
@@ -136,7 +156,9 @@ export class TaskRecord {
     readonly name: string,
     readonly key: string | undefined,
     readonly kind: TaskKind,
-    readonly submittedAt: number
+    readonly submittedAt: number,
+    /** The request that added or forked it (none for jobs, or work started outside a request). */
+    readonly request: RequestOrigin | undefined
   ) {
     this.state = kind === "daemon" ? "running" : kind === "schedule" ? "idle" : "waiting"
     this.pending = kind === "task" || kind === "after-response"

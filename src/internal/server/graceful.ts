@@ -35,6 +35,8 @@ export class Graceful {
   private readonly watched = new WeakSet<Net.Socket>()
   /** Request fibers still running, with the Node request each serves (when there is one). */
   readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
+  /** Request fibers let go by {@link exempt}: not waited for, nor counted. */
+  private readonly exempted = new WeakSet<Fiber.RuntimeFiber<unknown, unknown>>()
   private readonly idle = new Waiters(() => this.bySocket.size === 0 && this.fibers.size === 0)
 
   constructor(
@@ -125,13 +127,29 @@ export class Graceful {
       return Effect.onExit(app, (exit) =>
         Effect.sync(() => {
           this.fibers.delete(fiber)
-          if (this.draining) {
+          if (this.draining && !this.exempted.has(fiber)) {
             if (Exit.isInterrupted(exit)) this.interrupted++
             else this.drained++
           }
           this.check()
         }))
     })
+  }
+
+  /**
+   * Lets a request go on through the drain without holding it: the inspector's live stream, which
+   * must keep showing the drain without making it wait. The request is no longer waited for, nor
+   * counted, nor named as still running; its connection is cut with the last ones when the drain
+   * ends.
+   */
+  exempt(request: Http.IncomingMessage): void {
+    for (const [fiber, served] of this.fibers) {
+      if (served !== request) continue
+      this.fibers.delete(fiber)
+      this.exempted.add(fiber)
+    }
+    this.forget(request.socket, (response) => response.req === request)
+    this.check()
   }
 
   /** Phases 1 and 2: stop taking traffic, let in-flight requests finish, then cut what is left. */
