@@ -102,6 +102,25 @@ export * as Offload from "./Offload.js"
 export * as Durable from "./Durable.js"
 
 /**
+ * The library's metrics as Effect `Metric`s — tasks started, finished, failed, interrupted,
+ * rejected and skipped by kind and name, running and queued, durations and lags; schedules,
+ * daemons, durable tasks, the offload pool and shutdown — for any Effect metrics exporter.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-background"
+ *
+ * export const runningForks = Metric.value(Metrics.tasksRunning.pipe(Metric.tagged("kind", "task"))).pipe(
+ *   Effect.map((state) => state.value)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
  * The inspector page: an opt-in route showing the background work live — tasks, jobs, durable
  * tasks (retry and discard dead ones, with the token), offload threads and the shutdown phase.
  *

@@ -1,0 +1,311 @@
+/**
+ * Recording the library's metrics (src/Metrics.ts) from its synchronous bookkeeping, cheaply: one
+ * frozen label array per kind and per (kind, name), made once and reused, so each update finds its
+ * metric's hook through Effect's per-array cache (a WeakMap lookup) rather than hashing a new key;
+ * every update is a plain `unsafeUpdate`/`unsafeModify` — no effect, no fiber per task.
+ *
+ * Names are bounded per kind (`Metrics.nameLimit`); past the limit a kind's names share the
+ * `_other` series, and a warning is queued, to be logged by the next fiber that asks
+ * ({@link withNotices}).
+ */
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Metrics from "../Metrics.js"
+
+export type Kind = "after-response" | "task" | "daemon" | "schedule" | "durable" | "offload"
+
+type Labels = ReadonlyArray<MetricLabel.MetricLabel>
+
+/** The label arrays of one (kind, name). */
+export interface Series {
+  /** `kind` */
+  readonly byKind: Labels
+  /** `kind`, `name` */
+  readonly byKindName: Labels
+  /** `name` (metrics of one kind only: schedules, daemons, durable tasks) */
+  readonly byName: Labels
+  readonly name: string
+}
+
+interface KindSeries {
+  readonly byKind: Labels
+  readonly names: Map<string, Series>
+  readonly other: Series
+  warned: boolean
+}
+
+const labels = (...pairs: ReadonlyArray<readonly [string, string]>): Labels =>
+  Object.freeze(pairs.map(([key, value]) => MetricLabel.make(key, value)))
+
+const kinds = new Map<Kind, KindSeries>()
+
+const makeSeries = (kind: Kind, byKind: Labels, name: string): Series =>
+  Object.freeze({ byKind, byKindName: labels(["kind", kind], ["name", name]), byName: labels(["name", name]), name })
+
+const kindSeries = (kind: Kind): KindSeries => {
+  let entry = kinds.get(kind)
+  if (entry === undefined) {
+    const byKind = labels(["kind", kind])
+    entry = { byKind, names: new Map(), other: makeSeries(kind, byKind, Metrics.otherName), warned: false }
+    kinds.set(kind, entry)
+  }
+  return entry
+}
+
+let queuedNotices: Array<string> = []
+
+/** The labels of a task of `kind` named `name`; `_other` once the kind has its fill of names. */
+export const series = (kind: Kind, name: string): Series => {
+  const entry = kindSeries(kind)
+  const known = entry.names.get(name)
+  if (known !== undefined) return known
+  if (entry.names.size < Metrics.nameLimit) {
+    const made = makeSeries(kind, entry.byKind, name)
+    entry.names.set(name, made)
+    return made
+  }
+  if (!entry.warned) {
+    entry.warned = true
+    queuedNotices.push(
+      `metrics: more than ${Metrics.nameLimit} distinct names of ${kind} tasks; "${name}" and later new names ` +
+        `are recorded as name="${Metrics.otherName}". Name tasks after what they do, not after their data ` +
+        `(a name is a metric label, and a metric's series are never forgotten)`
+    )
+  }
+  return entry.other
+}
+
+/** The labels of `kind` alone. */
+export const byKind = (kind: Kind): Labels => kindSeries(kind).byKind
+
+/** How many names `kind` records as themselves so far (for tests of the limit). */
+export const namesRecorded = (kind: Kind): number => kinds.get(kind)?.names.size ?? 0
+
+/** `effect`, after logging any warning queued by {@link series}, in the calling fiber. */
+export const withNotices = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  if (queuedNotices.length === 0) return effect
+  const queued = queuedNotices
+  queuedNotices = []
+  return Effect.zipRight(Effect.forEach(queued, (notice) => Effect.logWarning(notice), { discard: true }), effect)
+}
+
+/** Logs any warning queued by {@link series}, in the calling fiber. */
+export const notices: Effect.Effect<void> = Effect.suspend(() => withNotices(Effect.void))
+
+const seconds = (millis: number): number => Math.max(0, millis) / 1000
+
+// ---------------------------------------------------------------------------------------------
+// Forks and after-response tasks: admitted (queued), begun (running), ended
+
+export const rejected = (kind: Kind, name: string): void => {
+  Metrics.tasksRejected.unsafeUpdate(1, series(kind, name).byKindName)
+}
+
+export const admitted = (s: Series): void => {
+  Metrics.tasksQueued.unsafeModify(1, s.byKind)
+}
+
+/** A queued task starts: `submittedAt` and `startedAt` in the same clock's milliseconds. */
+export const began = (s: Series, submittedAt: number, startedAt: number): void => {
+  Metrics.tasksQueued.unsafeModify(-1, s.byKind)
+  Metrics.tasksRunning.unsafeModify(1, s.byKind)
+  Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
+  Metrics.taskLag.unsafeUpdate(seconds(startedAt - submittedAt), s.byKindName)
+}
+
+export type Outcome = "succeeded" | "failed" | "interrupted" | "skipped"
+
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>, skipped: boolean): Outcome =>
+  Exit.isSuccess(exit)
+    ? "succeeded"
+    : skipped
+    ? "skipped"
+    : Cause.isInterruptedOnly(exit.cause)
+    ? "interrupted"
+    : "failed"
+
+const counted = (s: Series, outcome: Outcome): void => {
+  switch (outcome) {
+    case "succeeded":
+      Metrics.tasksFinished.unsafeUpdate(1, s.byKindName)
+      return
+    case "failed":
+      Metrics.tasksFinished.unsafeUpdate(1, s.byKindName)
+      Metrics.tasksFailed.unsafeUpdate(1, s.byKindName)
+      return
+    case "interrupted":
+      Metrics.tasksInterrupted.unsafeUpdate(1, s.byKindName)
+      return
+    case "skipped":
+      Metrics.tasksSkipped.unsafeUpdate(1, s.byKindName)
+      return
+  }
+}
+
+/**
+ * An admitted task ends: counted by outcome; out of the running gauge (with its duration, when
+ * `clock` is given) if it had begun, out of the queued one otherwise.
+ */
+export const ended = (
+  s: Series,
+  exit: Exit.Exit<unknown, unknown>,
+  skipped: boolean,
+  startedAt: number | undefined,
+  clock: Clock.Clock | undefined
+): void => {
+  counted(s, outcomeOf(exit, skipped))
+  if (startedAt === undefined) {
+    Metrics.tasksQueued.unsafeModify(-1, s.byKind)
+    return
+  }
+  Metrics.tasksRunning.unsafeModify(-1, s.byKind)
+  if (clock !== undefined) Metrics.taskDuration.unsafeUpdate(seconds(clock.unsafeCurrentTimeMillis() - startedAt), s.byKindName)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs: a schedule's run, a daemon's life between restarts, a durable attempt, an offload task
+
+/** A run starts; `lagMillis` when it has a meaning; `running` false for kinds not in the gauge. */
+export const runStarted = (s: Series, lagMillis: number | undefined, running = true): void => {
+  Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
+  if (running) Metrics.tasksRunning.unsafeModify(1, s.byKind)
+  if (lagMillis !== undefined) Metrics.taskLag.unsafeUpdate(seconds(lagMillis), s.byKindName)
+}
+
+/** A run ends, after `durationMillis`. */
+export const runEnded = (s: Series, outcome: Outcome, durationMillis: number, running = true): void => {
+  counted(s, outcome)
+  if (running) Metrics.tasksRunning.unsafeModify(-1, s.byKind)
+  Metrics.taskDuration.unsafeUpdate(seconds(durationMillis), s.byKindName)
+}
+
+/** A run started now by `clock`, and ended once (later calls to {@link Run.end} do nothing). */
+export class Run {
+  private readonly startedAt: number
+  private ended = false
+
+  constructor(readonly series: Series, private readonly clock: Clock.Clock, lagMillis?: number) {
+    this.startedAt = clock.unsafeCurrentTimeMillis()
+    runStarted(series, lagMillis)
+  }
+
+  end(outcome: Outcome): void {
+    if (this.ended) return
+    this.ended = true
+    runEnded(this.series, outcome, this.clock.unsafeCurrentTimeMillis() - this.startedAt)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules and daemons
+
+export const skippedTicks = (s: Series, ticks: number): void => {
+  if (ticks > 0) Metrics.scheduleSkippedRuns.unsafeUpdate(ticks, s.byName)
+}
+
+export const nextRun = (s: Series, epochMillis: number): void => {
+  Metrics.scheduleNextRun.unsafeUpdate(epochMillis / 1000, s.byName)
+}
+
+export const restarted = (s: Series): void => {
+  Metrics.daemonRestarts.unsafeUpdate(1, s.byName)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durable tasks
+
+export const durableAttempt = (s: Series): void => {
+  Metrics.durableAttempts.unsafeUpdate(1, s.byName)
+}
+
+export const durableReleased = (s: Series): void => {
+  Metrics.durableReleased.unsafeUpdate(1, s.byName)
+}
+
+/** The `name`, `state` labels of the durable gauge, made once each. */
+const durableStates = new Map<Series, Map<string, Labels>>()
+
+const durableLabels = (s: Series, state: string): Labels => {
+  let states = durableStates.get(s)
+  if (states === undefined) {
+    states = new Map()
+    durableStates.set(s, states)
+  }
+  let made = states.get(state)
+  if (made === undefined) {
+    made = labels(["name", s.name], ["state", state])
+    states.set(state, made)
+  }
+  return made
+}
+
+/** The durable gauge's series set by the last count. */
+export type Counted = ReadonlySet<Labels>
+
+/**
+ * Sets the durable gauge from a count of the store (`counts`: every unfinished task by name and
+ * state); the series it set last time and no longer sees go to 0. Names past the limit add up in
+ * `_other`. Returns what it set, to be passed back next time.
+ */
+export const durableCounts = (
+  counts: ReadonlyArray<{ readonly name: string; readonly state: string; readonly count: number }>,
+  previous: Counted
+): Counted => {
+  const totals = new Map<Labels, number>()
+  for (const { count, name, state } of counts) {
+    const key = durableLabels(series("durable", name), state)
+    totals.set(key, (totals.get(key) ?? 0) + count)
+  }
+  for (const key of previous) if (!totals.has(key)) Metrics.durableTasks.unsafeUpdate(0, key)
+  for (const [key, count] of totals) Metrics.durableTasks.unsafeUpdate(count, key)
+  return new Set(totals.keys())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offload
+
+const busy = labels(["state", "busy"])
+const idle = labels(["state", "idle"])
+const noLabels: Labels = Object.freeze([])
+
+/** One pool's share of the offload gauges, as it last published them (gauges add every pool's). */
+export class PoolGauges {
+  private busy = 0
+  private idle = 0
+  private queued = 0
+
+  publish(threads: number, busyThreads: number, queued: number): void {
+    const idleThreads = Math.max(0, threads - busyThreads)
+    if (busyThreads !== this.busy) Metrics.offloadThreads.unsafeModify(busyThreads - this.busy, busy)
+    if (idleThreads !== this.idle) Metrics.offloadThreads.unsafeModify(idleThreads - this.idle, idle)
+    if (queued !== this.queued) Metrics.offloadQueueDepth.unsafeModify(queued - this.queued, noLabels)
+    this.busy = busyThreads
+    this.idle = idleThreads
+    this.queued = queued
+  }
+}
+
+export const threadReplaced = (): void => {
+  Metrics.offloadThreadReplacements.unsafeUpdate(1, noLabels)
+}
+
+export const cancelTerminated = (): void => {
+  Metrics.offloadCancelTerminations.unsafeUpdate(1, noLabels)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+const phases = new Map<string, Labels>()
+
+export const shutdownPhase = (phase: "drain" | "grace" | "interrupt" | "offload" | "services", millis: number): void => {
+  let key = phases.get(phase)
+  if (key === undefined) {
+    key = labels(["phase", phase])
+    phases.set(phase, key)
+  }
+  Metrics.shutdownPhase.unsafeUpdate(seconds(millis), key)
+}
