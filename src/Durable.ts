@@ -315,7 +315,7 @@ type Requirements<T> = T extends Task<infer _A, infer _I, infer _E, infer R> ? R
 export const layer = <const Tasks extends ReadonlyArray<AnyTask>>(
   tasks: Tasks
 ): Layer.Layer<never, InvalidOptionError, Background | store.DurableStore | Exclude<Requirements<Tasks[number]>, Scope.Scope>> =>
-  Layer.effectDiscard(
+  Layer.scopedDiscard(
     Effect.gen(function*() {
       if (!Array.isArray(tasks)) {
         return yield* validate.invalid("tasks", tasks, "an array of tasks made with Durable.task")
@@ -334,6 +334,8 @@ export const layer = <const Tasks extends ReadonlyArray<AnyTask>>(
           Effect.catchTag("ShuttingDownError", Effect.die)
         )
       }
+      // the metrics' count of the store by name and state, until the layer is released
+      yield* Effect.forkScoped(worker.countLoop(durable))
     })
   ) as Layer.Layer<never, InvalidOptionError, Background | store.DurableStore | Exclude<Requirements<Tasks[number]>, Scope.Scope>>
 

@@ -39,6 +39,7 @@ import {
   WorkerModuleTypeId
 } from "./internal/offload/definitions.js"
 import { IsolateWorker } from "./internal/offload/isolate.js"
+import * as metrics from "./internal/metrics.js"
 import { type Job, type JobResult, Pool, type PoolStats } from "./internal/offload/pool.js"
 import { deserializeDefect, type JobMessage } from "./internal/offload/protocol.js"
 import * as offloadOptions from "./internal/offload/options.js"
@@ -400,22 +401,35 @@ const submit = <O, F>(
 ): Effect.Effect<O, F | RunError, Offload> =>
   Effect.flatMap(Offload, (service) => {
     const pool = poolOf(service)
-    return Effect.async<O, F | RunError>((resume) => {
+    const series = metrics.series("offload", label)
+    return metrics.withNotices(Effect.async<O, F | RunError>((resume) => {
+      // timed by the pool's clock, from acceptance to the result (or the cancellation)
+      let startedAt = 0
+      const ended = (outcome: metrics.Outcome) => metrics.runEnded(series, outcome, performance.now() - startedAt, false)
       const job: Job = {
         label,
         message,
         transfer,
-        onResult: (result) => resume(settle(label, result, onSuccess, onFailure, pool.options.maxHeapMb))
+        onResult: (result) => {
+          ended(result._tag === "Success" ? "succeeded" : result._tag === "Interrupted" ? "interrupted" : "failed")
+          resume(settle(label, result, onSuccess, onFailure, pool.options.maxHeapMb))
+        }
       }
+      startedAt = performance.now()
       const status = pool.submit(job)
+      if (status !== "accepted") metrics.rejected("offload", label)
       if (status === "closing") return resume(Effect.fail(new ShuttingDownError({ task: label })))
       if (status === "full") {
         return resume(Effect.fail(
           new QueueFullError({ task: label, concurrency: pool.options.maxThreads, maxQueued: pool.options.maxQueued })
         ))
       }
-      return Effect.promise(() => pool.cancel(job))
-    })
+      metrics.runStarted(series, undefined, false)
+      return Effect.promise(() => {
+        ended("interrupted")
+        return pool.cancel(job)
+      })
+    }))
   })
 
 const settle = <O, F>(

@@ -8,6 +8,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as metrics from "./metrics.js"
 
 /** Phases 1–2: what the server's drain did. */
 export interface ServerSummary {
@@ -81,14 +82,29 @@ export class ShutdownRecord {
 
   serverDone(summary: ServerSummary): void {
     this.serverSummary = summary
+    metrics.shutdownPhase("drain", summary.millis)
   }
 
   backgroundDone(summary: BackgroundSummary): void {
     this.backgroundSummary = summary
+    metrics.shutdownPhase("grace", summary.graceMillis)
+    metrics.shutdownPhase("interrupt", summary.interruptMillis)
   }
 
   offloadDone(summary: OffloadSummary): void {
     this.offloadSummaries.push(summary)
+    metrics.shutdownPhase("offload", this.offloadSummaries.reduce((sum, part) => sum + part.millis, 0))
+  }
+
+  /**
+   * Records the last phase in the metrics, once every layer is released at `end`: the services
+   * released after the supervisor and the pool (as {@link format} counts it).
+   */
+  ended(end: number): void {
+    const lastPhaseEnd = this.offloadSummaries.length > 0
+      ? Math.max(...this.offloadSummaries.map((part) => part.doneAt))
+      : this.backgroundSummary?.doneAt
+    if (lastPhaseEnd !== undefined) metrics.shutdownPhase("services", end - lastPhaseEnd)
   }
 
   durableWorkers(summary: () => DurableSummary): void {

@@ -16,6 +16,7 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { MissingMiddlewareError, OutsideRequestError } from "../../Errors.js"
+import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
 import { supervisorIn } from "./service.js"
 import type { Supervisor } from "./supervisor.js"
@@ -81,7 +82,7 @@ export class RequestTasks {
       always: options.always ?? false,
       concurrent: options.concurrent ?? false
     })
-    return Effect.void
+    return metrics.withNotices(Effect.void)
   }
 
   /**

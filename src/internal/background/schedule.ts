@@ -15,6 +15,7 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import { InvalidOptionError } from "../../Errors.js"
+import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
 import type { Supervisor } from "./supervisor.js"
 import { currentTaskId } from "./task.js"
@@ -115,6 +116,32 @@ const nextTick = (cadence: Cadence, tick: number, end: number): number => {
 }
 
 /**
+ * How many ticks after the run scheduled at `tick` (which ended at `end`) {@link nextTick} drops:
+ * with `skip`, those that fell inside the run. (Cron ticks are counted one by one, up to 10,000.)
+ */
+const skippedTicks = (cadence: Cadence, tick: number, end: number): number => {
+  switch (cadence._tag) {
+    case "Spaced":
+      return 0
+    case "FixedRate": {
+      if (cadence.overlap === "queue") return 0
+      const period = Duration.toMillis(cadence.period)
+      return Math.max(1, Math.ceil((end - tick) / period)) - 1
+    }
+    case "Cron": {
+      if (cadence.overlap === "queue") return 0
+      let skipped = 0
+      let next = Cron.next(cadence.cron, new Date(tick))
+      while (next.getTime() <= end - 1 && skipped < 10_000) {
+        skipped++
+        next = Cron.next(cadence.cron, next)
+      }
+      return skipped
+    }
+  }
+}
+
+/**
  * Whether the current fiber itself has been interrupted (shutdown, a handle's `interrupt`). A run
  * that ends in an interruption of its own making — `Effect.interrupt`, or joining a fiber someone
  * interrupted — has not been: for the job, that is a failure like any other.
@@ -134,6 +161,31 @@ const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<
     })
   })
 
+/**
+ * `run`, recorded in the task metrics as one run of `series`: started (`lag`: how late after its
+ * tick, for a schedule), then how it ended and how long it took — interrupted only when the job
+ * was interrupted from outside (shutdown, a handle); an interruption of the run's own making is a
+ * failure, as for the job's report.
+ */
+const metered = <E, R>(
+  series: metrics.Series,
+  run: Effect.Effect<unknown, E, R>,
+  lag: (start: number) => number | undefined
+): Effect.Effect<unknown, E, R> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    metrics.runStarted(series, lag(start))
+    return Effect.onExit(run, (exit) =>
+      Effect.flatMap(Clock.currentTimeMillis, (end) =>
+        Effect.map(interruptedFromOutside, (outside) => {
+          const outcome = exit._tag === "Success"
+            ? "succeeded"
+            : outside && Cause.isInterruptedOnly(exit.cause)
+            ? "interrupted"
+            : "failed"
+          metrics.runEnded(series, outcome, end - start)
+        })))
+  })
+
 /** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
 export const repeatLoop = <E, R>(
   supervisor: Supervisor,
@@ -144,7 +196,13 @@ export const repeatLoop = <E, R>(
   Effect.gen(function*() {
     const id = yield* FiberRef.get(currentTaskId)
     let tick = firstTick(cadence, yield* Clock.currentTimeMillis)
-    const reported = run.pipe(Effect.asVoid, Effect.catchAllCause(reportRun(supervisor, name)))
+    const series = metrics.series("schedule", name)
+    yield* metrics.notices
+    metrics.nextRun(series, tick)
+    const reported = metered(series, run, (start) => start - tick).pipe(
+      Effect.asVoid,
+      Effect.catchAllCause(reportRun(supervisor, name))
+    )
     while (true) {
       const now = yield* Clock.currentTimeMillis
       supervisor.jobs.nextRun(name, tick)
@@ -155,7 +213,9 @@ export const repeatLoop = <E, R>(
       yield* reported
       const end = yield* Clock.currentTimeMillis
       supervisor.setRunning(id, false, end)
+      metrics.skippedTicks(series, skippedTicks(cadence, tick, end))
       tick = nextTick(cadence, tick, end)
+      metrics.nextRun(series, tick)
     }
   })
 
@@ -197,10 +257,13 @@ export const daemonLoop = <E, R, Out, RS>(
   Effect.gen(function*() {
     const id = yield* FiberRef.get(currentTaskId)
     const driver = yield* Schedule.driver(restart)
+    const series = metrics.series("daemon", name)
+    yield* metrics.notices
+    const run = metered(series, effect, () => undefined)
     let failures = 0
     while (true) {
       supervisor.setState(id, "running", yield* Clock.currentTimeMillis)
-      const exit = yield* Effect.exit(effect)
+      const exit = yield* Effect.exit(run)
       if (exit._tag === "Success") {
         yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
         return
@@ -220,5 +283,6 @@ export const daemonLoop = <E, R, Out, RS>(
         return yield* Effect.failCause(exit.cause)
       }
       yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
+      metrics.restarted(series)
     }
   })

@@ -23,6 +23,7 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { QueueFullError, ShuttingDownError } from "../../Errors.js"
+import * as metrics from "../metrics.js"
 import { Jobs } from "./jobs.js"
 import { KeyLines, stopReplaced } from "./keys.js"
 import { Slots } from "./slots.js"
@@ -140,7 +141,8 @@ export class Supervisor {
   ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, Exclude<R, Scope.Scope>> {
     if (this.closingFlag) {
       this.stats.rejected++
-      return Effect.fail(new ShuttingDownError({ task: spec.name }))
+      metrics.rejected(spec.kind, spec.name)
+      return metrics.withNotices(Effect.fail(new ShuttingDownError({ task: spec.name })))
     }
     let replaced: TaskRecord | undefined
     if (spec.key !== undefined) {
@@ -154,13 +156,14 @@ export class Supervisor {
     // capped, and never come through here; jobs are neither)
     if (spec.kind === "task" && replaced === undefined && this.slots.full) {
       this.stats.rejected++
+      metrics.rejected(spec.kind, spec.name)
       const { concurrency, maxQueued } = this.options
-      return Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued }))
+      return metrics.withNotices(Effect.fail(new QueueFullError({ task: spec.name, concurrency, maxQueued })))
     }
     const now = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const record = this.admit(spec.name, spec.key, spec.kind, now, replaced, requestOriginOf(parent.currentContext))
     this.start(record, spec.effect, originOf(parent), true)
-    return Effect.succeed(new Handle(record, true))
+    return metrics.withNotices(Effect.succeed(new Handle(record, true)))
   }
 
   /**
@@ -171,6 +174,7 @@ export class Supervisor {
   reserve(name: string, now: number, request: RequestOrigin | undefined): TaskRecord | undefined {
     if (this.closingFlag) {
       this.stats.rejected++
+      metrics.rejected("after-response", name)
       return undefined
     }
     return this.admit(name, undefined, "after-response", now, undefined, request)
@@ -188,6 +192,11 @@ export class Supervisor {
     this.records.set(record.id, record)
     if (record.pending) this.pendingCount++
     this.keys.enter(record, replaced)
+    // (daemons and schedules record their runs themselves: schedule.ts)
+    if (kind === "task" || kind === "after-response") {
+      record.metrics = metrics.series(kind, name)
+      metrics.admitted(record.metrics)
+    }
     return record
   }
 
@@ -279,16 +288,23 @@ export class Supervisor {
     const capped = record.kind === "task" || record.kind === "after-response"
     const wait = capped ? this.slots.seat(record) : undefined
     if (wait === undefined) {
-      record.begin(clock)
+      this.begin(record, clock)
       return effect
     }
     return Effect.zipRight(
       Deferred.await(wait),
       Effect.suspend(() => {
-        record.begin(clock)
+        this.begin(record, clock)
         return effect
       })
     )
+  }
+
+  private begin(record: TaskRecord, clock: Clock.Clock): void {
+    record.begin(clock)
+    if (record.metrics !== undefined && record.startedAt !== undefined) {
+      metrics.began(record.metrics, record.submittedAt, record.startedAt)
+    }
   }
 
   /** Closes the current task's scope, as Effect.scoped would, then counts its end. */
@@ -298,7 +314,8 @@ export class Supervisor {
       const scope = record?.scope
       if (record === undefined || scope === undefined) return Effect.void
       const closing = taskScope.close(scope, exit)
-      if (closing === undefined) return this.end(record, exit)
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      if (closing === undefined) return this.end(record, exit, clock)
       return Effect.flatMap(Effect.exit(closing), (closed) =>
         // As with Effect.scoped, a finalizer's defect makes the task fail.
         this.end(
@@ -307,7 +324,8 @@ export class Supervisor {
             ? exit
             : Exit.isSuccess(exit)
             ? closed
-            : Exit.failCause(Cause.sequential(exit.cause, closed.cause))
+            : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
+          clock
         ))
     })
   }
@@ -316,7 +334,7 @@ export class Supervisor {
    * Counts a task's end and forgets it; returns the failure report to log (or `Effect.void`). Runs
    * synchronously, so it may be called outside any fiber.
    */
-  private end(record: TaskRecord, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  private end(record: TaskRecord, exit: Exit.Exit<unknown, unknown>, clock?: Clock.Clock): Effect.Effect<void> {
     if (record.exit !== undefined) return Effect.void
     record.exit = exit
     if (record.span !== undefined) {
@@ -344,6 +362,7 @@ export class Supervisor {
         Effect.annotateLogs({ task: record.name, taskKind: record.kind })
       )
     }
+    if (record.metrics !== undefined) metrics.ended(record.metrics, exit, record.skipped, record.startedAt, clock)
     if (record.pending) {
       record.pending = false
       this.pendingCount--

@@ -16,6 +16,7 @@ import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import type * as FiberRefs from "effect/FiberRefs"
 import type * as Tracer from "effect/Tracer"
+import type * as metrics from "../metrics.js"
 import type * as taskScope from "./taskScope.js"
 
 /**
@@ -150,6 +151,8 @@ export class TaskRecord {
   successor: TaskRecord | undefined = undefined
   /** The task's span, with the clock that times it (none when timing is off), under a real tracer. */
   span: { readonly span: Tracer.Span; readonly clock: Clock.Clock | undefined } | undefined = undefined
+  /** The task's metric labels (forks and after-response tasks; see internal/metrics.ts). */
+  metrics: metrics.Series | undefined = undefined
 
   constructor(
     readonly id: number,

@@ -28,6 +28,7 @@ import * as Tracer from "effect/Tracer"
 import type { Supervisor } from "../background/supervisor.js"
 import { currentTaskId } from "../background/task.js"
 import { nativeTracer } from "../background/taskFiber.js"
+import * as metrics from "../metrics.js"
 import type { Store, Taken } from "./store.js"
 
 /** What the store keeps of a task: its encoded payload and the span that enqueued it. */
@@ -78,6 +79,26 @@ export const retryDelay = (
 
 const failureText = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause, { renderErrorCause: true })
 
+/**
+ * Keeps the durable gauge of the metrics (`Metrics.durableTasks`) up to date: one count of the
+ * store by task name and state (one statement, for every task type) now, then every ten poll
+ * intervals and no more often than once a second, while the workers run. A count that fails is
+ * skipped (the workers report the store's failures).
+ */
+export const countLoop = (store: Store): Effect.Effect<never> =>
+  Effect.suspend(() => {
+    let previous: metrics.Counted = new Set()
+    const every = Duration.millis(Math.max(1000, 10 * Duration.toMillis(store.pollInterval)))
+    const count = store.counts.pipe(
+      Effect.map((counts) => {
+        previous = metrics.durableCounts(counts, previous)
+      }),
+      Effect.zipRight(metrics.notices),
+      Effect.ignore
+    )
+    return count.pipe(Effect.zipRight(Effect.sleep(every)), Effect.forever)
+  })
+
 /** How long successes gather before they are recorded together. */
 const GROUP_WINDOW = Duration.millis(2)
 
@@ -90,6 +111,9 @@ export const loop = <A, R>(
   Effect.gen(function*() {
     const jobId = yield* FiberRef.get(currentTaskId)
     const { stats } = store
+    const series = metrics.series("durable", spec.name)
+    yield* metrics.notices
+    const clock = yield* Effect.clock
     const decodeEnvelope = Schema.decodeUnknownEither(EnvelopeSchema)
     const renewEvery = Duration.millis(Math.max(50, Duration.toMillis(store.lockExpiration) / 3))
 
@@ -159,8 +183,11 @@ export const loop = <A, R>(
         : Effect.fail(`the payload does not decode: ${ParseResult.TreeFormatter.formatErrorSync(envelope.left)}`)
     }
 
-    const runOne = (task: Taken) =>
-      Effect.gen(function*() {
+    const runOne = (task: Taken) => {
+      // one attempt in the metrics, ended once: by its outcome, or as interrupted
+      const metered = new metrics.Run(series, clock)
+      metrics.durableAttempt(series)
+      return Effect.gen(function*() {
         const attempt = task.attempts + 1
         const info: RunInfo = { id: task.id, name: spec.name, attempt }
         const decoded = yield* parseEnvelope(task.element).pipe(
@@ -172,6 +199,7 @@ export const loop = <A, R>(
           Effect.either
         )
         if (decoded._tag === "Left") {
+          metered.end("failed")
           leased.delete(task.sequence)
           yield* store.markDead(task.id, attempt, decoded.left)
           stats.dead++
@@ -197,9 +225,17 @@ export const loop = <A, R>(
           }]
         })
         const outcome = yield* traced.pipe(
-          Effect.onInterrupt(() => Effect.sync(() => stats.released++)),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              stats.released++
+              metrics.durableReleased(series)
+              metered.end("interrupted")
+            })
+          ),
           Effect.exit
         )
+        if (Exit.isSuccess(outcome)) metered.end("succeeded")
+        else if (!Cause.isInterruptedOnly(outcome.cause)) metered.end("failed")
         if (Exit.isSuccess(outcome)) {
           completions.push(task)
           completionsDue.unsafeOpen()
@@ -235,11 +271,13 @@ export const loop = <A, R>(
           )
         ),
         Effect.ensuring(Effect.sync(() => {
+          metered.end("interrupted")
           if (--running === 0) supervisor.setRunning(jobId, false, Date.now())
           wake()
         })),
         Effect.annotateLogs({ durableTask: spec.name, durableTaskId: task.id })
       )
+    }
 
     /** Starts leased tasks: the slots promised to them become running ones at once. */
     const startAll = (tasks: ReadonlyArray<Taken>) =>

@@ -15,6 +15,7 @@ import {
   type SerializedDefect,
   serializeDefect
 } from "./protocol.js"
+import * as metrics from "../metrics.js"
 import { claim, live, post, type Slot, steal, targetFor } from "./slot.js"
 import { spawnWorker, startupExited, startupTimedOut, stopWorker } from "./spawn.js"
 
@@ -77,8 +78,16 @@ export class Pool {
   private sweeper: NodeJS.Timeout | undefined = undefined
   /** The thread kept aside with `spareThread`, loaded or loading; not in `slots`. */
   private spare: Slot | undefined = undefined
+  /** This pool's share of the offload gauges (threads busy and idle, queue depth). */
+  private readonly gauges = new metrics.PoolGauges()
 
   constructor(readonly options: PoolOptions) {}
+
+  /** Brings the gauges up to date: after anything that may change the threads or the queue. */
+  private publish(): void {
+    const { busy, queued, threads } = this.stats
+    this.gauges.publish(threads, busy, queued)
+  }
 
   private busyCount(): number {
     let busy = 0
@@ -104,6 +113,7 @@ export class Pool {
   start(): Promise<void> {
     const count = Math.max(1, this.options.minThreads)
     const starting = Array.from({ length: count }, () => this.spawn())
+    this.publish()
     return new Promise<void>((resolve, reject) => {
       const settle = (error: SerializedDefect | undefined) => {
         for (const slot of starting) slot.onReady = undefined
@@ -175,6 +185,7 @@ export class Pool {
         return Promise.resolve()
       }
       slot.entries = []
+      metrics.cancelTerminated()
       const retired = this.retire(slot)
       // Replace it now rather than on its exit, which a call blocked in native code delays.
       this.replenish()
@@ -187,7 +198,11 @@ export class Pool {
 
   /** Brings the pool back up to `minThreads` after a thread was lost (not while closing). */
   private replenish(): void {
-    if (!this.closing) while (this.liveSlots() < this.options.minThreads) this.addThread()
+    if (this.closing) return
+    while (this.liveSlots() < this.options.minThreads) {
+      this.addThread()
+      metrics.threadReplaced()
+    }
   }
 
   /** A thread more for the pool: the spare, if there is one (and a new spare starts), or a new one. */
@@ -373,6 +388,7 @@ export class Pool {
       this.addThread()
       needed--
     }
+    this.publish()
   }
 
   private send(slot: Slot, job: Job): void {
@@ -413,6 +429,7 @@ export class Pool {
   private retire(slot: Slot): Promise<void> {
     slot.retiring = true
     slot.idleSince = undefined
+    this.publish()
     return stopWorker(slot.worker)
   }
 
@@ -427,6 +444,7 @@ export class Pool {
   }
 
   private notifyIdle(): void {
+    this.publish()
     if (!this.isIdle()) return
     const waiters = this.idleWaiters
     this.idleWaiters = []
@@ -468,6 +486,7 @@ export class Pool {
       retiring.push(this.retire(slot))
     }
     await Promise.all(retiring)
+    this.publish()
     return { interrupted }
   }
 }

@@ -133,6 +133,7 @@ export const launch = <E>(
       process.stderr.write(`${describeFailure(exit.cause)}\n`)
       process.exit(1)
     }
+    record.ended(end)
     process.stdout.write(`${record.format(end)}\n`)
     process.exit(record.stillRunning.length > 0 ? 1 : 0)
   })
