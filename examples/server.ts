@@ -14,6 +14,8 @@
  * The inspector page (Inspector.router) is at /inspector: open the URL printed at start, which
  * carries its token. `curl -X POST 127.0.0.1:3000/durable/webhook` a few times to see dead tasks
  * there (the webhook's receiver refuses the first WEBHOOK_FAILURES deliveries) and retry them.
+ * The same token guards /metrics (Telemetry.prometheusRoute): every metric in Prometheus's text
+ * format, `curl -H "authorization: Bearer <token>" 127.0.0.1:3000/metrics`.
  * Env: PORT, DRAIN_MS, GRACE_MS, TASK_DELAY_MS, LOG_FILE, INTERVAL_MS, CONCURRENCY, MAX_QUEUED,
  *      REFRESH_MS (default 30000), REFRESH_FAILURES (the first N cache refreshes fail, default 0),
  *      CRON_TZ (default Europe/Paris), OFFLOAD_THREADS, BATCH_SIZE, FLUSH_MS,
@@ -32,6 +34,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import { appendFile } from "node:fs/promises"
 import { Background, Durable, Inspector, Server } from "../src/index.js"
+import * as Telemetry from "../src/Telemetry.js"
 import { helloDaemon } from "./daemon.js"
 import { durableRoutes, NotificationWorkers, SqliteStore } from "./durable.js"
 import { env, launchOptions, serverOptions } from "./env.js"
@@ -109,7 +112,8 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.concat(offloadRoutes),
   HttpRouter.post("/durable/webhook", webhook),
   HttpRouter.concat(durableRoutes("/durable")),
-  HttpRouter.concat(Inspector.router({ path: "/inspector", token: inspectorToken }))
+  HttpRouter.concat(Inspector.router({ path: "/inspector", token: inspectorToken })),
+  HttpRouter.get("/metrics", Telemetry.prometheusRoute({ token: inspectorToken, serviceName: "effect-background-demo" }))
 )
 
 const jobs = Layer.mergeAll(
@@ -141,6 +145,7 @@ process.stdout.write(
     "  GET  /durable/tasks/:id         a durable task's state (pending, running, done...)",
     "  POST /durable/webhook           durable webhook delivery; the first WEBHOOK_FAILURES end dead",
     "  GET  /inspector                 the inspector page: tasks, jobs, durable tasks, threads, live",
+    "  GET  /metrics                   every metric in Prometheus's text format (bearer: the inspector's token)",
     `  inspector: http://127.0.0.1:${env.port === 0 ? "<port>" : env.port}/inspector#token=${inspectorToken}`,
     `  jobs: daemon "hello" every ${env.intervalMillis}ms, "refresh-cache" spaced ${refreshMillis}ms,` +
     ` cron "minute-report" (* * * * *, ${cronTimeZone})`,

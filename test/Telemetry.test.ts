@@ -82,6 +82,8 @@ describe("Telemetry.prometheusRoute", () => {
       ).pipe(Effect.provide(captureLogs().layer))
       const before = parsePrometheus((yield* request(server.port, "/metrics", { headers: { authorization: "Bearer scrape-me" } })).body)
       const countBefore = before.find("telemetry_test_orders_total")[0]?.value ?? 0
+      const receipts = { kind: "after-response", name: "telemetry receipt" }
+      const receiptsBefore = before.find("effect_background_tasks_finished_total", receipts)[0]?.value ?? 0
       for (let i = 0; i < 3; i++) expect((yield* request(server.port, "/order", { method: "POST" })).status).toBe(201)
       yield* server.use(Background.awaitIdle)
 
@@ -106,6 +108,11 @@ describe("Telemetry.prometheusRoute", () => {
       expect(scrape.find("telemetry_test_order_size_bucket", { le: "2" })[0]?.value).toBe(3)
       expect(scrape.find("telemetry_test_order_size_bucket", { le: "+Inf" })[0]?.value).toBe(3)
       expect(scrape.find("target_info")[0]?.labels["service_name"]).toBe("telemetry-test")
+      // the library's own metrics, from the same scrape: the three receipts ran
+      expect(scrape.types.get("effect_background_tasks_finished_total")).toBe("counter")
+      expect(scrape.find("effect_background_tasks_finished_total", receipts)[0]?.value).toBe(receiptsBefore + 3)
+      expect(scrape.types.get("effect_background_task_lag_seconds")).toBe("histogram")
+      expect(scrape.find("effect_background_task_lag_seconds_count", receipts)[0]?.value).toBe(receiptsBefore + 3)
     }))
 
   it("refuses an empty token or service name when the route is built", () => {
@@ -182,13 +189,19 @@ describe("OpenTelemetry export (@effect/opentelemetry NodeSdk)", () => {
       expect(mail.status.code).toBe(2) // SpanStatusCode.ERROR
       expect(mail.status.message).toContain("no mail server")
 
-      // An application metric, updated in the request, reaches the OpenTelemetry reader.
+      // The metrics reach the OpenTelemetry reader: the library's (the failed fork, by its labels)
+      // and an application's own.
       yield* Metric.increment(orders)
       const ordersNow = (yield* Metric.value(orders)).count
       yield* Effect.promise(() => reader.forceFlush())
       const exported = metrics.getMetrics().at(-1)?.scopeMetrics.flatMap((scope) => scope.metrics) ?? []
-      const point = exported.find((metric) => metric.descriptor.name === "telemetry_test_orders_total")?.dataPoints[0]
-      expect(point?.value).toBe(ordersNow)
+      const point = (name: string, attributes: Record<string, string> = {}) =>
+        exported.find((metric) => metric.descriptor.name === name)?.dataPoints.find((p) =>
+          Object.entries(attributes).every(([key, value]) => p.attributes[key] === value)
+        )?.value
+      expect(point("telemetry_test_orders_total")).toBe(ordersNow)
+      expect(point("effect_background_tasks_failed_total", { kind: "task", name: "telemetry mail" })).toBe(1)
+      expect(point("effect_background_tasks_finished_total", { kind: "after-response", name: "telemetry audit" })).toBe(1)
     }))
 })
 

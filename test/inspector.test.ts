@@ -216,6 +216,18 @@ describe.skipIf(!hasChromium)("the inspector page, in Chromium", () => {
       expect((await cpu).status).toBe(200)
       await waitForBusy(page, 0)
 
+      // The same work, as the demo's Prometheus route (Telemetry.prometheusRoute, behind the same
+      // token) counts it: the notification ran, the webhooks' four attempts failed.
+      expect((await request(app.port, "GET", "/metrics")).status).toBe(401)
+      const scrape = await request(app.port, "GET", "/metrics", { headers: { authorization: `Bearer ${token}` } })
+      expect(scrape.status).toBe(200)
+      const sample = (name: string, labels: Record<string, string>) =>
+        scrape.body.split("\n").filter((line) =>
+          line.startsWith(`${name}{`) && Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))
+        ).reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
+      expect(sample("effect_background_tasks_finished_total", { kind: "after-response" })).toBeGreaterThanOrEqual(1)
+      expect(sample("effect_background_tasks_failed_total", { kind: "durable", name: "deliver-webhook" })).toBe(4)
+
       // Retry now: the dead task is pending again, leaves the dead list, and runs (the receiver
       // has stopped refusing).
       const [retried, discarded] = deadIds as [string, string]

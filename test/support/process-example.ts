@@ -281,11 +281,11 @@ export const request = (
   port: number,
   method: string,
   path: string,
-  options: { readonly agent?: Http.Agent } = {}
+  options: { readonly agent?: Http.Agent; readonly headers?: Http.OutgoingHttpHeaders } = {}
 ): Promise<Response> => {
   const response = new Promise<Response>((resolve, reject) => {
     const req = Http.request(
-      { host: "127.0.0.1", port, method, path, agent: options.agent ?? false },
+      { host: "127.0.0.1", port, method, path, agent: options.agent ?? false, headers: options.headers ?? {} },
       (res) => {
         let body = ""
         res.setEncoding("utf8")
