@@ -7,7 +7,7 @@
  * and what is still running. The page is plain HTML, JavaScript and CSS shipped in the package
  * (its `inspector/` folder): nothing to build.
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @module
  */
 import type * as HttpRouter from "@effect/platform/HttpRouter"
@@ -25,7 +25,7 @@ import * as validate from "./internal/options.js"
  * const options: Inspector.Options = { path: "/inspector", token: process.env.INSPECTOR_TOKEN }
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category models
  */
 export interface Options {
@@ -67,7 +67,7 @@ export interface Options {
  * // open http://127.0.0.1:3000/inspector#token=s3cret-from-config
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category routes
  */
 export const router = (options: Options = {}): HttpRouter.HttpRouter<never, Background> => {

@@ -27,7 +27,7 @@
  * ).pipe(Effect.map((state) => state.count))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @module
  */
 import * as Metric from "effect/Metric"
@@ -44,7 +44,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
  * const note = `the first ${Metrics.nameLimit} task names of each kind are labels of their own`
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category labels
  */
 export const nameLimit = 100
@@ -63,7 +63,7 @@ export const nameLimit = 100
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category labels
  */
 export const otherName = "_other"
@@ -79,7 +79,7 @@ export const otherName = "_other"
  * const upperBounds = Metrics.secondsBuckets.values // [0.001, 0.002, 0.004, …, 65.536]
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category labels
  */
 export const secondsBuckets: MetricBoundaries.MetricBoundaries = MetricBoundaries.exponential({
@@ -106,7 +106,7 @@ export const secondsBuckets: MetricBoundaries.MetricBoundaries = MetricBoundarie
  * ).pipe(Effect.map((state) => state.count))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksStarted: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_started_total", {
@@ -126,7 +126,7 @@ export const tasksStarted: Metric.Metric.Counter<number> = Metric.counter("effec
  * const emailsDone = Metrics.tasksFinished.pipe(Metric.tagged("kind", "after-response"), Metric.tagged("name", "send-email"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksFinished: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_finished_total", {
@@ -146,7 +146,7 @@ export const tasksFinished: Metric.Metric.Counter<number> = Metric.counter("effe
  * const failedForks = Metrics.tasksFailed.pipe(Metric.tagged("kind", "task"), Metric.tagged("name", "analytics"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksFailed: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_failed_total", {
@@ -167,7 +167,7 @@ export const tasksFailed: Metric.Metric.Counter<number> = Metric.counter("effect
  * const cutOff = Metrics.tasksInterrupted.pipe(Metric.tagged("kind", "offload"), Metric.tagged("name", "fib"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksInterrupted: Metric.Metric.Counter<number> = Metric.counter(
@@ -186,7 +186,7 @@ export const tasksInterrupted: Metric.Metric.Counter<number> = Metric.counter(
  * const refused = Metrics.tasksRejected.pipe(Metric.tagged("kind", "task"), Metric.tagged("name", "analytics"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksRejected: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_rejected_total", {
@@ -205,7 +205,7 @@ export const tasksRejected: Metric.Metric.Counter<number> = Metric.counter("effe
  * const skipped = Metrics.tasksSkipped.pipe(Metric.tagged("kind", "after-response"), Metric.tagged("name", "send-email"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksSkipped: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_skipped_total", {
@@ -228,7 +228,7 @@ export const tasksSkipped: Metric.Metric.Counter<number> = Metric.counter("effec
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_tasks_running", {
@@ -248,7 +248,7 @@ export const tasksRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_ba
  * const waitingAfterResponse = Metrics.tasksQueued.pipe(Metric.tagged("kind", "after-response"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const tasksQueued: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_tasks_queued", {
@@ -270,7 +270,7 @@ export const tasksQueued: Metric.Metric.Gauge<number> = Metric.gauge("effect_bac
  * ).pipe(Effect.map((state) => (state.count === 0 ? 0 : state.sum / state.count)))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const taskDuration: Metric.Metric.Histogram<number> = Metric.histogram(
@@ -292,7 +292,7 @@ export const taskDuration: Metric.Metric.Histogram<number> = Metric.histogram(
  * const lateReports = Metrics.taskLag.pipe(Metric.tagged("kind", "schedule"), Metric.tagged("name", "report"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category tasks
  */
 export const taskLag: Metric.Metric.Histogram<number> = Metric.histogram(
@@ -316,7 +316,7 @@ export const taskLag: Metric.Metric.Histogram<number> = Metric.histogram(
  * const dropped = Metrics.scheduleSkippedRuns.pipe(Metric.tagged("name", "report"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category schedules
  */
 export const scheduleSkippedRuns: Metric.Metric.Counter<number> = Metric.counter(
@@ -338,7 +338,7 @@ export const scheduleSkippedRuns: Metric.Metric.Counter<number> = Metric.counter
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category schedules
  */
 export const scheduleNextRun: Metric.Metric.Gauge<number> = Metric.gauge(
@@ -358,7 +358,7 @@ export const scheduleNextRun: Metric.Metric.Gauge<number> = Metric.gauge(
  * const consumerRestarts = Metrics.daemonRestarts.pipe(Metric.tagged("name", "consumer"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category schedules
  */
 export const daemonRestarts: Metric.Metric.Counter<number> = Metric.counter("effect_background_daemon_restarts_total", {
@@ -383,7 +383,7 @@ export const daemonRestarts: Metric.Metric.Counter<number> = Metric.counter("eff
  * const deadWelcomes = Metrics.durableTasks.pipe(Metric.tagged("name", "send-welcome"), Metric.tagged("state", "dead"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category durable
  */
 export const durableTasks: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_durable_tasks", {
@@ -402,7 +402,7 @@ export const durableTasks: Metric.Metric.Gauge<number> = Metric.gauge("effect_ba
  * const attempts = Metrics.durableAttempts.pipe(Metric.tagged("name", "send-welcome"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category durable
  */
 export const durableAttempts: Metric.Metric.Counter<number> = Metric.counter("effect_background_durable_attempts_total", {
@@ -421,7 +421,7 @@ export const durableAttempts: Metric.Metric.Counter<number> = Metric.counter("ef
  * const handedBack = Metrics.durableReleased.pipe(Metric.tagged("name", "send-welcome"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category durable
  */
 export const durableReleased: Metric.Metric.Counter<number> = Metric.counter("effect_background_durable_released_total", {
@@ -444,7 +444,7 @@ export const durableReleased: Metric.Metric.Counter<number> = Metric.counter("ef
  * const busyThreads = Metrics.offloadThreads.pipe(Metric.tagged("state", "busy"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category offload
  */
 export const offloadThreads: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_offload_threads", {
@@ -462,7 +462,7 @@ export const offloadThreads: Metric.Metric.Gauge<number> = Metric.gauge("effect_
  * const waiting = Metric.value(Metrics.offloadQueueDepth).pipe(Effect.map((state) => state.value))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category offload
  */
 export const offloadQueueDepth: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_offload_queue_depth", {
@@ -481,7 +481,7 @@ export const offloadQueueDepth: Metric.Metric.Gauge<number> = Metric.gauge("effe
  * const replaced = Metric.value(Metrics.offloadThreadReplacements)
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category offload
  */
 export const offloadThreadReplacements: Metric.Metric.Counter<number> = Metric.counter(
@@ -501,7 +501,7 @@ export const offloadThreadReplacements: Metric.Metric.Counter<number> = Metric.c
  * const terminated = Metric.value(Metrics.offloadCancelTerminations)
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category offload
  */
 export const offloadCancelTerminations: Metric.Metric.Counter<number> = Metric.counter(
@@ -526,7 +526,7 @@ export const offloadCancelTerminations: Metric.Metric.Counter<number> = Metric.c
  * const lastGrace = Metrics.shutdownPhase.pipe(Metric.tagged("phase", "grace"))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category shutdown
  */
 export const shutdownPhase: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_shutdown_phase_seconds", {
@@ -544,7 +544,7 @@ export const shutdownPhase: Metric.Metric.Gauge<number> = Metric.gauge("effect_b
  * const ours = Metric.unsafeSnapshot().filter((pair) => Metrics.names.includes(pair.metricKey.name))
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category labels
  */
 export const names: ReadonlyArray<string> = [

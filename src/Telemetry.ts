@@ -23,7 +23,7 @@
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @module
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -49,7 +49,7 @@ import * as routes from "./internal/server/routes.js"
  * }
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category models
  */
 export interface PrometheusRouteOptions {
@@ -86,7 +86,7 @@ const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  * @category routes
  */
 export const prometheusRoute = (

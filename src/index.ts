@@ -116,7 +116,7 @@ export * as Durable from "./Durable.js"
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  */
 export * as Metrics from "./Metrics.js"
 
@@ -134,6 +134,6 @@ export * as Metrics from "./Metrics.js"
  * )
  * ```
  *
- * @since 0.2.0
+ * @since 0.4.0
  */
 export * as Inspector from "./Inspector.js"
