@@ -5,6 +5,8 @@
  *
  * - effect-background with the task (`Server.app` + `BackgroundTasks.add`, `fs.appendFile`);
  * - the same with `fs/promises` `appendFile`, as examples/notify.ts writes it;
+ * - the same with the library's metrics off (`EFFECT_BACKGROUND_METRICS=off`; every other
+ *   contender records them): what recording them costs;
  * - the same server with a task that does nothing (the task machinery's share), and without a task;
  * - the same server doing the append with no task machinery at all (a raw `setImmediate` +
  *   `fs.appendFile` from the handler, untracked): what the append alone costs that server, the
@@ -50,6 +52,7 @@ const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 10)
 
 const WITH_TASK = "effect-background, with task"
 const WITH_TASK_PROMISES = "effect-background, with task (fs/promises)"
+const METRICS_OFF = "effect-background, with task, metrics off (EFFECT_BACKGROUND_METRICS=off)"
 const WITHOUT_TASK = "effect-background, no task"
 const NOOP_TASK = "effect-background, no-op task"
 const RAW_APPEND = "effect-background, raw append (no task machinery)"
@@ -69,7 +72,8 @@ interface Contender {
 
 const nodeServer = (script: string, extraEnv: Record<string, string>) => (port: number, logFile: string) =>
   track(spawn(process.execPath, ["--import", LOADER, fixture(script)], {
-    env: { ...process.env, PORT: String(port), LOG_FILE: logFile, ...extraEnv },
+    // (metrics on unless the contender turns them off, whatever the shell says)
+    env: { ...process.env, PORT: String(port), LOG_FILE: logFile, EFFECT_BACKGROUND_METRICS: "on", ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"]
   }))
 
@@ -127,6 +131,7 @@ const main = async () => {
   const contenders: Array<Contender> = [
     { name: WITH_TASK, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "1" }) },
     { name: WITH_TASK_PROMISES, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "promises" }) },
+    { name: METRICS_OFF, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "1", EFFECT_BACKGROUND_METRICS: "off" }) },
     { name: NOOP_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "noop" }) },
     { name: WITHOUT_TASK, writes: false, start: nodeServer("notify-effect.ts", { WITH_TASK: "0" }) },
     { name: RAW_APPEND, writes: true, start: nodeServer("notify-effect.ts", { WITH_TASK: "raw" }) },
@@ -233,6 +238,11 @@ const main = async () => {
     console.log(`\nthroughput with task vs without: ${ratio(throughput)} (goal ≥ 0.90×) ${verdict(throughput >= 0.9)}`)
     console.log(`task lag p99 with task: ${ms(ours.lagP99)} ms (goal < 50 ms) ${verdict(ours.lagP99 < 50)}`)
     console.log(`lines missing with task: ${ours.missing} (goal 0) ${verdict(ours.missing === 0)}`)
+    const metricsCost = ours.perSecond / summary.get(METRICS_OFF)!.perSecond
+    console.log(
+      `throughput with task, metrics on vs off: ${ratio(metricsCost)} (what recording the library's metrics costs; ` +
+        `goal: under 5%, ≥ 0.95×) ${verdict(metricsCost >= 0.95)}`
+    )
     const noop = summary.get(NOOP_TASK)!.perSecond / summary.get(WITHOUT_TASK)!.perSecond
     console.log(`throughput with a no-op task vs without: ${ratio(noop)} (the task machinery alone, no file write; goal ≥ 0.97×) ${verdict(noop >= 0.97)}`)
     const raw = summary.get(RAW_APPEND)!.perSecond

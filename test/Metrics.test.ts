@@ -24,9 +24,11 @@ import {
   Scope,
   TestClock
 } from "effect"
+import { spawnSync } from "node:child_process"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { Background, BackgroundTasks, Durable, Metrics, Offload } from "../src/index.js"
 import { namesRecorded } from "../src/internal/metrics.js"
 import { Negative, Spin, Sum } from "./fixtures/tasks.js"
@@ -444,5 +446,26 @@ describe("Metrics", () => {
       expect(warnings[0]!.message).toContain("\"m-cap-over-1\"")
       yield* bg.shutdown
     }).pipe(Effect.provide(logs.layer))
+  })
+
+  it("EFFECT_BACKGROUND_METRICS=off records nothing for the process; a value it does not know is refused at load", async () => {
+    const run = (setting: string) =>
+      spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./fixtures/metrics-switch.ts", import.meta.url))], {
+        env: { ...process.env, EFFECT_BACKGROUND_METRICS: setting },
+        encoding: "utf8",
+        timeout: 120_000
+      })
+    // the counts are the last line (the failed fork's report is logged before it)
+    const counts = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1) ?? "")
+    const on = run("on")
+    expect(on.status).toBe(0)
+    expect(counts(on.stdout)).toEqual({ started: 2, finished: 2, failed: 1 })
+    const off = run("off")
+    expect(off.status).toBe(0)
+    expect(counts(off.stdout)).toEqual({ started: 0, finished: 0, failed: 0 })
+    const bogus = run("no")
+    expect(bogus.status).not.toBe(0)
+    expect(bogus.stderr).toContain("InvalidOptionError")
+    expect(bogus.stderr).toContain("EFFECT_BACKGROUND_METRICS")
   })
 })

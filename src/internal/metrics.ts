@@ -14,6 +14,20 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Metrics from "../Metrics.js"
+import { invalidOption } from "./options.js"
+
+/**
+ * `EFFECT_BACKGROUND_METRICS=off` turns the recording off for the whole process (read once, when
+ * this module loads, so no gauge is left half-counted); `on` or unset records. Anything else is
+ * refused at once: a typo must not silently keep metrics on, or off.
+ */
+const setting = process.env.EFFECT_BACKGROUND_METRICS
+if (setting !== undefined && setting !== "" && setting !== "on" && setting !== "off") {
+  throw invalidOption("EFFECT_BACKGROUND_METRICS", setting, "\"on\" (the default) or \"off\"")
+}
+/** Whether the library records its metrics in this process. */
+export const recording: boolean = setting !== "off"
+const off = !recording
 
 export type Kind = "after-response" | "task" | "daemon" | "schedule" | "durable" | "offload"
 
@@ -60,6 +74,7 @@ let queuedNotices: Array<string> = []
 /** The labels of a task of `kind` named `name`; `_other` once the kind has its fill of names. */
 export const series = (kind: Kind, name: string): Series => {
   const entry = kindSeries(kind)
+  if (off) return entry.other
   const known = entry.names.get(name)
   if (known !== undefined) return known
   if (entry.names.size < Metrics.nameLimit) {
@@ -101,15 +116,18 @@ const seconds = (millis: number): number => Math.max(0, millis) / 1000
 // Forks and after-response tasks: admitted (queued), begun (running), ended
 
 export const rejected = (kind: Kind, name: string): void => {
+  if (off) return
   Metrics.tasksRejected.unsafeUpdate(1, series(kind, name).byKindName)
 }
 
 export const admitted = (s: Series): void => {
+  if (off) return
   Metrics.tasksQueued.unsafeModify(1, s.byKind)
 }
 
 /** A queued task starts: `submittedAt` and `startedAt` in the same clock's milliseconds. */
 export const began = (s: Series, submittedAt: number, startedAt: number): void => {
+  if (off) return
   Metrics.tasksQueued.unsafeModify(-1, s.byKind)
   Metrics.tasksRunning.unsafeModify(1, s.byKind)
   Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
@@ -156,6 +174,7 @@ export const ended = (
   startedAt: number | undefined,
   clock: Clock.Clock | undefined
 ): void => {
+  if (off) return
   counted(s, outcomeOf(exit, skipped))
   if (startedAt === undefined) {
     Metrics.tasksQueued.unsafeModify(-1, s.byKind)
@@ -170,6 +189,7 @@ export const ended = (
 
 /** A run starts; `lagMillis` when it has a meaning; `running` false for kinds not in the gauge. */
 export const runStarted = (s: Series, lagMillis: number | undefined, running = true): void => {
+  if (off) return
   Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
   if (running) Metrics.tasksRunning.unsafeModify(1, s.byKind)
   if (lagMillis !== undefined) Metrics.taskLag.unsafeUpdate(seconds(lagMillis), s.byKindName)
@@ -177,6 +197,7 @@ export const runStarted = (s: Series, lagMillis: number | undefined, running = t
 
 /** A run ends, after `durationMillis`. */
 export const runEnded = (s: Series, outcome: Outcome, durationMillis: number, running = true): void => {
+  if (off) return
   counted(s, outcome)
   if (running) Metrics.tasksRunning.unsafeModify(-1, s.byKind)
   Metrics.taskDuration.unsafeUpdate(seconds(durationMillis), s.byKindName)
@@ -203,14 +224,17 @@ export class Run {
 // Schedules and daemons
 
 export const skippedTicks = (s: Series, ticks: number): void => {
+  if (off) return
   if (ticks > 0) Metrics.scheduleSkippedRuns.unsafeUpdate(ticks, s.byName)
 }
 
 export const nextRun = (s: Series, epochMillis: number): void => {
+  if (off) return
   Metrics.scheduleNextRun.unsafeUpdate(epochMillis / 1000, s.byName)
 }
 
 export const restarted = (s: Series): void => {
+  if (off) return
   Metrics.daemonRestarts.unsafeUpdate(1, s.byName)
 }
 
@@ -218,10 +242,12 @@ export const restarted = (s: Series): void => {
 // Durable tasks
 
 export const durableAttempt = (s: Series): void => {
+  if (off) return
   Metrics.durableAttempts.unsafeUpdate(1, s.byName)
 }
 
 export const durableReleased = (s: Series): void => {
+  if (off) return
   Metrics.durableReleased.unsafeUpdate(1, s.byName)
 }
 
@@ -254,6 +280,7 @@ export const durableCounts = (
   counts: ReadonlyArray<{ readonly name: string; readonly state: string; readonly count: number }>,
   previous: Counted
 ): Counted => {
+  if (off) return previous
   const totals = new Map<Labels, number>()
   for (const { count, name, state } of counts) {
     const key = durableLabels(series("durable", name), state)
@@ -278,6 +305,7 @@ export class PoolGauges {
   private queued = 0
 
   publish(threads: number, busyThreads: number, queued: number): void {
+    if (off) return
     const idleThreads = Math.max(0, threads - busyThreads)
     if (busyThreads !== this.busy) Metrics.offloadThreads.unsafeModify(busyThreads - this.busy, busy)
     if (idleThreads !== this.idle) Metrics.offloadThreads.unsafeModify(idleThreads - this.idle, idle)
@@ -289,10 +317,12 @@ export class PoolGauges {
 }
 
 export const threadReplaced = (): void => {
+  if (off) return
   Metrics.offloadThreadReplacements.unsafeUpdate(1, noLabels)
 }
 
 export const cancelTerminated = (): void => {
+  if (off) return
   Metrics.offloadCancelTerminations.unsafeUpdate(1, noLabels)
 }
 
@@ -302,6 +332,7 @@ export const cancelTerminated = (): void => {
 const phases = new Map<string, Labels>()
 
 export const shutdownPhase = (phase: "drain" | "grace" | "interrupt" | "offload" | "services", millis: number): void => {
+  if (off) return
   let key = phases.get(phase)
   if (key === undefined) {
     key = labels(["phase", phase])
