@@ -42,7 +42,11 @@ export class RequestTasks {
   readonly hooks: Array<() => void> = []
   private count = 0
 
-  constructor(readonly supervisor: Supervisor) {}
+  /**
+   * `request`: the request the tasks come from, when it is known outside Effect's HTTP stack (the
+   * Promise API's adapters); otherwise it is read from the adding fiber's context.
+   */
+  constructor(readonly supervisor: Supervisor, readonly request?: RequestOrigin | undefined) {}
 
   /** Validates and admits a task, in the calling fiber. */
   add(
@@ -68,7 +72,7 @@ export class RequestTasks {
     const context = fiber.currentContext
     // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
     // business in logs and reports unless the handler names the task so itself.
-    const origin = requestOriginOf(context)
+    const origin = this.request ?? requestOriginOf(context)
     const name = options.name ?? defaultName(origin, index)
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const record = this.supervisor.reserve(name, now, origin)
@@ -132,7 +136,7 @@ const startDue = (): void => {
 }
 
 const defaultName = (origin: RequestOrigin | undefined, index: number) =>
-  `after-response ${origin?.method ?? ""}${origin?.route === undefined ? "" : ` ${origin.route}`} #${index}`
+  `after-response${origin === undefined ? "" : ` ${origin.method}`}${origin?.route === undefined ? "" : ` ${origin.route}`} #${index}`
 
 /** What the middleware keeps per request: its task list, once one is added, and its seal. */
 interface Slot {

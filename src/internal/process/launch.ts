@@ -71,7 +71,7 @@ const isOwnError = (error: unknown): error is InstanceType<(typeof ownErrors)[nu
  * The signals that start a graceful shutdown: Ctrl-C and a process manager's stop. SIGHUP is left
  * alone, so a server started under `nohup` keeps ignoring it.
  */
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const
+export const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const
 
 /**
  * A repeat of the first signal within this long is the same signal delivered twice, not a second
@@ -79,7 +79,7 @@ const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const
  * tsx's CLI relays it once more when its child has not answered within 30 ms. A deliberate second
  * Ctrl-C comes later than this, or is a different signal.
  */
-const DUPLICATE_SIGNAL_WINDOW_MILLIS = 1000
+export const DUPLICATE_SIGNAL_WINDOW_MILLIS = 1000
 
 export const launch = <E>(
   self: Layer.Layer<never, E, never>,

@@ -1,0 +1,246 @@
+/**
+ * The library for servers that are not Effect's: node:http, Express, Fastify, Hono on Node. `make`
+ * builds the runtime once — the supervisor, and a worker pool when asked — and hands back plain
+ * functions: `after` (a task after a response's last byte), `waitUntil`, `fork`, `daemon`,
+ * `every`, `cron`, `offload`, `snapshot`, and `close`, the same bounded shutdown as
+ * `Server.launch` (drain the server, give background work its grace, interrupt the rest) with the
+ * same report line. Callbacks are `async (signal) => ...` functions: `signal` aborts when the task
+ * is interrupted, so the callback can stop its own I/O; one that ignores it and outlives the
+ * interrupt timeout is named in the report.
+ *
+ * @example
+ * ```ts
+ * import * as Http from "node:http"
+ * import * as Node from "effect-background/Node"
+ *
+ * const server = Http.createServer((req, res) => {
+ *   background.after(res, async (signal) => {
+ *     await fetch("https://example.com/audit", { method: "POST", signal })
+ *   }, { name: "audit" })
+ *   res.end("ok")
+ * })
+ * const background = await Node.make({ server, grace: "5 seconds" })
+ * Node.handleSignals(background)
+ * server.listen(3000, "127.0.0.1")
+ * ```
+ *
+ * @since 0.5.0
+ * @module
+ */
+import type * as Duration from "effect/Duration"
+import type * as Http from "node:http"
+import type * as Background from "./Background.js"
+import * as internal from "./internal/node/runtime.js"
+import type * as Offload from "./Offload.js"
+
+/**
+ * A task's body: a plain function, usually `async`, given an `AbortSignal` that aborts when the
+ * task is interrupted (shutdown past its grace, `interrupt()`). A rejection is the task's failure,
+ * reported once by name.
+ *
+ * @example
+ * ```ts
+ * import type * as Node from "effect-background/Node"
+ *
+ * const ping: Node.Callback = async (signal) => {
+ *   await fetch("https://example.com/ping", { signal })
+ * }
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export type Callback<A = unknown> = (signal: AbortSignal) => PromiseLike<A> | A
+
+/**
+ * Options of {@link make}: the supervisor's (`grace`, `interruptTimeout`, `concurrency`,
+ * `maxQueued`, as `Background.layer` takes them), the server to drain with its `drainTimeout`
+ * (default 10 seconds), the worker pool's (`Offload.layer`'s; no pool without them), and
+ * `printReport` (default true: `close` prints the report line to stdout).
+ *
+ * @example
+ * ```ts
+ * import * as Http from "node:http"
+ * import type * as Node from "effect-background/Node"
+ *
+ * const options: Node.Options = {
+ *   server: Http.createServer(),
+ *   drainTimeout: "10 seconds",
+ *   grace: "5 seconds",
+ *   interruptTimeout: "2 seconds"
+ * }
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface Options extends internal.Options {}
+
+/**
+ * How a task ended: `"failed"` has already been reported (logged once, with its name and cause).
+ *
+ * @example
+ * ```ts
+ * import type * as Node from "effect-background/Node"
+ *
+ * const isClean = (outcome: Node.Outcome) => outcome === "finished"
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export type Outcome = "finished" | "failed" | "interrupted"
+
+/**
+ * A task started by `fork`, `waitUntil`, `daemon`, `every` or `cron`: its id and name, `done()`
+ * (resolves with its {@link Outcome}, never rejects) and `interrupt()` (aborts its signal and
+ * waits for it).
+ *
+ * @example
+ * ```ts
+ * import type * as Node from "effect-background/Node"
+ *
+ * const stop = async (task: Node.Task) => {
+ *   await task.interrupt()
+ *   return task.done()
+ * }
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface Task extends internal.Task {}
+
+/**
+ * What `close` resolves with: the report line (as printed), what outlived its interrupt timeout,
+ * and the exit code `handleSignals` uses (1 when anything did).
+ *
+ * @example
+ * ```ts
+ * import type * as Node from "effect-background/Node"
+ *
+ * const exitWith = (result: Node.CloseResult) => process.exit(result.exitCode)
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface CloseResult extends internal.CloseResult {}
+
+/**
+ * The runtime {@link make} returns: the library's functions for code outside Effect. Every
+ * function checks its arguments at once and throws `InvalidOptionError` naming a bad one;
+ * `fork`, `waitUntil` and the jobs throw `ShuttingDownError` once `close` has begun (and `fork`
+ * `QueueFullError` past `maxQueued`).
+ *
+ * @example
+ * ```ts
+ * import * as Node from "effect-background/Node"
+ *
+ * const background: Node.BackgroundRuntime = await Node.make()
+ * background.fork(async () => console.log("warming the cache"), "warm-cache")
+ * background.every(async () => console.log("tick"), { name: "tick", spaced: "1 minute" })
+ * await background.close()
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface BackgroundRuntime {
+  /**
+   * Runs `callback` after the response is written: once its `finish` event says the last byte went
+   * to the OS. `target` is the `ServerResponse`, or a request carrying it (`req.res`, as Express
+   * and Fastify's raw request do, or a request of the server given to {@link make}). A request's
+   * tasks run one after another in the order added; one failing is reported and the next still
+   * runs. As with `BackgroundTasks.add`, they run only when the handler succeeded (a status under
+   * 400); otherwise, and when the response closes before it is fully written (the client hung up,
+   * an error), they are skipped and counted as such. `route` is the route's pattern, shown by the inspector
+   * and in default names (never the URL).
+   */
+  readonly after: (
+    target: Http.ServerResponse | Http.IncomingMessage | { readonly res: Http.ServerResponse },
+    callback: Callback,
+    options?: { readonly name?: string | undefined; readonly route?: string | undefined }
+  ) => void
+  /** Keeps a promise already started under supervision: shutdown waits for it (within the grace). */
+  readonly waitUntil: (promise: PromiseLike<unknown>, options?: { readonly name?: string | undefined }) => Task
+  /** A named fire-and-forget task (`Background.fork`'s options: a name, or `{ name, key, onConflict }`). */
+  readonly fork: (callback: Callback, options: Background.ForkOptions) => Task
+  /** A long-running callback, restarted with backoff when it fails (`Background.daemon`'s options). */
+  readonly daemon: (callback: Callback, options: string | Background.DaemonOptions) => Task
+  /** A callback run on a cadence, `{ name, spaced }` or `{ name, fixedRate, overlap }` (`Background.every`). */
+  readonly every: (callback: Callback, options: Background.EveryOptions) => Task
+  /** A callback run by a cron expression in an explicit time zone (`Background.cron`). */
+  readonly cron: (callback: Callback, options: Background.CronOptions) => Task
+  /**
+   * Runs an `Offload` task on the worker pool configured by `make({ offload })`; rejects with the
+   * task's own failure or `Offload.RunError`, or `InvalidOptionError` when no pool was configured.
+   */
+  readonly offload: <I, IE, O, OE, F, FE>(
+    task: Offload.Task<I, IE, O, OE, F, FE>,
+    input: I,
+    options?: Offload.RunOptions
+  ) => Promise<O>
+  /** The tasks owned now, as `Background.snapshot` gives them. */
+  readonly snapshot: () => ReadonlyArray<Background.TaskInfo>
+  /** Counts since the runtime was made, as `Background.stats` gives them. */
+  readonly stats: () => Background.SupervisorStats
+  /** Has the server drained from `close()`, if it was not given to `make`. One server per runtime. */
+  readonly attach: (server: Http.Server) => void
+  /** False once `close` has begun: answer a health check 503 then. */
+  readonly isReady: () => boolean
+  /**
+   * Graceful shutdown, once (later calls get the same promise): stops accepting connections, lets
+   * in-flight requests finish within `drainTimeout` (idle keep-alive sockets closed, the last
+   * answers saying `Connection: close`), gives background work its `grace`, interrupts what is
+   * left (aborting signals) within `interruptTimeout`, closes the pool, prints the report line.
+   */
+  readonly close: () => Promise<CloseResult>
+}
+
+/**
+ * Builds the runtime. Options are checked before anything starts: a bad one throws
+ * `InvalidOptionError` naming it; a pool's worker module that fails to load rejects with
+ * `WorkerLoadError`.
+ *
+ * @example
+ * ```ts
+ * import * as Http from "node:http"
+ * import * as Node from "effect-background/Node"
+ *
+ * const server = Http.createServer((req, res) => {
+ *   background.after(req, async () => console.log("sent"), { name: "notify" })
+ *   res.end("ok")
+ * })
+ * const background = await Node.make({ server })
+ * ```
+ *
+ * @since 0.5.0
+ * @category constructors
+ */
+export const make = (options?: Options): Promise<BackgroundRuntime> => {
+  const settings = internal.resolveSettings(options)
+  return internal.NodeRuntime.make(settings)
+}
+
+/**
+ * SIGINT and SIGTERM close the runtime and exit the process: 0, or 1 when something outlived its
+ * bounds. As with `Server.launch`, a second signal, or the hard deadline (default: the phases'
+ * bounds plus 5 seconds), exits at once with 1 naming what was still running. Returns a function
+ * that removes the handlers.
+ *
+ * @example
+ * ```ts
+ * import * as Node from "effect-background/Node"
+ *
+ * const background = await Node.make()
+ * const stopHandling = Node.handleSignals(background, { hardDeadline: "30 seconds" })
+ * ```
+ *
+ * @since 0.5.0
+ * @category lifecycle
+ */
+export const handleSignals = (
+  runtime: BackgroundRuntime,
+  options?: { readonly hardDeadline?: Duration.DurationInput | undefined }
+): () => void => internal.handleSignals(internal.NodeRuntime.from(runtime), options)

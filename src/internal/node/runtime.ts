@@ -1,0 +1,422 @@
+/**
+ * The Promise-facing runtime behind `effect-background/Node`: the supervisor (and, when asked, the
+ * offload pool) built once in a `ManagedRuntime`, plain `async (signal) => ...` callbacks turned
+ * into tasks, after-response lists keyed by Node's `ServerResponse`, and a `close` that walks the
+ * same shutdown as `Server.launch` — the HTTP drain (reusing the Effect side's `Graceful`), the
+ * supervisor's grace and interrupt, the pool — and prints the same report line.
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
+import * as Http from "node:http"
+import type * as Background from "../../Background.js"
+import * as Offload from "../../Offload.js"
+import * as BackgroundApi from "../../Background.js"
+import type { Callback, Outcome } from "../../Node.js"
+import { RequestTasks } from "../background/requestTasks.js"
+import * as service from "../background/service.js"
+import type { ResolvedOptions } from "../background/supervisor.js"
+import type { TaskHandle } from "../background/task.js"
+import * as validate from "../options.js"
+import { DUPLICATE_SIGNAL_WINDOW_MILLIS, SHUTDOWN_SIGNALS } from "../process/launch.js"
+import { ShutdownRecord, ShutdownRecorder } from "../report.js"
+import { Graceful } from "../server/graceful.js"
+
+
+export interface Options extends Background.Options {
+  readonly server?: Http.Server | undefined
+  readonly drainTimeout?: Duration.DurationInput | undefined
+  readonly offload?: Offload.Options | undefined
+  readonly printReport?: boolean | undefined
+}
+
+export interface Settings {
+  readonly background: ResolvedOptions
+  readonly drainTimeout: Duration.Duration
+  readonly interruptTimeout: Duration.Duration
+  readonly offload: Offload.Options | undefined
+  readonly server: Http.Server | undefined
+  readonly printReport: boolean
+}
+
+
+export interface Task {
+  readonly id: number
+  readonly name: string
+  /** Resolves with how the task ended; never rejects (a failure was already reported by name). */
+  readonly done: () => Promise<Outcome>
+  /** Interrupts the task (aborting its signal) and waits for it to end. */
+  readonly interrupt: () => Promise<void>
+}
+
+export interface CloseResult {
+  /** The report line, as printed. */
+  readonly report: string
+  /** What outlived its interrupt timeout (a callback that ignored its signal, a stuck request). */
+  readonly stillRunning: ReadonlyArray<string>
+  /** 0, or 1 when something was still running: what `handleSignals` exits with. */
+  readonly exitCode: 0 | 1
+}
+
+/** Throws an Effect failure's own error (an `InvalidOptionError`, not a `FiberFailure` around it). */
+const orThrow = <A, E>(exit: Exit.Exit<A, E>): A => {
+  if (Exit.isSuccess(exit)) return exit.value
+  throw Cause.squash(exit.cause)
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * A callback as an effect. Interrupting it aborts its signal and then waits for its promise to
+ * settle: a callback that stops on the signal ends as interrupted; one that ignores it keeps the
+ * task alive, so the supervisor's interrupt timeout bounds it and the report names it.
+ */
+export const fromCallback = <A>(callback: Callback<A>): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
+    const controller = new AbortController()
+    let settled = false
+    let onSettled: (() => void) | undefined
+    const settle = (effect: Effect.Effect<A, unknown>) => {
+      settled = true
+      onSettled?.()
+      resume(effect)
+    }
+    new Promise<A>((resolve) => resolve(callback(controller.signal))).then(
+      (value) => settle(Effect.succeed(value)),
+      (error: unknown) => settle(Effect.fail(error))
+    )
+    return Effect.async<void>((stopped) => {
+      controller.abort()
+      if (settled) stopped(Effect.void)
+      else onSettled = () => stopped(Effect.void)
+    })
+  })
+
+const CALLBACK_EXPECTED = "a function taking an AbortSignal (e.g. async (signal) => fetch(url, { signal }))"
+
+const checkCallback = (option: string, callback: unknown): void => {
+  if (typeof callback !== "function") throw validate.invalidOption(option, callback, CALLBACK_EXPECTED)
+}
+
+/** Validates the options of `make`, synchronously. */
+export const resolveSettings = (given: Options | undefined): Settings => {
+  const checked = Effect.runSync(Effect.either(Effect.flatMap(
+    validate.record("options", given, "{ server, grace: \"5 seconds\" }"),
+    (options) =>
+      validate.all({
+        background: service.resolveOptions(options),
+        drainTimeout: validate.duration(
+          "drainTimeout",
+          validate.orDefault(options.drainTimeout, "10 seconds"),
+          "nonNegative"
+        ),
+        interruptTimeout: validate.duration(
+          "interruptTimeout",
+          validate.orDefault(options.interruptTimeout, "5 seconds"),
+          "nonNegative"
+        ),
+        offload: options.offload === undefined || isObject(options.offload)
+          ? Effect.succeed(options.offload)
+          : validate.invalid("offload", options.offload, "the worker pool's options (e.g. { module: new URL(\"./tasks.js\", import.meta.url) })"),
+        server: options.server === undefined || options.server instanceof Http.Server
+          ? Effect.succeed(options.server)
+          : validate.invalid("server", options.server, "a node:http Server (e.g. http.createServer(handler), or Express's app.listen())"),
+        printReport: Effect.map(validate.boolean("printReport", options.printReport), (value) => value ?? true)
+      })
+  )))
+  if (checked._tag === "Left") throw checked.left
+  return checked.right
+}
+
+const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express, Fastify's raw request)"
+
+type Services = BackgroundApi.Background | Offload.Offload
+
+export class NodeRuntime {
+  private readonly lists = new WeakMap<Http.ServerResponse, RequestTasks>()
+  private readonly responses = new WeakMap<Http.IncomingMessage, Http.ServerResponse>()
+  private graceful: Graceful | undefined
+  private closing: Promise<CloseResult> | undefined
+
+  private constructor(
+    private readonly settings: Settings,
+    private readonly managed: ManagedRuntime.ManagedRuntime<Services, unknown>,
+    private readonly runtime: Runtime.Runtime<Services>,
+    private readonly record: ShutdownRecord
+  ) {
+    // Handed out as plain functions (`const { after } = background`): bound once here.
+    this.after = this.after.bind(this)
+    this.waitUntil = this.waitUntil.bind(this)
+    this.fork = this.fork.bind(this)
+    this.daemon = this.daemon.bind(this)
+    this.every = this.every.bind(this)
+    this.cron = this.cron.bind(this)
+    this.offload = this.offload.bind(this)
+    this.snapshot = this.snapshot.bind(this)
+    this.stats = this.stats.bind(this)
+    this.attach = this.attach.bind(this)
+    this.isReady = this.isReady.bind(this)
+    this.close = this.close.bind(this)
+  }
+
+  /** The runtime behind a value `make` returned (anything else is refused). */
+  static from(value: unknown): NodeRuntime {
+    if (value instanceof NodeRuntime) return value
+    throw validate.invalidOption("runtime", value, "the runtime Node.make() returned (e.g. await Node.make({ server }))")
+  }
+
+  static async make(settings: Settings): Promise<NodeRuntime> {
+    const record = new ShutdownRecord()
+    const supervisor = service.layer(Effect.succeed(settings.background), false)
+    // The pool is built first and released last: tasks may still use it during their grace.
+    const layer = settings.offload === undefined
+      ? supervisor
+      : Layer.provideMerge(supervisor, Offload.layer(settings.offload))
+    // Only `offload` reaches the Offload service, and it checks the pool was asked for first.
+    const managed = ManagedRuntime.make(
+      Layer.provide(layer as Layer.Layer<Services, unknown>, Layer.succeed(ShutdownRecorder, record))
+    )
+    const exit = await Effect.runPromiseExit(managed.runtimeEffect)
+    if (Exit.isFailure(exit)) {
+      await managed.dispose()
+      throw Cause.squash(exit.cause)
+    }
+    const made = new NodeRuntime(settings, managed, exit.value, record)
+    if (settings.server !== undefined) made.attach(settings.server)
+    return made
+  }
+
+  private run<A, E>(effect: Effect.Effect<A, E, Services>): A {
+    return orThrow(Runtime.runSyncExit(this.runtime)(effect))
+  }
+
+  private get supervisor() {
+    return this.run(service.currentSupervisor)
+  }
+
+  /** Drains `server` at `close`: from now on its responses are tracked. */
+  attach(server: Http.Server): void {
+    if (!(server instanceof Http.Server)) {
+      throw validate.invalidOption("server", server, "a node:http Server (e.g. http.createServer(handler))")
+    }
+    if (this.graceful !== undefined) {
+      if (this.graceful.server === server) return
+      throw validate.invalidOption("server", server, "one server per runtime: make one runtime per server")
+    }
+    const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout)
+    this.graceful = graceful
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      this.responses.set(request, response)
+    })
+    this.record.bound(
+      Duration.toMillis(this.settings.drainTimeout) + Duration.toMillis(this.settings.interruptTimeout),
+      () => graceful.live()
+    )
+  }
+
+  /** False once `close` has begun: a health route answers 503 then. */
+  isReady(): boolean {
+    return this.closing === undefined
+  }
+
+  private responseOf(target: unknown): Http.ServerResponse {
+    if (target instanceof Http.ServerResponse) return target
+    if (target instanceof Http.IncomingMessage) {
+      const response = this.responses.get(target) ?? (target as { res?: unknown }).res
+      if (response instanceof Http.ServerResponse) return response
+    } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
+      return target.res
+    }
+    throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
+  }
+
+  after(
+    target: unknown,
+    callback: Callback,
+    options: { readonly name?: string | undefined; readonly route?: string | undefined } = {}
+  ): void {
+    checkCallback("callback", callback)
+    const response = this.responseOf(target)
+    if (response.writableFinished) {
+      throw validate.invalidOption(
+        "request",
+        `${response.req.method} ${response.req.url}`,
+        "a request whose response is not yet written: call after() in the handler, before or just after res.end()"
+      )
+    }
+    let tasks = this.lists.get(response)
+    if (tasks === undefined) {
+      tasks = new RequestTasks(this.supervisor, { method: response.req.method ?? "GET", route: options.route })
+      this.lists.set(response, tasks)
+      this.watch(response, tasks)
+    }
+    const list = tasks
+    const name = options.name
+    this.run(Effect.withFiberRuntime((fiber) => list.add(fiber, fromCallback(callback), { name })))
+  }
+
+  /**
+   * Settles a response's list: its tasks start once `finish` says the last byte was handed to the
+   * OS, if the handler succeeded (a status under 400, as `BackgroundTasks` decides); they are
+   * skipped (counted) otherwise, and when the response closes first — a client gone, an error.
+   */
+  private watch(response: Http.ServerResponse, tasks: RequestTasks): void {
+    const settle = (written: boolean) => {
+      response.off("finish", onFinish)
+      response.off("close", onClose)
+      this.lists.delete(response)
+      tasks.settle(written && response.statusCode < 400)
+    }
+    const onFinish = () => settle(true)
+    const onClose = () => settle(response.writableFinished)
+    if (response.destroyed && !response.writableFinished) {
+      // already closed unwritten: no event will come
+      queueMicrotask(() => settle(false))
+      return
+    }
+    response.on("finish", onFinish)
+    response.on("close", onClose)
+  }
+
+  private handle(handle: TaskHandle): Task {
+    const runtime = this.runtime
+    return {
+      id: handle.id,
+      name: handle.name,
+      done: () =>
+        Runtime.runPromise(runtime)(Effect.map(handle.await, (exit): Outcome =>
+          Exit.isSuccess(exit) ? "finished" : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed"
+        )),
+      interrupt: () => Runtime.runPromise(runtime)(handle.interrupt)
+    }
+  }
+
+  fork(callback: Callback, options: BackgroundApi.ForkOptions): Task {
+    checkCallback("callback", callback)
+    return this.handle(this.run(BackgroundApi.fork(fromCallback(callback), options)))
+  }
+
+  waitUntil(promise: PromiseLike<unknown>, options: { readonly name?: string | undefined } = {}): Task {
+    if (typeof (promise as { then?: unknown } | null)?.then !== "function") {
+      throw validate.invalidOption("promise", promise, "a promise (e.g. sendEmail(to))")
+    }
+    return this.handle(this.run(BackgroundApi.fork(fromCallback(() => promise), options.name ?? "waitUntil")))
+  }
+
+  daemon(callback: Callback, options: string | BackgroundApi.DaemonOptions): Task {
+    checkCallback("callback", callback)
+    return this.handle(this.run(BackgroundApi.startDaemon(fromCallback(callback), options)))
+  }
+
+  every(callback: Callback, options: BackgroundApi.EveryOptions): Task {
+    checkCallback("callback", callback)
+    return this.handle(this.run(BackgroundApi.startEvery(fromCallback(callback), options)))
+  }
+
+  cron(callback: Callback, options: BackgroundApi.CronOptions): Task {
+    checkCallback("callback", callback)
+    return this.handle(this.run(BackgroundApi.startCron(fromCallback(callback), options)))
+  }
+
+  offload<I, IE, O, OE, F, FE>(
+    task: Offload.Task<I, IE, O, OE, F, FE>,
+    input: I,
+    options?: Offload.RunOptions
+  ): Promise<O> {
+    if (this.settings.offload === undefined) {
+      return Promise.reject(validate.invalidOption(
+        "offload",
+        undefined,
+        "a worker pool configured when the runtime was made (e.g. make({ offload: { module: new URL(\"./tasks.js\", import.meta.url) } }))"
+      ))
+    }
+    return Runtime.runPromiseExit(this.runtime)(Offload.run(task, input, options)).then(orThrow)
+  }
+
+  snapshot(): ReadonlyArray<BackgroundApi.TaskInfo> {
+    return this.run(BackgroundApi.snapshot)
+  }
+
+  stats(): BackgroundApi.SupervisorStats {
+    return this.run(BackgroundApi.stats)
+  }
+
+  /** The work still held, by name (a hard exit's last words). */
+  live(): ReadonlyArray<string> {
+    return this.record.live()
+  }
+
+  /** The sum of the shutdown phases' bounds. */
+  get budgetMillis(): number {
+    return this.record.budgetMillis
+  }
+
+  close(): Promise<CloseResult> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<CloseResult> {
+    const record = this.record
+    record.startedAt ??= Date.now()
+    if (this.graceful !== undefined) await Effect.runPromise(this.graceful.drain(record))
+    await this.managed.dispose()
+    const end = Date.now()
+    record.ended(end)
+    const report = record.format(end)
+    if (this.settings.printReport) process.stdout.write(`${report}\n`)
+    const stillRunning = record.stillRunning
+    return { report, stillRunning, exitCode: stillRunning.length > 0 ? 1 : 0 }
+  }
+}
+
+/**
+ * SIGINT and SIGTERM close the runtime and exit (0, or 1 when something outlived its bounds), as
+ * `Server.launch` does: a hard deadline past the phases' bounds, and a second signal (not the same
+ * one relayed twice) exit at once with 1, naming what was still running. Returns a function that
+ * removes the handlers.
+ */
+export const handleSignals = (
+  runtime: NodeRuntime,
+  options: { readonly hardDeadline?: Duration.DurationInput | undefined } = {}
+): () => void => {
+  const given = options.hardDeadline
+  const deadline = given === undefined ? undefined : Duration.toMillis(orThrow(Effect.runSyncExit(
+    validate.duration("hardDeadline", given, "positive", validate.NODE_TIMER_MAX_MILLIS)
+  )))
+  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
+  const exitNow = (reason: string) => {
+    const live = runtime.live()
+    process.stderr.write(`shutdown aborted (${reason}); still running: ${live.length > 0 ? live.join(", ") : "nothing"}\n`)
+    process.exit(1)
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    const now = Date.now()
+    if (first !== undefined) {
+      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_WINDOW_MILLIS) return
+      return exitNow(`second signal ${signal}`)
+    }
+    first = { signal, at: now }
+    const limit = Math.min(deadline ?? runtime.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
+    const timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
+    void runtime.close().then(
+      (result) => {
+        clearTimeout(timer)
+        process.exit(result.exitCode)
+      },
+      (error: unknown) => {
+        process.stderr.write(`shutdown failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+        process.exit(1)
+      }
+    )
+  }
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
+  return () => {
+    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
+  }
+}
