@@ -11,26 +11,12 @@
  * INTERVAL_MS (the daemon's beat, default 5000), OFFLOAD_THREADS (default 1).
  */
 import express from "express"
-import { appendFile } from "node:fs/promises"
-import { setTimeout as sleep } from "node:timers/promises"
 import * as Express from "../src/Express.js"
 import * as Node from "../src/Node.js"
 import { env } from "./env.js"
-import { masked } from "./notify.js"
-import { Crunch } from "./workers/cpu.tasks.js"
+import { CPU_INPUT_ERROR, cpuInput, Crunch, heartbeat, makeBackground, notify, notifyName } from "./framework-work.js"
 
-const taskDelay = env.taskDelayMillis(0)
-
-const background = await Node.make({
-  drainTimeout: env.drainMillis,
-  grace: env.graceMillis,
-  offload: {
-    module: new URL("./workers/cpu.worker.ts", import.meta.url),
-    minThreads: env.number("OFFLOAD_THREADS", 1),
-    maxThreads: env.number("OFFLOAD_THREADS", 1)
-  }
-})
-
+const background = await makeBackground()
 const app = express()
 app.use(Express.middleware(background))
 
@@ -39,36 +25,17 @@ app.get("/health", (_req, res) => {
 })
 
 app.post("/send-notification/:email", (req, res) => {
-  const email = req.params.email
-  Express.after(req, async (signal) => {
-    try {
-      await sleep(taskDelay, undefined, { signal })
-    } catch (error) {
-      console.warn(`notification for ${masked(email)} was not sent: interrupted`)
-      throw error
-    }
-    await appendFile(env.logFile, `notification for ${email}: some notification\n`)
-  }, { name: `notify ${masked(email)}` })
+  Express.after(req, notify(req.params.email), { name: notifyName(req.params.email) })
   res.json({ message: "Notification sent in the background" })
 })
 
 app.get("/cpu", async (req, res) => {
-  const n = Number(req.query.n ?? 1_000_000)
-  if (!Number.isInteger(n) || n < 0 || n > 1_000_000_000) {
-    res.status(400).json({ error: "n must be a whole number from 0 to 1000000000" })
-    return
-  }
-  res.json(await background.offload(Crunch, { n }))
+  const n = cpuInput(req.query.n)
+  if (n === undefined) res.status(400).json(CPU_INPUT_ERROR)
+  else res.json(await background.offload(Crunch, { n }))
 })
 
-background.daemon(async (signal) => {
-  let beat = 0
-  while (!signal.aborted) {
-    console.log(`daemon beat #${++beat}`)
-    await sleep(env.intervalMillis, undefined, { signal }).catch(() => undefined)
-  }
-  console.log("daemon stopped")
-}, "heartbeat")
+background.daemon(heartbeat, "heartbeat")
 
 const server = app.listen(env.port, "127.0.0.1", () => console.log(`listening on http://127.0.0.1:${env.port}`))
 background.attach(server)

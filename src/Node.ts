@@ -226,8 +226,9 @@ export const make = (options?: Options): Promise<BackgroundRuntime> => {
 /**
  * SIGINT and SIGTERM close the runtime and exit the process: 0, or 1 when something outlived its
  * bounds. As with `Server.launch`, a second signal, or the hard deadline (default: the phases'
- * bounds plus 5 seconds), exits at once with 1 naming what was still running. Returns a function
- * that removes the handlers.
+ * bounds plus 5 seconds), exits at once with 1 naming what was still running. `close`, when given,
+ * is called first: a framework that drains its own server and closes the runtime from its hooks
+ * (`() => app.close()` with `Fastify.plugin`). Returns a function that removes the handlers.
  *
  * @example
  * ```ts
@@ -242,5 +243,8 @@ export const make = (options?: Options): Promise<BackgroundRuntime> => {
  */
 export const handleSignals = (
   runtime: BackgroundRuntime,
-  options?: { readonly hardDeadline?: Duration.DurationInput | undefined }
+  options?: {
+    readonly hardDeadline?: Duration.DurationInput | undefined
+    readonly close?: (() => PromiseLike<unknown> | void) | undefined
+  }
 ): () => void => internal.handleSignals(internal.NodeRuntime.from(runtime), options)

@@ -235,7 +235,10 @@ describe("close", () => {
     const ok = answered.filter((reply) => reply?.status === 200)
     expect(ok).toHaveLength(total)
     expect(lines.sort()).toEqual(Array.from({ length: total }, (_, index) => `/n/${index}`).sort())
-    expect(result.report).toContain(`requests drained=0 interrupted=0`)
+    // the held half were answered during the drain; the other half may have closed before it began
+    const drained = Number(/requests drained=(\d+) interrupted=0/.exec(result.report)?.[1])
+    expect(drained).toBeGreaterThanOrEqual(total / 2)
+    expect(drained).toBeLessThanOrEqual(total)
     expect(result.report).toContain(`tasks finished=${total} failed=0 interrupted=0`)
     expect(result.exitCode).toBe(0)
     expect(() => runtime.fork(async () => {}, "late")).toThrow(ShuttingDownError)

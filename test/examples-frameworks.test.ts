@@ -1,5 +1,5 @@
 /**
- * Process tests for the framework examples (examples/express.ts): each runs as a real node process
+ * Process tests for the framework examples (examples/express.ts, fastify.ts): each runs as a real node process
  * on a free port under tsx, gets real HTTP requests and a real SIGTERM, and is judged by its exit
  * code, its shutdown report and its log file — the same contract as the Effect examples.
  */
@@ -8,9 +8,9 @@ import { exampleTest as test, expectCleanExit, request } from "./support/process
 
 const notification = (email: string) => `notification for ${email}: some notification`
 
-describe.concurrent("examples/express.ts", () => {
+describe.concurrent.each(["express", "fastify"])("examples/%s.ts", (example) => {
   test("answers at once, writes the notification after the response, offloads CPU work, and exits cleanly on SIGTERM", async ({ examples }) => {
-    const app = await examples.start("express", { OFFLOAD_THREADS: "1" })
+    const app = await examples.start(example, { OFFLOAD_THREADS: "1" })
 
     expect((await request(app.port, "GET", "/health")).status).toBe(200)
     const response = await request(app.port, "POST", "/send-notification/ada@example.com")
@@ -32,7 +32,7 @@ describe.concurrent("examples/express.ts", () => {
   })
 
   test("a task still pending at SIGTERM finishes within the grace period before the process exits", async ({ examples }) => {
-    const app = await examples.start("express", { TASK_DELAY_MS: "2000", GRACE_MS: "60000" })
+    const app = await examples.start(example, { TASK_DELAY_MS: "2000", GRACE_MS: "60000" })
 
     const response = await request(app.port, "POST", "/send-notification/grace@example.com")
     expect(response.status).toBe(200)
@@ -46,7 +46,7 @@ describe.concurrent("examples/express.ts", () => {
   })
 
   test("a task still running when the grace period ends has its signal aborted, and is named as interrupted", async ({ examples }) => {
-    const app = await examples.start("express", { TASK_DELAY_MS: "600000", GRACE_MS: "200" })
+    const app = await examples.start(example, { TASK_DELAY_MS: "600000", GRACE_MS: "200" })
 
     const response = await request(app.port, "POST", "/send-notification/late@example.com")
     expect(response.status).toBe(200)

@@ -208,7 +208,7 @@ export class NodeRuntime {
       if (this.graceful.server === server) return
       throw validate.invalidOption("server", server, "one server per runtime: make one runtime per server")
     }
-    const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout)
+    const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true)
     this.graceful = graceful
     server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
       this.responses.set(request, response)
@@ -219,9 +219,22 @@ export class NodeRuntime {
     )
   }
 
-  /** False once `close` has begun: a health route answers 503 then. */
+  /** False once `close` (or a framework's own drain) has begun: a health route answers 503 then. */
   isReady(): boolean {
-    return this.closing === undefined
+    return this.closing === undefined && this.drainStart === undefined
+  }
+
+  private drainStart: number | undefined
+
+  /**
+   * A framework that drains its own server (Fastify's `close`) says when it starts and, with the
+   * requests it saw finish, when it is done: the report's drain phase, as `Graceful` gives it.
+   */
+  frameworkDrain(): (drained: number) => void {
+    const start = Date.now()
+    this.drainStart ??= start
+    this.record.startedAt ??= start
+    return (drained) => this.record.serverDone({ millis: Date.now() - start, drained, interrupted: 0, stillRunning: [] })
   }
 
   private responseOf(target: unknown): Http.ServerResponse {
@@ -383,12 +396,19 @@ export class NodeRuntime {
  */
 export const handleSignals = (
   runtime: NodeRuntime,
-  options: { readonly hardDeadline?: Duration.DurationInput | undefined } = {}
+  options: {
+    readonly hardDeadline?: Duration.DurationInput | undefined
+    readonly close?: (() => PromiseLike<unknown> | void) | undefined
+  } = {}
 ): () => void => {
   const given = options.hardDeadline
   const deadline = given === undefined ? undefined : Duration.toMillis(orThrow(Effect.runSyncExit(
     validate.duration("hardDeadline", given, "positive", validate.NODE_TIMER_MAX_MILLIS)
   )))
+  const closeServer = options.close
+  if (closeServer !== undefined && typeof closeServer !== "function") {
+    throw validate.invalidOption("close", closeServer, "a function that closes the framework, which closes the runtime (e.g. () => app.close())")
+  }
   let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
   const exitNow = (reason: string) => {
     const live = runtime.live()
@@ -404,7 +424,11 @@ export const handleSignals = (
     first = { signal, at: now }
     const limit = Math.min(deadline ?? runtime.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
     const timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
-    void runtime.close().then(
+    // A framework that drains its own server (Fastify) is closed first; it closes the runtime.
+    const closed = closeServer === undefined
+      ? runtime.close()
+      : Promise.resolve().then(closeServer).then(() => runtime.close())
+    void closed.then(
       (result) => {
         clearTimeout(timer)
         process.exit(result.exitCode)

@@ -39,10 +39,15 @@ export class Graceful {
   private readonly exempted = new WeakSet<Fiber.RuntimeFiber<unknown, unknown>>()
   private readonly idle = new Waiters(() => this.bySocket.size === 0 && this.fibers.size === 0)
 
+  /**
+   * `countResponses`: the drain counts responses (finished: drained; cut: interrupted) rather than
+   * request fibers — for a server whose requests are not Effect fibers (`effect-background/Node`).
+   */
   constructor(
     readonly server: Http.Server,
     readonly drainTimeout: Duration.Duration,
-    readonly interruptTimeout: Duration.Duration
+    readonly interruptTimeout: Duration.Duration,
+    readonly countResponses = false
   ) {
     server.on("request", (request, response) => {
       const socket = request.socket
@@ -55,6 +60,10 @@ export class Graceful {
       }
       if (this.draining) this.closeAfterLast(socket)
       response.once("close", () => {
+        if (this.countResponses && this.draining) {
+          if (response.writableFinished) this.drained++
+          else this.interrupted++
+        }
         const left = this.forget(socket, (other) => other === response)
         // A response whose headers went out before the drain could not say `Connection: close`:
         // end its own connection now that it is done, unless a pipelined request on it still

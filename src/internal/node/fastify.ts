@@ -1,0 +1,61 @@
+/**
+ * The Fastify adapter: a plugin (not encapsulated, so its hooks see every route) whose `onRequest`
+ * hook keeps each request's Node response and the runtime, and whose `onClose` hook closes the
+ * runtime — after Fastify has stopped listening and finished its in-flight requests, so their
+ * after-response tasks are already admitted and get the grace.
+ */
+import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from "fastify"
+import type * as Http from "node:http"
+import type { Callback } from "../../Node.js"
+import * as validate from "../options.js"
+import { NodeRuntime } from "./runtime.js"
+
+interface Entry {
+  readonly runtime: NodeRuntime
+  readonly response: Http.ServerResponse
+}
+
+const entries = new WeakMap<Http.IncomingMessage, Entry>()
+
+export const plugin = (background: unknown): FastifyPluginCallback => {
+  const runtime = NodeRuntime.from(background)
+  const register: FastifyPluginCallback = (instance: FastifyInstance, _options, done) => {
+    // Fastify drains its own server; the report's drain phase counts the requests it finished.
+    let drain: { readonly done: (drained: number) => void; drained: number } | undefined
+    instance.addHook("onRequest", (request, reply, next) => {
+      entries.set(request.raw, { runtime, response: reply.raw })
+      reply.raw.once("close", () => {
+        if (drain !== undefined) drain.drained++
+      })
+      next()
+    })
+    instance.addHook("preClose", (next) => {
+      drain = { done: runtime.frameworkDrain(), drained: 0 }
+      next()
+    })
+    instance.addHook("onClose", (_instance, next) => {
+      drain?.done(drain.drained)
+      runtime.close().then(() => next(), next)
+    })
+    done()
+  }
+  // What fastify-plugin does: the hooks apply to the whole app, not only to this plugin's scope.
+  Object.assign(register, { [Symbol.for("skip-override")]: true })
+  return register
+}
+
+export const after = (
+  request: FastifyRequest,
+  callback: Callback,
+  options: { readonly name?: string | undefined } = {}
+): void => {
+  const entry = typeof request === "object" && request !== null ? entries.get(request.raw) : undefined
+  if (entry === undefined) {
+    throw validate.invalidOption(
+      "request",
+      typeof request === "object" && request !== null ? `${request.method} ${request.url}` : request,
+      "a request of an app that registered Fastify.plugin(background) (register it before the routes)"
+    )
+  }
+  entry.runtime.after(entry.response, callback, { name: options.name, route: request.routeOptions.url })
+}

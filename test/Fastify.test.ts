@@ -1,0 +1,210 @@
+/**
+ * The Fastify 5 plugin on a real Fastify app (127.0.0.1, ephemeral port) with real HTTP clients.
+ * Tasks are sequenced with promises the test resolves, never with timing thresholds.
+ */
+import Fastify, { type FastifyInstance } from "fastify"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import { PassThrough } from "node:stream"
+import { afterEach, describe, expect, it, vi } from "vitest"
+import { InvalidOptionError } from "../src/Errors.js"
+import * as FastifyAdapter from "../src/Fastify.js"
+import * as Node from "../src/Node.js"
+
+interface Reply {
+  readonly status: number
+  readonly body: string
+}
+
+const send = (port: number, path: string, method = "POST"): Promise<Reply> =>
+  new Promise((resolve, reject) => {
+    const request = Http.request({ host: "127.0.0.1", port, path, method, agent: false }, (response) => {
+      let body = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => (body += chunk))
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
+      response.on("error", reject)
+    })
+    request.on("error", reject)
+    request.end()
+  })
+
+const deferred = () => {
+  let resolve!: () => void
+  const promise = new Promise<void>((done) => (resolve = done))
+  return { promise, resolve }
+}
+
+const until = async (predicate: () => boolean): Promise<void> => {
+  for (let turn = 0; turn < 100_000 && !predicate(); turn++) await new Promise((resolve) => setImmediate(resolve))
+  expect(predicate()).toBe(true)
+}
+
+type App = FastifyInstance
+const apps: Array<App> = []
+afterEach(async () => {
+  vi.restoreAllMocks()
+  await Promise.all(apps.splice(0).map((app) => app.close()))
+})
+
+/** A Fastify app with the plugin, listening on an ephemeral port; closing it closes the runtime. */
+const serve = async (routes: (app: App) => void, options: Node.Options = {}) => {
+  const background = await Node.make({ printReport: false, ...options })
+  const app = Fastify()
+  apps.push(app)
+  await app.register(FastifyAdapter.plugin(background))
+  routes(app)
+  await app.listen({ port: 0, host: "127.0.0.1" })
+  return { app, background, port: (app.server.address() as Net.AddressInfo).port }
+}
+
+describe("Fastify.after", () => {
+  it("runs the route's tasks in order after the response, a failing one reported and the next run", async () => {
+    const ran: Array<string> = []
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+    const { background, port } = await serve((app) =>
+      app.post<{ Params: { email: string } }>("/send-notification/:email", async (request, reply) => {
+        FastifyAdapter.after(request, async () => {
+          ran.push(`first ${request.params.email} finished=${reply.raw.writableFinished}`)
+        }, { name: "first" })
+        FastifyAdapter.after(request, async () => {
+          throw new Error("smtp down")
+        })
+        FastifyAdapter.after(request, async () => {
+          ran.push("third")
+        }, { name: "third" })
+        return { message: "Notification sent in the background" }
+      })
+    )
+    expect((await send(port, "/send-notification/ada@example.com")).status).toBe(200)
+    await until(() => background.stats().finished === 3)
+    expect(ran).toEqual(["first ada@example.com finished=true", "third"])
+    expect(background.stats()).toMatchObject({ finished: 3, failed: 1, skipped: 0 })
+    const reported = [...errors.mock.calls, ...logs.mock.calls].map((call) => call.map(String).join(" "))
+      .filter((line) => line.includes("smtp down"))
+    expect(reported).toHaveLength(1)
+    expect(reported[0]).toContain("after-response POST /send-notification/:email #2")
+    expect(reported[0]).not.toContain("ada@example.com")
+  })
+
+  it("never starts a task before a streamed response's last byte, and skips it when the client hangs up first", async () => {
+    const release = deferred()
+    const firstChunk = deferred()
+    let ran = 0
+    const { background, port } = await serve((app) => {
+      app.get("/stream", async (request, reply) => {
+        FastifyAdapter.after(request, async () => {
+          ran++
+        }, { name: "after-stream" })
+        const body = new PassThrough()
+        body.write("partial ")
+        void release.promise.then(() => body.end("done"))
+        return reply.type("text/plain").send(body)
+      })
+      app.get("/cut", (request, reply) => {
+        FastifyAdapter.after(request, async () => {
+          ran += 100
+        }, { name: "never" })
+        reply.hijack()
+        reply.raw.writeHead(200, { "content-length": "100" })
+        reply.raw.write("only part")
+      })
+    })
+    const reply = new Promise<string>((resolve) => {
+      Http.request({ host: "127.0.0.1", port, path: "/stream", agent: false }, (response) => {
+        let body = ""
+        response.setEncoding("utf8")
+        response.on("data", (chunk: string) => {
+          body += chunk
+          firstChunk.resolve()
+        })
+        response.on("end", () => resolve(body))
+      }).end()
+    })
+    await firstChunk.promise
+    expect(background.snapshot().map((task) => task.state)).toEqual(["waiting"])
+    expect(ran).toBe(0)
+    release.resolve()
+    expect(await reply).toBe("partial done")
+    await until(() => ran === 1)
+
+    await new Promise<void>((resolve) => {
+      const request = Http.request({ host: "127.0.0.1", port, path: "/cut", agent: false }, (response) => {
+        response.once("data", () => {
+          request.destroy()
+          resolve()
+        })
+      })
+      request.on("error", () => {})
+      request.end()
+    })
+    await until(() => background.stats().skipped === 1)
+    expect(ran).toBe(1)
+  })
+
+  it("refuses a request of an app without the plugin", async () => {
+    let refused: unknown
+    const app = Fastify()
+    apps.push(app)
+    app.get("/", async (request) => {
+      try {
+        FastifyAdapter.after(request, async () => {})
+      } catch (error) {
+        refused = error
+      }
+      return "ok"
+    })
+    await app.listen({ port: 0, host: "127.0.0.1" })
+    await send((app.server.address() as Net.AddressInfo).port, "/", "GET")
+    expect(refused).toBeInstanceOf(InvalidOptionError)
+    expect(String((refused as Error).message)).toContain("Fastify.plugin")
+  })
+})
+
+describe("Fastify shutdown", () => {
+  it("app.close() under load: every request answered 2xx has its task run, then late work has its signal aborted", async () => {
+    const lines: Array<string> = []
+    const held = deferred()
+    let arrived = 0
+    let aborted = 0
+    const { app, background, port } = await serve((app) =>
+      app.post<{ Params: { email: string } }>("/send-notification/:email", async (request) => {
+        arrived++
+        FastifyAdapter.after(request, async () => {
+          await new Promise((resolve) => setImmediate(resolve))
+          lines.push(request.params.email)
+        }, { name: "notify" })
+        if (arrived % 2 === 0) await held.promise
+        return { ok: true }
+      }), { grace: "2 seconds" })
+    const poller = background.fork((signal) =>
+      new Promise<void>((resolve) =>
+        signal.addEventListener("abort", () => {
+          aborted++
+          resolve()
+        })
+      ), "poller")
+    const total = 40
+    const replies = Array.from({ length: total }, (_, index) => send(port, `/send-notification/u${index}`))
+    await until(() => arrived === total)
+    const closing = app.close()
+    held.resolve()
+    const answered = await Promise.all(replies)
+    await closing
+    const result = await background.close()
+    const ok = answered.filter((reply) => reply.status === 200).length
+    expect(ok).toBe(total)
+    expect(lines).toHaveLength(ok)
+    expect(new Set(lines).size).toBe(total)
+    expect(aborted).toBe(1)
+    expect(await poller.done()).toBe("interrupted")
+    expect(result.report).toContain(`tasks finished=${total} failed=0 interrupted=1`)
+    expect(result.report).toContain("interrupted: poller")
+    // Fastify's own drain, counted: the held half were answered after close() began
+    const drained = Number(/requests drained=(\d+) interrupted=0/.exec(result.report)?.[1])
+    expect(drained).toBeGreaterThanOrEqual(total / 2)
+    expect(drained).toBeLessThanOrEqual(total)
+    expect(result.exitCode).toBe(0)
+  })
+})
