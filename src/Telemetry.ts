@@ -28,11 +28,9 @@
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as OtelMetrics from "@effect/opentelemetry/Metrics"
-import * as OtelResource from "@effect/opentelemetry/Resource"
-import { PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import type { MetricProducer } from "@opentelemetry/sdk-metrics"
+import type { MetricProducer, ResourceMetrics } from "@opentelemetry/sdk-metrics"
 import * as Effect from "effect/Effect"
+import { createRequire } from "node:module"
 import * as validate from "./internal/options.js"
 import * as routes from "./internal/server/routes.js"
 
@@ -63,6 +61,16 @@ export interface PrometheusRouteOptions {
   readonly serviceName?: string | undefined
 }
 
+const require = createRequire(import.meta.url)
+
+/** The optional peers the route loads, with the lines this library is tested with. */
+const PACKAGE_RANGES: Record<string, string> = {
+  "@effect/opentelemetry": "0.64",
+  "@opentelemetry/exporter-prometheus": "0.223",
+  "@opentelemetry/sdk-metrics": "2.12.0"
+}
+const PACKAGES = Object.keys(PACKAGE_RANGES)
+
 /** The content type of Prometheus's text exposition format. */
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -72,7 +80,9 @@ const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
  * application's. Counters keep their `_total` names, histograms give `_bucket`, `_sum` and
  * `_count` series, and a `target_info` series carries the service name. Give it the same kind of
  * bearer `token` as `Server.snapshotRoute`; an empty token or service name is refused at once with
- * `InvalidOptionError`.
+ * `InvalidOptionError`. The OpenTelemetry packages are loaded at the first scrape (they would add
+ * some 200 ms to a server's start), but one that is not installed is named when the route is made,
+ * in an error that gives the install line.
  *
  * @example
  * ```ts
@@ -99,22 +109,44 @@ export const prometheusRoute = (
   if (typeof serviceName !== "string" || serviceName.length === 0) {
     throw validate.invalidOption("serviceName", serviceName, "a non-empty string (e.g. \"billing-api\")")
   }
-  const authorized = routes.bearer(token)
-  const serializer = new PrometheusSerializer()
-  // One producer per route: it remembers when it first saw each metric, the start time of the
-  // counters' series.
-  let producer: MetricProducer | undefined
-  const scrape = Effect.suspend(() => {
-    producer ??= Effect.runSync(
-      OtelMetrics.makeProducer.pipe(Effect.provide(OtelResource.layer({ serviceName })))
+  // They load later, but a missing one is said now, with the server's start.
+  const missing = PACKAGES.filter((name) => {
+    try {
+      require.resolve(name)
+      return false
+    } catch {
+      return true
+    }
+  })
+  if (missing.length > 0) {
+    throw new Error(
+      `Telemetry.prometheusRoute needs ${missing.join(", ")}: npm install ${missing.map((name) => `${name}@${PACKAGE_RANGES[name]}`).join(" ")}`
     )
-    const collecting = producer
-    return Effect.promise(() => collecting.collect())
+  }
+  const authorized = routes.bearer(token)
+  // The OpenTelemetry modules load at the first scrape, not with the server: they cost a server's
+  // start some 200 ms. One producer per route: it remembers when it first saw each metric, the
+  // start time of the counters' series.
+  let exporter: Promise<{ readonly producer: MetricProducer; readonly serialize: (metrics: ResourceMetrics) => string }> | undefined
+  const load = async () => {
+    const [OtelMetrics, OtelResource, { PrometheusSerializer }] = await Promise.all([
+      import("@effect/opentelemetry/Metrics"),
+      import("@effect/opentelemetry/Resource"),
+      import("@opentelemetry/exporter-prometheus")
+    ])
+    const producer = Effect.runSync(OtelMetrics.makeProducer.pipe(Effect.provide(OtelResource.layer({ serviceName }))))
+    const serializer = new PrometheusSerializer()
+    return { producer, serialize: (metrics: ResourceMetrics) => serializer.serialize(metrics) }
+  }
+  const scrape = Effect.promise(async () => {
+    exporter ??= load()
+    const { producer, serialize } = await exporter
+    const { resourceMetrics } = await producer.collect()
+    return serialize(resourceMetrics)
   })
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     authorized(request.headers.authorization)
-      ? Effect.map(scrape, ({ resourceMetrics }) =>
-        HttpServerResponse.text(serializer.serialize(resourceMetrics), { contentType: CONTENT_TYPE }))
+      ? Effect.map(scrape, (text) => HttpServerResponse.text(text, { contentType: CONTENT_TYPE }))
       : Effect.succeed(
         HttpServerResponse.unsafeJson({ error: "unauthorized" }, {
           status: 401,
