@@ -1,5 +1,5 @@
 /**
- * Process tests for the framework examples (examples/express.ts, fastify.ts): each runs as a real node process
+ * Process tests for the framework examples (examples/express.ts, fastify.ts, hono.ts): each runs as a real node process
  * on a free port under tsx, gets real HTTP requests and a real SIGTERM, and is judged by its exit
  * code, its shutdown report and its log file — the same contract as the Effect examples.
  */
@@ -8,7 +8,7 @@ import { exampleTest as test, expectCleanExit, request } from "./support/process
 
 const notification = (email: string) => `notification for ${email}: some notification`
 
-describe.concurrent.each(["express", "fastify"])("examples/%s.ts", (example) => {
+describe.concurrent.each(["express", "fastify", "hono"])("examples/%s.ts", (example) => {
   test("answers at once, writes the notification after the response, offloads CPU work, and exits cleanly on SIGTERM", async ({ examples }) => {
     const app = await examples.start(example, { OFFLOAD_THREADS: "1" })
 

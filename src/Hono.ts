@@ -1,0 +1,108 @@
+/**
+ * Hono on Node (`@hono/node-server`): `fetch(app, background)` is the fetch callback to serve, and
+ * gives every request a working `c.executionCtx.waitUntil(promise)` — the promise is supervised by
+ * the runtime `Node.make` built: shutdown waits for it within the grace, a rejection is reported.
+ * `after(c, callback)` runs a task once the response's last byte is written, named by default after
+ * the method and route pattern, never the URL.
+ *
+ * @example
+ * ```ts
+ * import { type HttpBindings, serve } from "@hono/node-server"
+ * import { Hono } from "hono"
+ * import type * as Http from "node:http"
+ * import * as HonoAdapter from "effect-background/Hono"
+ * import * as Node from "effect-background/Node"
+ *
+ * const background = await Node.make()
+ * const app = new Hono<{ Bindings: HttpBindings }>()
+ * app.post("/send-notification/:email", (c) => {
+ *   HonoAdapter.after(c, async () => console.log(`notify ${c.req.param("email")}`), { name: "notify" })
+ *   return c.json({ message: "Notification sent in the background" })
+ * })
+ * const server = serve({ fetch: HonoAdapter.fetch(app, background), port: 3000, hostname: "127.0.0.1" })
+ * background.attach(server as Http.Server) // serve() returns an http.Server unless told to use http2
+ * Node.handleSignals(background)
+ * ```
+ *
+ * @since 0.5.0
+ * @module
+ */
+import type { Http2Bindings, HttpBindings } from "@hono/node-server"
+import type { Context, Env } from "hono"
+import * as internal from "./internal/node/hono.js"
+import type * as Node from "./Node.js"
+
+/**
+ * What {@link fetch} needs of a Hono app: its `fetch`, called with Node's bindings and an
+ * execution context.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono"
+ * import type * as HonoAdapter from "effect-background/Hono"
+ *
+ * const app: HonoAdapter.FetchApp = new Hono()
+ * ```
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface FetchApp extends internal.FetchApp {}
+
+/**
+ * The fetch callback for `@hono/node-server`'s `serve`: the app's own, with an execution context
+ * whose `waitUntil(promise)` hands the promise to the runtime (named `waitUntil <METHOD>`), and
+ * the request's Node response kept for {@link after}.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@hono/node-server"
+ * import { Hono } from "hono"
+ * import * as HonoAdapter from "effect-background/Hono"
+ * import * as Node from "effect-background/Node"
+ *
+ * const background = await Node.make()
+ * const app = new Hono()
+ * app.post("/events", (c) => {
+ *   c.executionCtx.waitUntil(fetch("https://example.com/analytics", { method: "POST" }))
+ *   return c.text("ok")
+ * })
+ * serve({ fetch: HonoAdapter.fetch(app, background), port: 3000, hostname: "127.0.0.1" })
+ * ```
+ *
+ * @since 0.5.0
+ * @category serving
+ */
+export const fetch = (
+  app: FetchApp,
+  background: Node.BackgroundRuntime
+): (request: Request, env: HttpBindings | Http2Bindings) => Response | Promise<Response> => internal.fetch(app, background)
+
+/**
+ * Runs `callback` after the response to the request of `context` is written
+ * (`Node.BackgroundRuntime.after`'s rules: in order, each failure reported and the next still run,
+ * skipped when the answer is an error status or never fully written). Throws `InvalidOptionError`
+ * for a request not served through {@link fetch}.
+ *
+ * @example
+ * ```ts
+ * import type { Http2Bindings, HttpBindings } from "@hono/node-server"
+ * import type { Context, Env } from "hono"
+ * import * as HonoAdapter from "effect-background/Hono"
+ *
+ * export const signup = (c: Context<{ Bindings: HttpBindings }>) => {
+ *   HonoAdapter.after(c, async (signal) => {
+ *     await fetch("https://example.com/welcome", { method: "POST", signal })
+ *   }, { name: "welcome-email" })
+ *   return c.json({ ok: true }, 201)
+ * }
+ * ```
+ *
+ * @since 0.5.0
+ * @category tasks
+ */
+export const after = <E extends Env>(
+  context: Context<E>,
+  callback: Node.Callback,
+  options?: { readonly name?: string | undefined }
+): void => internal.after(context, callback, options)
