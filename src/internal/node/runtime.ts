@@ -9,6 +9,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
@@ -19,7 +20,7 @@ import * as BackgroundApi from "../../Background.js"
 import type { Callback, Outcome } from "../../Node.js"
 import { RequestTasks } from "../background/requestTasks.js"
 import * as service from "../background/service.js"
-import type { ResolvedOptions } from "../background/supervisor.js"
+import type { ResolvedOptions, Supervisor } from "../background/supervisor.js"
 import type { TaskHandle } from "../background/task.js"
 import * as validate from "../options.js"
 import { DUPLICATE_SIGNAL_WINDOW_MILLIS, SHUTDOWN_SIGNALS } from "../process/launch.js"
@@ -149,6 +150,8 @@ export class NodeRuntime {
     private readonly runtime: Runtime.Runtime<Services>,
     private readonly record: ShutdownRecord
   ) {
+    this.supervisor = this.run(service.currentSupervisor)
+    this.origin = this.run(Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) => Effect.succeed(fiber)))
     // Handed out as plain functions (`const { after } = background`): bound once here.
     this.after = this.after.bind(this)
     this.waitUntil = this.waitUntil.bind(this)
@@ -195,9 +198,14 @@ export class NodeRuntime {
     return orThrow(Runtime.runSyncExit(this.runtime)(effect))
   }
 
-  private get supervisor() {
-    return this.run(service.currentSupervisor)
-  }
+  /** The supervisor, read once. */
+  private readonly supervisor: Supervisor
+
+  /**
+   * A fiber of this runtime, kept once it is done, for what an after-response task takes from the
+   * fiber that adds it (services, fiber refs, clock): `after` then runs no fiber of its own.
+   */
+  private readonly origin: Fiber.RuntimeFiber<unknown, unknown>
 
   /** Drains `server` at `close`: from now on its responses are tracked. */
   attach(server: Http.Server): void {
@@ -268,9 +276,9 @@ export class NodeRuntime {
       this.lists.set(response, tasks)
       this.watch(response, tasks)
     }
-    const list = tasks
-    const name = options.name
-    this.run(Effect.withFiberRuntime((fiber) => list.add(fiber, fromCallback(callback), { name })))
+    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
+    // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
+    if (added !== Effect.void) this.run(added)
   }
 
   /**

@@ -174,7 +174,11 @@ export class Graceful {
       for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
       // A request a client sent just before the signal may still be in the socket's buffers; let
       // it arrive (it is served, with `Connection: close`) before idle connections are closed.
-      const linger = Duration.min(IDLE_LINGER, this.drainTimeout)
+      // With no connection open there is nothing to wait for: a server outside Effect
+      // (`countResponses`, effect-background/Node) skips the linger then, so its shutdown with
+      // nothing to drain costs next to nothing.
+      const open = this.countResponses ? yield* this.connectionCount : 1
+      const linger = open === 0 ? Duration.zero : Duration.min(IDLE_LINGER, this.drainTimeout)
       yield* Effect.sleep(linger)
       this.server.closeIdleConnections()
       // The linger counts in the drain's bound: requests get `drainTimeout` from the signal.
@@ -202,6 +206,11 @@ export class Graceful {
       })
     })
   }
+
+  /** The connections the server has open (an error counts as one: then the linger is kept). */
+  private readonly connectionCount: Effect.Effect<number> = Effect.async((resume) => {
+    this.server.getConnections((error, count) => resume(Effect.succeed(error === null ? count : 1)))
+  })
 
   /** What is still in flight, for the report and a hard exit's last words. */
   live(): ReadonlyArray<string> {
