@@ -30,6 +30,7 @@ import {
   type Running,
   track,
   verdict,
+  waitForListening,
   waitForPort
 } from "./support.js"
 
@@ -160,7 +161,8 @@ const main = async () => {
       for (let i = 0; i < SHUTDOWN_STARTS; i++) {
         const port = await freePort()
         const running = start(contender, port, join(dir, `shutdown-${i}.log`))
-        await listening(contender, running, port)
+        // Its `listening on` line, not a probe connection: an open connection is something to drain.
+        await waitForListening(running.child, 60_000)
         samples.push((await stop(running)).closeMillis)
       }
       closeMedians.set(contender.name, median(samples))
