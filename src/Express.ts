@@ -54,7 +54,7 @@ export const middleware = (
 /**
  * Runs `callback` after the response to `request` is written (`Node.BackgroundRuntime.after`'s
  * rules: in order, each failure reported and the next still run, skipped when the answer is an
- * error status or never fully written). Throws `InvalidOptionError` for a request that did not go
+ * error status; a client hanging up first cancels nothing). Throws `InvalidOptionError` for a request that did not go
  * through {@link middleware}.
  *
  * @example

@@ -53,7 +53,7 @@ export const plugin = (background: Node.BackgroundRuntime): FastifyPluginCallbac
 /**
  * Runs `callback` after the response to `request` is written (`Node.BackgroundRuntime.after`'s
  * rules: in order, each failure reported and the next still run, skipped when the answer is an
- * error status or never fully written). Throws `InvalidOptionError` for a request of an app
+ * error status; a client hanging up first cancels nothing). Throws `InvalidOptionError` for a request of an app
  * without {@link plugin}.
  *
  * @example

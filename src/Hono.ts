@@ -81,7 +81,7 @@ export const fetch = (
 /**
  * Runs `callback` after the response to the request of `context` is written
  * (`Node.BackgroundRuntime.after`'s rules: in order, each failure reported and the next still run,
- * skipped when the answer is an error status or never fully written). Throws `InvalidOptionError`
+ * skipped when the answer is an error status; a client hanging up first cancels nothing). Throws `InvalidOptionError`
  * for a request not served through {@link fetch}.
  *
  * @example

@@ -153,8 +153,8 @@ export interface BackgroundRuntime {
    * and Fastify's raw request do, or a request of the server given to {@link make}). A request's
    * tasks run one after another in the order added; one failing is reported and the next still
    * runs. As with `BackgroundTasks.add`, they run only when the handler succeeded (a status under
-   * 400); otherwise, and when the response closes before it is fully written (the client hung up,
-   * an error), they are skipped and counted as such. `route` is the route's pattern, shown by the inspector
+   * 400), and a client hanging up before the last byte cancels nothing (they start when the
+   * response closes); after an error status they are skipped and counted as such. `route` is the route's pattern, shown by the inspector
    * and in default names (never the URL).
    */
   readonly after: (

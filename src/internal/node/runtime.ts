@@ -283,25 +283,24 @@ export class NodeRuntime {
 
   /**
    * Settles a response's list: its tasks start once `finish` says the last byte was handed to the
-   * OS, if the handler succeeded (a status under 400, as `BackgroundTasks` decides); they are
-   * skipped (counted) otherwise, and when the response closes first — a client gone, an error.
+   * OS, or once the response closes first — a client gone does not cancel them, as on the Effect
+   * side (`BackgroundTasks`) — if the handler succeeded (a status under 400, as `BackgroundTasks`
+   * decides); they are skipped (counted) otherwise.
    */
   private watch(response: Http.ServerResponse, tasks: RequestTasks): void {
-    const settle = (written: boolean) => {
-      response.off("finish", onFinish)
-      response.off("close", onClose)
+    const settle = () => {
+      response.off("finish", settle)
+      response.off("close", settle)
       this.lists.delete(response)
-      tasks.settle(written && response.statusCode < 400)
+      tasks.settle(response.statusCode < 400)
     }
-    const onFinish = () => settle(true)
-    const onClose = () => settle(response.writableFinished)
-    if (response.destroyed && !response.writableFinished) {
-      // already closed unwritten: no event will come
-      queueMicrotask(() => settle(false))
+    if (response.destroyed || response.writableFinished) {
+      // already closed or written: no event will come
+      queueMicrotask(settle)
       return
     }
-    response.on("finish", onFinish)
-    response.on("close", onClose)
+    response.on("finish", settle)
+    response.on("close", settle)
   }
 
   private handle(handle: TaskHandle): Task {
