@@ -3,42 +3,13 @@
  * Tasks are sequenced with promises the test resolves, never with timing thresholds.
  */
 import Fastify, { type FastifyInstance } from "fastify"
-import * as Http from "node:http"
 import type * as Net from "node:net"
 import { PassThrough } from "node:stream"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { InvalidOptionError } from "../src/Errors.js"
 import * as FastifyAdapter from "../src/Fastify.js"
 import * as Node from "../src/Node.js"
-
-interface Reply {
-  readonly status: number
-  readonly body: string
-}
-
-const send = (port: number, path: string, method = "POST"): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const request = Http.request({ host: "127.0.0.1", port, path, method, agent: false }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => (body += chunk))
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
-      response.on("error", reject)
-    })
-    request.on("error", reject)
-    request.end()
-  })
-
-const deferred = () => {
-  let resolve!: () => void
-  const promise = new Promise<void>((done) => (resolve = done))
-  return { promise, resolve }
-}
-
-const until = async (predicate: () => boolean): Promise<void> => {
-  for (let turn = 0; turn < 100_000 && !predicate(); turn++) await new Promise((resolve) => setImmediate(resolve))
-  expect(predicate()).toBe(true)
-}
+import { deferred, hangUpAfterFirstChunk, send, streamed, until } from "./support/node-http.js"
 
 type App = FastifyInstance
 const apps: Array<App> = []
@@ -111,17 +82,7 @@ describe("Fastify.after", () => {
         reply.raw.write("only part")
       })
     })
-    const reply = new Promise<string>((resolve) => {
-      Http.request({ host: "127.0.0.1", port, path: "/stream", agent: false }, (response) => {
-        let body = ""
-        response.setEncoding("utf8")
-        response.on("data", (chunk: string) => {
-          body += chunk
-          firstChunk.resolve()
-        })
-        response.on("end", () => resolve(body))
-      }).end()
-    })
+    const reply = streamed(port, "/stream", firstChunk)
     await firstChunk.promise
     expect(background.snapshot().map((task) => task.state)).toEqual(["waiting"])
     expect(ran).toBe(0)
@@ -129,16 +90,7 @@ describe("Fastify.after", () => {
     expect(await reply).toBe("partial done")
     await until(() => ran === 1)
 
-    await new Promise<void>((resolve) => {
-      const request = Http.request({ host: "127.0.0.1", port, path: "/cut", agent: false }, (response) => {
-        response.once("data", () => {
-          request.destroy()
-          resolve()
-        })
-      })
-      request.on("error", () => {})
-      request.end()
-    })
+    await hangUpAfterFirstChunk(port, "/cut")
     await until(() => ran === 101)
     expect(background.stats()).toMatchObject({ skipped: 0 })
   })

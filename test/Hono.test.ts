@@ -11,35 +11,7 @@ import { afterEach, describe, expect, it, vi } from "vitest"
 import { InvalidOptionError } from "../src/Errors.js"
 import * as HonoAdapter from "../src/Hono.js"
 import * as Node from "../src/Node.js"
-
-interface Reply {
-  readonly status: number
-  readonly body: string
-}
-
-const send = (port: number, path: string, method = "POST"): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const request = Http.request({ host: "127.0.0.1", port, path, method, agent: false }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => (body += chunk))
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
-      response.on("error", reject)
-    })
-    request.on("error", reject)
-    request.end()
-  })
-
-const deferred = () => {
-  let resolve!: () => void
-  const promise = new Promise<void>((done) => (resolve = done))
-  return { promise, resolve }
-}
-
-const until = async (predicate: () => boolean): Promise<void> => {
-  for (let turn = 0; turn < 100_000 && !predicate(); turn++) await new Promise((resolve) => setImmediate(resolve))
-  expect(predicate()).toBe(true)
-}
+import { deferred, hangUpAfterFirstChunk, send, streamed, until } from "./support/node-http.js"
 
 type App = Hono<{ Bindings: HttpBindings }>
 const opened: Array<Node.BackgroundRuntime> = []
@@ -122,17 +94,7 @@ describe("Hono.after", () => {
         return c.body(new ReadableStream<Uint8Array>({ start: (controller) => controller.enqueue(encoder.encode("only part")) }))
       })
     })
-    const reply = new Promise<string>((resolve) => {
-      Http.request({ host: "127.0.0.1", port, path: "/stream", agent: false }, (response) => {
-        let body = ""
-        response.setEncoding("utf8")
-        response.on("data", (chunk: string) => {
-          body += chunk
-          firstChunk.resolve()
-        })
-        response.on("end", () => resolve(body))
-      }).end()
-    })
+    const reply = streamed(port, "/stream", firstChunk)
     await firstChunk.promise
     expect(background.snapshot().map((task) => task.state)).toEqual(["waiting"])
     expect(ran).toBe(0)
@@ -140,16 +102,7 @@ describe("Hono.after", () => {
     expect(await reply).toBe("partial done")
     await until(() => ran === 1)
 
-    await new Promise<void>((resolve) => {
-      const request = Http.request({ host: "127.0.0.1", port, path: "/cut", agent: false }, (response) => {
-        response.once("data", () => {
-          request.destroy()
-          resolve()
-        })
-      })
-      request.on("error", () => {})
-      request.end()
-    })
+    await hangUpAfterFirstChunk(port, "/cut")
     await until(() => ran === 101)
     expect(background.stats()).toMatchObject({ skipped: 0 })
   })

@@ -5,41 +5,9 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest"
 import * as Http from "node:http"
-import type * as Net from "node:net"
 import { InvalidOptionError, ShuttingDownError } from "../src/Errors.js"
 import * as Node from "../src/Node.js"
-
-interface Reply {
-  readonly status: number
-  readonly body: string
-}
-
-/** One request on a fresh connection. */
-const send = (port: number, path: string, method = "POST"): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const request = Http.request({ host: "127.0.0.1", port, path, method, agent: false }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => (body += chunk))
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
-      response.on("error", reject)
-    })
-    request.on("error", reject)
-    request.end()
-  })
-
-const listen = (server: Http.Server): Promise<number> =>
-  new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as Net.AddressInfo).port)))
-
-interface Deferred<A = void> {
-  readonly promise: Promise<A>
-  readonly resolve: (value: A) => void
-}
-const deferred = <A = void>(): Deferred<A> => {
-  let resolve!: (value: A) => void
-  const promise = new Promise<A>((done) => (resolve = done))
-  return { promise, resolve }
-}
+import { deferred, listen, send, streamed, until } from "./support/node-http.js"
 
 const opened: Array<Node.BackgroundRuntime> = []
 const make = async (options: Node.Options = {}): Promise<Node.BackgroundRuntime> => {
@@ -51,12 +19,6 @@ afterEach(async () => {
   vi.restoreAllMocks()
   await Promise.all(opened.splice(0).map((runtime) => runtime.close()))
 })
-
-/** Resolves once `predicate` holds, checking after each turn of the event loop (bounded). */
-const until = async (predicate: () => boolean): Promise<void> => {
-  for (let turn = 0; turn < 100_000 && !predicate(); turn++) await new Promise((resolve) => setImmediate(resolve))
-  expect(predicate()).toBe(true)
-}
 
 describe("Node.make", () => {
   it("refuses bad options at once with InvalidOptionError naming them", () => {
@@ -138,17 +100,7 @@ describe("after", () => {
       void release.promise.then(() => response.end("done"))
     })
     const port = await listen(server)
-    const reply = new Promise<string>((resolve) => {
-      Http.request({ host: "127.0.0.1", port, path: "/", agent: false }, (response) => {
-        let body = ""
-        response.setEncoding("utf8")
-        response.on("data", (chunk: string) => {
-          body += chunk
-          firstChunk.resolve()
-        })
-        response.on("end", () => resolve(body))
-      }).end()
-    })
+    const reply = streamed(port, "/", firstChunk)
     await firstChunk.promise
     expect(runtime.snapshot().map((task) => [task.name, task.state])).toEqual([["after-stream", "waiting"]])
     expect(ran).toBe(false)
