@@ -44,9 +44,10 @@ export class RequestTasks {
 
   /**
    * `request`: the request the tasks come from, when it is known outside Effect's HTTP stack (the
-   * Promise API's adapters); otherwise it is read from the adding fiber's context.
+   * Promise API's adapters); otherwise it is read from the first adding fiber's context (every
+   * add of the list serves the same request).
    */
-  constructor(readonly supervisor: Supervisor, readonly request?: RequestOrigin | undefined) {}
+  constructor(readonly supervisor: Supervisor, private request?: RequestOrigin | undefined) {}
 
   /** Validates and admits a task, in the calling fiber. */
   add(
@@ -72,7 +73,7 @@ export class RequestTasks {
     const context = fiber.currentContext
     // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
     // business in logs and reports unless the handler names the task so itself.
-    const origin = this.request ?? requestOriginOf(context)
+    const origin = this.request ??= requestOriginOf(context)
     const name = options.name ?? defaultName(origin, index)
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const record = this.supervisor.reserve(name, now, origin)

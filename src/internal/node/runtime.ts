@@ -23,7 +23,7 @@ import * as service from "../background/service.js"
 import type { ResolvedOptions, Supervisor } from "../background/supervisor.js"
 import type { TaskHandle } from "../background/task.js"
 import * as validate from "../options.js"
-import { DUPLICATE_SIGNAL_WINDOW_MILLIS, SHUTDOWN_SIGNALS } from "../process/launch.js"
+import { watchSignals } from "../process/launch.js"
 import { ShutdownRecord, ShutdownRecorder } from "../report.js"
 import { Graceful } from "../server/graceful.js"
 
@@ -416,38 +416,26 @@ export const handleSignals = (
   if (closeServer !== undefined && typeof closeServer !== "function") {
     throw validate.invalidOption("close", closeServer, "a function that closes the framework, which closes the runtime (e.g. () => app.close())")
   }
-  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
-  const exitNow = (reason: string) => {
-    const live = runtime.live()
-    process.stderr.write(`shutdown aborted (${reason}); still running: ${live.length > 0 ? live.join(", ") : "nothing"}\n`)
-    process.exit(1)
-  }
-  const onSignal = (signal: NodeJS.Signals) => {
-    const now = Date.now()
-    if (first !== undefined) {
-      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_WINDOW_MILLIS) return
-      return exitNow(`second signal ${signal}`)
+  const signals = watchSignals({
+    deadline,
+    budgetMillis: () => runtime.budgetMillis,
+    live: () => runtime.live(),
+    begin: () => {
+      // A framework that drains its own server (Fastify) is closed first; it closes the runtime.
+      const closed = closeServer === undefined
+        ? runtime.close()
+        : Promise.resolve().then(closeServer).then(() => runtime.close())
+      void closed.then(
+        (result) => {
+          signals.done()
+          process.exit(result.exitCode)
+        },
+        (error: unknown) => {
+          process.stderr.write(`shutdown failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+          process.exit(1)
+        }
+      )
     }
-    first = { signal, at: now }
-    const limit = Math.min(deadline ?? runtime.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
-    const timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
-    // A framework that drains its own server (Fastify) is closed first; it closes the runtime.
-    const closed = closeServer === undefined
-      ? runtime.close()
-      : Promise.resolve().then(closeServer).then(() => runtime.close())
-    void closed.then(
-      (result) => {
-        clearTimeout(timer)
-        process.exit(result.exitCode)
-      },
-      (error: unknown) => {
-        process.stderr.write(`shutdown failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
-        process.exit(1)
-      }
-    )
-  }
-  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
-  return () => {
-    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
-  }
+  })
+  return signals.done
 }

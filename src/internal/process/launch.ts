@@ -81,6 +81,51 @@ export const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const
  */
 export const DUPLICATE_SIGNAL_WINDOW_MILLIS = 1000
 
+/**
+ * Watches SIGINT and SIGTERM for a process's shutdown: the first signal arms a hard deadline (the
+ * given one, or the parts' bounds plus 5 s) and calls `begin`; past the deadline, or at a second
+ * signal that is not the first one relayed again, the process exits at once with 1, naming what
+ * `live` says is still running. `done` disarms the deadline and removes the handlers. Shared by
+ * `Server.launch` and the Promise API's `handleSignals`.
+ */
+export const watchSignals = (options: {
+  readonly deadline: number | undefined
+  readonly budgetMillis: () => number
+  readonly live: () => ReadonlyArray<string>
+  readonly begin: (at: number) => void
+}): { readonly done: () => void } => {
+  let timer: NodeJS.Timeout | undefined
+  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
+  const exitNow = (reason: string) => {
+    const live = options.live()
+    process.stderr.write(
+      `shutdown aborted (${reason}); still running: ${live.length > 0 ? live.join(", ") : "nothing"}\n`
+    )
+    process.exit(1)
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    const now = Date.now()
+    if (first !== undefined) {
+      // One keypress reaches the server more than once: Ctrl-C signals the whole process group
+      // (npm, a shell, tsx and the server), and npm and tsx relay it again.
+      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_WINDOW_MILLIS) return
+      return exitNow(`second signal ${signal}`)
+    }
+    first = { signal, at: now }
+    // The bounds may add up past what a Node timer can wait; a deadline that far off is no deadline.
+    const limit = Math.min(options.deadline ?? options.budgetMillis() + 5000, validate.NODE_TIMER_MAX_MILLIS)
+    timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
+    options.begin(now)
+  }
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
+  return {
+    done: () => {
+      if (timer !== undefined) clearTimeout(timer)
+      for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
+    }
+  }
+}
+
 export const launch = <E>(
   self: Layer.Layer<never, E, never>,
   options: { readonly hardDeadline?: Duration.DurationInput | undefined }
@@ -100,34 +145,17 @@ export const launch = <E>(
   }
   const deadline = checked.right
   const fiber = Effect.runFork(Layer.launch(self).pipe(Effect.provideService(ShutdownRecorder, record)))
-  let timer: NodeJS.Timeout | undefined
-  const exitNow = (reason: string) => {
-    const live = record.live()
-    process.stderr.write(
-      `shutdown aborted (${reason}); still running: ${live.length > 0 ? live.join(", ") : "nothing"}\n`
-    )
-    process.exit(1)
-  }
-  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined
-  const onSignal = (signal: NodeJS.Signals) => {
-    const now = Date.now()
-    if (first !== undefined) {
-      // One keypress reaches the server more than once: Ctrl-C signals the whole process group
-      // (npm, a shell, tsx and the server), and npm and tsx relay it again.
-      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_WINDOW_MILLIS) return
-      return exitNow(`second signal ${signal}`)
+  const signals = watchSignals({
+    deadline,
+    budgetMillis: () => record.budgetMillis,
+    live: () => record.live(),
+    begin: (at) => {
+      record.startedAt = at
+      fiber.unsafeInterruptAsFork(FiberId.none)
     }
-    first = { signal, at: now }
-    record.startedAt = now
-    // The bounds may add up past what a Node timer can wait; a deadline that far off is no deadline.
-    const limit = Math.min(deadline ?? record.budgetMillis + 5000, validate.NODE_TIMER_MAX_MILLIS)
-    timer = setTimeout(() => exitNow(`hard deadline of ${limit}ms passed`), limit)
-    fiber.unsafeInterruptAsFork(FiberId.none)
-  }
-  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
+  })
   fiber.addObserver((exit) => {
-    if (timer !== undefined) clearTimeout(timer)
-    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal)
+    signals.done()
     const end = Date.now()
     if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
       process.stderr.write(`${describeFailure(exit.cause)}\n`)

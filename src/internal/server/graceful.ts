@@ -174,10 +174,9 @@ export class Graceful {
       for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
       // A request a client sent just before the signal may still be in the socket's buffers; let
       // it arrive (it is served, with `Connection: close`) before idle connections are closed.
-      // With no connection open there is nothing to wait for: a server outside Effect
-      // (`countResponses`, effect-background/Node) skips the linger then, so its shutdown with
-      // nothing to drain costs next to nothing.
-      const open = this.countResponses ? yield* this.connectionCount : 1
+      // With no connection open there is nothing to wait for (the listener is closed: no new one
+      // comes), so a shutdown with nothing to drain skips the linger.
+      const open = yield* this.connectionCount
       const linger = open === 0 ? Duration.zero : Duration.min(IDLE_LINGER, this.drainTimeout)
       yield* Effect.sleep(linger)
       this.server.closeIdleConnections()
