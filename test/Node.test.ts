@@ -3,10 +3,15 @@
  * ephemeral port) with real HTTP clients. Tasks are sequenced with promises the test resolves,
  * never with timing thresholds.
  */
+import { Cause } from "effect"
 import { afterEach, describe, expect, it, vi } from "vitest"
+import { existsSync, mkdtempSync } from "node:fs"
 import * as Http from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { InvalidOptionError, ShuttingDownError } from "../src/Errors.js"
 import * as Node from "../src/Node.js"
+import { StartThenWait, Sum, ThreadId, WaitFor } from "./fixtures/tasks.js"
 import { deferred, listen, send, streamed, until } from "./support/node-http.js"
 
 const opened: Array<Node.BackgroundRuntime> = []
@@ -253,5 +258,56 @@ describe("close", () => {
     const result = await runtime.close()
     expect(result.report).toContain("jobs stopped=2")
     expect(() => runtime.cron(async () => {}, { name: "nightly", cron: "0 3 * * *", timeZone: "UTC" })).toThrow(ShuttingDownError)
+  })
+})
+
+/** Resolves once `predicate` holds, checked every 10 ms (an upper bound of 30 s for "eventually", not a threshold). */
+const eventually = async (predicate: () => boolean): Promise<void> => {
+  for (let waited = 0; waited < 30_000 && !predicate(); waited += 10) await new Promise((resolve) => setTimeout(resolve, 10))
+  expect(predicate()).toBe(true)
+}
+
+describe("offload", () => {
+  const tasksModule = new URL("./fixtures/tasks.worker.ts", import.meta.url)
+  const neverCreated = () => join(mkdtempSync(join(tmpdir(), "node-offload-")), "never")
+
+  it("a task cancelled by its signal rejects with the signal's reason, its thread is replaced, and the pool answers the next task", async () => {
+    const runtime = await make({ offload: { module: tasksModule, minThreads: 1, maxThreads: 1 } })
+    const before = await runtime.offload(ThreadId, undefined)
+    const controller = new AbortController()
+    const started = neverCreated()
+    const stuck = runtime.offload(StartThenWait, { started, release: neverCreated() }, { signal: controller.signal })
+    // aborted once the task runs on the one thread: then only terminating it can free the pool
+    await eventually(() => existsSync(started))
+    const reason = new Error("the client went away")
+    controller.abort(reason)
+    await expect(stuck).rejects.toBe(reason)
+    const after = await runtime.offload(ThreadId, undefined)
+    expect(after).not.toBe(before)
+    expect(await runtime.offload(Sum, 4)).toBe(6)
+    // an already aborted signal: rejected at once with its reason (a DOMException AbortError by default)
+    await expect(runtime.offload(Sum, 4, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: "AbortError" })
+    const result = await runtime.close()
+    expect(result.report).toContain("offload tasks")
+  })
+
+  it("a task past its timeout rejects with a TimeoutException naming it, and the pool answers the next task", async () => {
+    const runtime = await make({ offload: { module: tasksModule, minThreads: 1, maxThreads: 1 } })
+    const before = await runtime.offload(ThreadId, undefined)
+    const timedOut = await runtime.offload(WaitFor, neverCreated(), { timeout: "50 millis" }).catch((error: unknown) => error)
+    expect(timedOut).toBeInstanceOf(Cause.TimeoutException)
+    expect(String((timedOut as Error).message)).toMatch(/offload "waitFor" timed out after 50ms: its worker thread was stopped/)
+    expect(await runtime.offload(ThreadId, undefined)).not.toBe(before)
+    // a timeout the task beats changes nothing
+    expect(await runtime.offload(Sum, 4, { timeout: "1 minute" })).toBe(6)
+  })
+
+  it("refuses a bad signal or timeout, and offload without a pool, with InvalidOptionError", async () => {
+    const runtime = await make({ offload: { module: tasksModule, minThreads: 1, maxThreads: 1 } })
+    const refused = await runtime.offload(Sum, 4, { signal: "stop" as never, timeout: -1 }).catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(InvalidOptionError)
+    expect((refused as InvalidOptionError).issues.map((issue) => issue.option)).toEqual(["signal", "timeout"])
+    const plain = await make()
+    await expect(plain.offload(Sum, 4)).rejects.toThrow(/offload/)
   })
 })

@@ -15,14 +15,18 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
 import * as Http from "node:http"
 import type * as Background from "../../Background.js"
+import * as Durable from "../../Durable.js"
 import * as Offload from "../../Offload.js"
 import * as BackgroundApi from "../../Background.js"
-import type { Callback, Outcome } from "../../Node.js"
+import type { Callback, DurableOptions, DurableTask, DurableTaskOptions, Outcome } from "../../Node.js"
 import { RequestTasks } from "../background/requestTasks.js"
 import * as service from "../background/service.js"
 import type { ResolvedOptions, Supervisor } from "../background/supervisor.js"
 import type { TaskHandle } from "../background/task.js"
+import type { InvalidOptionError } from "../../Errors.js"
 import * as validate from "../options.js"
+import * as durableEnqueue from "../durable/enqueue.js"
+import type * as durableStore from "../durable/store.js"
 import { watchSignals } from "../process/launch.js"
 import { ShutdownRecord, ShutdownRecorder } from "../report.js"
 import { Graceful } from "../server/graceful.js"
@@ -32,7 +36,22 @@ export interface Options extends Background.Options {
   readonly server?: Http.Server | undefined
   readonly drainTimeout?: Duration.DurationInput | undefined
   readonly offload?: Offload.Options | undefined
+  readonly durable?: DurableOptions | undefined
   readonly printReport?: boolean | undefined
+}
+
+/** `offload`'s options: `Offload.run`'s, an `AbortSignal` that cancels the task, and a timeout. */
+export interface OffloadOptions extends Offload.RunOptions {
+  readonly signal?: AbortSignal | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** `enqueue`'s options: `Durable.enqueue`'s, and the request whose response the task waits for. */
+export interface EnqueueOptions {
+  readonly key?: string | undefined
+  readonly runIn?: Duration.DurationInput | undefined
+  readonly runAt?: Date | undefined
+  readonly request?: Http.ServerResponse | Http.IncomingMessage | { readonly res: Http.ServerResponse } | undefined
 }
 
 export interface Settings {
@@ -40,6 +59,7 @@ export interface Settings {
   readonly drainTimeout: Duration.Duration
   readonly interruptTimeout: Duration.Duration
   readonly offload: Offload.Options | undefined
+  readonly durable: DurableOptions | undefined
   readonly server: Http.Server | undefined
   readonly printReport: boolean
 }
@@ -98,6 +118,18 @@ export const fromCallback = <A>(callback: Callback<A>): Effect.Effect<A, unknown
     })
   })
 
+/** A durable task type whose handler is a plain callback, run as {@link fromCallback} runs one. */
+export const durableTask = <A, I>(name: string, options: DurableTaskOptions<A, I>): Durable.Task<A, I, unknown, never> => {
+  const { run, ...rest } = options
+  return Durable.task<A, I, unknown, never>(name, {
+    ...rest,
+    run: typeof run === "function"
+      ? (payload, info) => fromCallback((signal) => run(payload, { ...info, signal }))
+      // not a function: kept as given, so that `make` names `tasks[i].run` in its InvalidOptionError
+      : run
+  })
+}
+
 const CALLBACK_EXPECTED = "a function taking an AbortSignal (e.g. async (signal) => fetch(url, { signal }))"
 
 const checkCallback = (option: string, callback: unknown): void => {
@@ -124,6 +156,7 @@ export const resolveSettings = (given: Options | undefined): Settings => {
         offload: options.offload === undefined || isObject(options.offload)
           ? Effect.succeed(options.offload)
           : validate.invalid("offload", options.offload, "the worker pool's options (e.g. { module: new URL(\"./tasks.js\", import.meta.url) })"),
+        durable: checkDurable(options.durable),
         server: options.server === undefined || options.server instanceof Http.Server
           ? Effect.succeed(options.server)
           : validate.invalid("server", options.server, "a node:http Server (e.g. http.createServer(handler), or Express's app.listen())"),
@@ -134,9 +167,55 @@ export const resolveSettings = (given: Options | undefined): Settings => {
   return checked.right
 }
 
+const DURABLE_EXAMPLE = "{ store: Durable.sqlite({ filename: \"./data/tasks.sqlite\" }), tasks: [SendEmail] }"
+
+/** `durable`'s shape; its task types are checked by `Durable.layer` when `make` builds it. */
+const checkDurable = (given: unknown): Effect.Effect<DurableOptions | undefined, InvalidOptionError> => {
+  if (given === undefined) return Effect.succeed(undefined)
+  if (!isObject(given)) return validate.invalid("durable", given, DURABLE_EXAMPLE)
+  return Effect.map(
+    validate.all({
+      store: Layer.isLayer(given.store)
+        ? Effect.succeed(given.store as DurableOptions["store"])
+        : validate.invalid("durable.store", given.store, "a store layer (e.g. Durable.sqlite({ filename: \"./data/tasks.sqlite\" }) or Durable.postgres({ url }))"),
+      tasks: Array.isArray(given.tasks)
+        ? Effect.succeed(given.tasks as ReadonlyArray<DurableTask>)
+        : validate.invalid("durable.tasks", given.tasks, "an array of task types (e.g. [Node.durableTask(\"send-email\", { payload, run })])")
+    }),
+    (checked): DurableOptions => checked
+  )
+}
+
+const checkOffloadOptions = (given: OffloadOptions | undefined) =>
+  Effect.flatMap(validate.record("options", given, "{ signal: controller.signal, timeout: \"5 seconds\" }"), (options) =>
+    validate.all({
+      signal: options.signal === undefined || options.signal instanceof AbortSignal
+        ? Effect.succeed(options.signal)
+        : validate.invalid("signal", options.signal, "an AbortSignal (e.g. AbortSignal.timeout(5000), or req's own signal)"),
+      timeout: options.timeout === undefined
+        ? Effect.succeed(undefined)
+        : validate.duration("timeout", options.timeout, "positive", validate.NODE_TIMER_MAX_MILLIS)
+    }))
+
+/**
+ * Calls `hook` once `response` is written — its last byte handed to the OS, or the response closed
+ * first (a client gone): false, with nothing registered, when it already was.
+ */
+const onWritten = (response: Http.ServerResponse, hook: () => void): boolean => {
+  if (response.writableFinished || response.destroyed) return false
+  const written = () => {
+    response.off("finish", written)
+    response.off("close", written)
+    hook()
+  }
+  response.on("finish", written)
+  response.on("close", written)
+  return true
+}
+
 const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express, Fastify's raw request)"
 
-type Services = BackgroundApi.Background | Offload.Offload
+type Services = BackgroundApi.Background | Offload.Offload | durableStore.DurableStore
 
 export class NodeRuntime {
   private readonly lists = new WeakMap<Http.ServerResponse, RequestTasks>()
@@ -160,6 +239,7 @@ export class NodeRuntime {
     this.every = this.every.bind(this)
     this.cron = this.cron.bind(this)
     this.offload = this.offload.bind(this)
+    this.enqueue = this.enqueue.bind(this)
     this.snapshot = this.snapshot.bind(this)
     this.stats = this.stats.bind(this)
     this.attach = this.attach.bind(this)
@@ -177,10 +257,17 @@ export class NodeRuntime {
     const record = new ShutdownRecord()
     const supervisor = service.layer(Effect.succeed(settings.background), false)
     // The pool is built first and released last: tasks may still use it during their grace.
-    const layer = settings.offload === undefined
+    const base = settings.offload === undefined
       ? supervisor
       : Layer.provideMerge(supervisor, Offload.layer(settings.offload))
-    // Only `offload` reaches the Offload service, and it checks the pool was asked for first.
+    // The store is built before the supervisor and released after it, as with `Server.app`: the
+    // tasks its grace cuts off are handed back to the store; the workers are jobs of the supervisor.
+    const durable = settings.durable
+    const layer = durable === undefined
+      ? base
+      : Layer.provideMerge(Layer.provideMerge(Durable.layer(durable.tasks), base), durable.store)
+    // Only `offload` and `enqueue` reach the Offload and store services, and they check first that
+    // they were asked for.
     const managed = ManagedRuntime.make(
       Layer.provide(layer as Layer.Layer<Services, unknown>, Layer.succeed(ShutdownRecorder, record))
     )
@@ -346,7 +433,7 @@ export class NodeRuntime {
   offload<I, IE, O, OE, F, FE>(
     task: Offload.Task<I, IE, O, OE, F, FE>,
     input: I,
-    options?: Offload.RunOptions
+    options: OffloadOptions = {}
   ): Promise<O> {
     if (this.settings.offload === undefined) {
       return Promise.reject(validate.invalidOption(
@@ -355,7 +442,46 @@ export class NodeRuntime {
         "a worker pool configured when the runtime was made (e.g. make({ offload: { module: new URL(\"./tasks.js\", import.meta.url) } }))"
       ))
     }
-    return Runtime.runPromiseExit(this.runtime)(Offload.run(task, input, options)).then(orThrow)
+    const checked = Effect.runSyncExit(checkOffloadOptions(options))
+    if (Exit.isFailure(checked)) return Promise.reject(Cause.squash(checked.cause))
+    const { signal, timeout } = checked.value
+    if (signal?.aborted === true) return Promise.reject(signal.reason)
+    const run = Offload.run(task, input, { transfer: options.transfer })
+    // Interrupting the run (the timeout, the signal) terminates the thread running it: the pool
+    // replaces it, and the next task is answered.
+    const bounded = timeout === undefined ? run : Effect.timeoutFail(run, {
+      duration: timeout,
+      onTimeout: () =>
+        new Cause.TimeoutException(`offload "${task.name}" timed out after ${Duration.format(timeout)}: its worker thread was stopped`)
+    })
+    return Runtime.runPromiseExit(this.runtime)(bounded, signal === undefined ? undefined : { signal }).then((exit) => {
+      // cancelled by the caller's signal: rejected with its reason, as fetch does
+      if (Exit.isFailure(exit) && signal?.aborted === true && Cause.isInterruptedOnly(exit.cause)) throw signal.reason
+      return orThrow(exit)
+    })
+  }
+
+  enqueue<A, I, E, R>(task: Durable.Task<A, I, E, R>, payload: A, options: EnqueueOptions = {}): Promise<string> {
+    if (this.settings.durable === undefined) {
+      return Promise.reject(validate.invalidOption(
+        "durable",
+        undefined,
+        `a durable store and its task types configured when the runtime was made (e.g. make({ durable: ${DURABLE_EXAMPLE} }))`
+      ))
+    }
+    if (typeof options !== "object" || options === null) return Promise.reject(validate.invalidOption("options", options, "{ key, runIn, runAt, request }"))
+    let response: Http.ServerResponse | undefined
+    try {
+      response = options.request === undefined ? undefined : this.responseOf(options.request)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const held = response
+    const hold: durableEnqueue.Hold = Effect.succeed(
+      held === undefined ? undefined : (handOff) => Effect.sync(() => onWritten(held, handOff))
+    )
+    const enqueueOptions: Durable.EnqueueOptions = { key: options.key, runIn: options.runIn, runAt: options.runAt }
+    return Runtime.runPromiseExit(this.runtime)(durableEnqueue.enqueue(task, payload, enqueueOptions, hold)).then(orThrow)
   }
 
   snapshot(): ReadonlyArray<BackgroundApi.TaskInfo> {
