@@ -91,6 +91,22 @@ describe("after", () => {
     expect(reported[0]).toContain("background after-response \\\"second\\\" failed")
   })
 
+  it("finds the response of a request given alone, with the handler passed to createServer before make", async () => {
+    const ran = deferred<unknown>()
+    const server = Http.createServer((request, response) => {
+      try {
+        runtime.after(request, async () => ran.resolve(response.writableFinished), { name: "by-request" })
+      } catch (error) {
+        ran.resolve(error)
+      }
+      response.end("ok")
+    })
+    const runtime = await make({ server })
+    const port = await listen(server)
+    expect(await send(port, "/")).toEqual({ status: 200, body: "ok" })
+    expect(await ran.promise).toBe(true)
+  })
+
   it("never starts a task before the response's last byte", async () => {
     const server = Http.createServer()
     const runtime = await make({ server })

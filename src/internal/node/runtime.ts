@@ -305,7 +305,10 @@ export class NodeRuntime {
     }
     const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true)
     this.graceful = graceful
-    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+    // Before the application's own handler (`Http.createServer(handler)` registered it first), so
+    // that a handler given only the request (`after(req, ...)`, `enqueue(..., { request: req })`)
+    // finds its response.
+    server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
       this.responses.set(request, response)
     })
     this.record.bound(
