@@ -2,8 +2,9 @@
  * Hono on Node (`@hono/node-server`): `fetch(app, background)` is the fetch callback to serve, and
  * gives every request a working `c.executionCtx.waitUntil(promise)` — the promise is supervised by
  * the runtime `Node.make` built: shutdown waits for it within the grace, a rejection is reported.
- * `after(c, callback)` runs a task once the response's last byte is written, named by default after
- * the method and route pattern, never the URL.
+ * `after(c, callback)` runs a task once the response's last byte is written, and
+ * `waitUntil(c, promise)` supervises a promise already started, both named by default after the
+ * method and route pattern (never the URL).
  *
  * @example
  * ```ts
@@ -51,8 +52,9 @@ export interface FetchApp extends internal.FetchApp {}
 
 /**
  * The fetch callback for `@hono/node-server`'s `serve`: the app's own, with an execution context
- * whose `waitUntil(promise)` hands the promise to the runtime (named `waitUntil <METHOD>`), and
- * the request's Node response kept for {@link after}.
+ * whose `waitUntil(promise)` hands the promise to the runtime (named `waitUntil <METHOD>`: the
+ * route is not known yet when the context is made; {@link waitUntil} names it by route, or as
+ * asked), and the request's Node response kept for {@link after}.
  *
  * @example
  * ```ts
@@ -106,3 +108,32 @@ export const after = <E extends Env>(
   callback: Node.Callback,
   options?: { readonly name?: string | undefined }
 ): void => internal.after(context, callback, options)
+
+/**
+ * `c.executionCtx.waitUntil(promise)` with a name: the promise is supervised by the runtime
+ * (shutdown waits for it within the grace, a rejection is reported once by name), named
+ * `waitUntil <METHOD> <route pattern>` by default, or `options.name`. Returns the runtime's
+ * {@link Node.Task}. Throws `InvalidOptionError` for a request not served through {@link fetch}.
+ *
+ * @example
+ * ```ts
+ * import type { HttpBindings } from "@hono/node-server"
+ * import type { Context } from "hono"
+ * import * as HonoAdapter from "effect-background/Hono"
+ *
+ * export const track = (c: Context<{ Bindings: HttpBindings }>) => {
+ *   // named "waitUntil POST /events/:kind" unless a name is given
+ *   HonoAdapter.waitUntil(c, fetch("https://example.com/analytics", { method: "POST" }))
+ *   HonoAdapter.waitUntil(c, fetch("https://example.com/audit", { method: "POST" }), { name: "audit" })
+ *   return c.text("ok")
+ * }
+ * ```
+ *
+ * @since 0.5.0
+ * @category tasks
+ */
+export const waitUntil = <E extends Env>(
+  context: Context<E>,
+  promise: PromiseLike<unknown>,
+  options?: { readonly name?: string | undefined }
+): Node.Task => internal.waitUntil(context, promise, options)

@@ -166,6 +166,40 @@ describe("c.executionCtx.waitUntil", () => {
   })
 })
 
+describe("HonoAdapter.waitUntil", () => {
+  it("names the promise after the method and route pattern (never the URL), or as asked; a rejection is reported once by that name", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+    const pending = deferred()
+    const { background, port } = await start((app) => {
+      app.post("/events/:kind", (c) => {
+        HonoAdapter.waitUntil(c, pending.promise)
+        HonoAdapter.waitUntil(c, pending.promise, { name: `audit ${c.req.param("kind")}` })
+        HonoAdapter.waitUntil(c, Promise.reject(new Error("analytics down")))
+        return c.text("ok")
+      })
+    })
+    expect((await send(port, "/events/signup")).status).toBe(200)
+    await until(() => background.stats().failed === 1)
+    expect(background.snapshot().map((task) => task.name).sort()).toEqual(["audit signup", "waitUntil POST /events/:kind"])
+    const reported = [...errors.mock.calls, ...logs.mock.calls].map((call) => call.map(String).join(" "))
+      .filter((line) => line.includes("analytics down"))
+    expect(reported).toHaveLength(1)
+    expect(reported[0]).toContain("waitUntil POST /events/:kind")
+    pending.resolve()
+    await until(() => background.snapshot().length === 0)
+    expect(background.stats()).toMatchObject({ finished: 3, failed: 1 })
+    const refused = (() => {
+      try {
+        HonoAdapter.waitUntil({ req: { method: "GET", path: "/x" } } as never, Promise.resolve())
+      } catch (error) {
+        return error
+      }
+    })()
+    expect(refused).toBeInstanceOf(InvalidOptionError)
+  })
+})
+
 describe("Hono shutdown", () => {
   it("under load, every request answered 2xx has its task run", async () => {
     const lines: Array<string> = []
@@ -182,7 +216,7 @@ describe("Hono shutdown", () => {
         if (arrived % 2 === 0) await held.promise
         return c.json({ ok: true })
       }), { grace: "10 seconds" })
-    const total = 40
+    const total = 500
     const replies = Array.from({ length: total }, (_, index) => send(port, `/send-notification/u${index}`))
     await until(() => arrived === total)
     const closing = background.close()

@@ -8,7 +8,7 @@ import type { Context, Env, ExecutionContext } from "hono"
 import * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
-import { NodeRuntime } from "./runtime.js"
+import { NodeRuntime, type Task } from "./runtime.js"
 
 const runtimes = new WeakMap<Http.ServerResponse, NodeRuntime>()
 
@@ -38,11 +38,8 @@ export const fetch = (app: FetchApp, background: unknown) => {
   }
 }
 
-export const after = <E extends Env>(
-  context: Context<E>,
-  callback: Callback,
-  options: { readonly name?: string | undefined } = {}
-): void => {
+/** The runtime and Node response of a request served through `fetch`; `InvalidOptionError` otherwise. */
+const servedThrough = <E extends Env>(context: Context<E>): readonly [NodeRuntime, Http.ServerResponse] => {
   const response: unknown = (context as { readonly env?: { readonly outgoing?: unknown } } | null)?.env?.outgoing
   const runtime = response instanceof Http.ServerResponse ? runtimes.get(response) : undefined
   if (runtime === undefined || !(response instanceof Http.ServerResponse)) {
@@ -52,5 +49,24 @@ export const after = <E extends Env>(
       "the context of a request served by serve({ fetch: Hono.fetch(app, background) }) from @hono/node-server"
     )
   }
+  return [runtime, response]
+}
+
+export const after = <E extends Env>(
+  context: Context<E>,
+  callback: Callback,
+  options: { readonly name?: string | undefined } = {}
+): void => {
+  const [runtime, response] = servedThrough(context)
   runtime.after(response, callback, { name: options.name, route: context.req.routePath })
+}
+
+export const waitUntil = <E extends Env>(
+  context: Context<E>,
+  promise: PromiseLike<unknown>,
+  options: { readonly name?: string | undefined } = {}
+): Task => {
+  const [runtime] = servedThrough(context)
+  // The route's pattern, never the URL (it can carry data), as `after` names its tasks.
+  return runtime.waitUntil(promise, { name: options.name ?? `waitUntil ${context.req.method} ${context.req.routePath}` })
 }
