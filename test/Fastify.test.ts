@@ -19,9 +19,9 @@ afterEach(async () => {
 })
 
 /** A Fastify app with the plugin, listening on an ephemeral port; closing it closes the runtime. */
-const serve = async (routes: (app: App) => void, options: Node.Options = {}) => {
+const serve = async (routes: (app: App) => void, options: Node.Options = {}, fastifyOptions: { readonly forceCloseConnections?: boolean } = {}) => {
   const background = await Node.make({ printReport: false, ...options })
-  const app = Fastify()
+  const app = Fastify(fastifyOptions)
   apps.push(app)
   await app.register(FastifyAdapter.plugin(background))
   routes(app)
@@ -137,7 +137,7 @@ describe("Fastify shutdown", () => {
           resolve()
         })
       ), "poller")
-    const total = 40
+    const total = 500
     const replies = Array.from({ length: total }, (_, index) => send(port, `/send-notification/u${index}`))
     await until(() => arrived === total)
     const closing = app.close()
@@ -158,5 +158,27 @@ describe("Fastify shutdown", () => {
     expect(drained).toBeGreaterThanOrEqual(total / 2)
     expect(drained).toBeLessThanOrEqual(total)
     expect(result.exitCode).toBe(0)
+  })
+
+  it("a request Fastify's own close cuts off (forceCloseConnections) is counted as interrupted in the report's drain", async () => {
+    const inHandler = deferred()
+    const never = deferred()
+    const { app, background, port } = await serve((app) => {
+      app.post("/quick", async () => ({ ok: true }))
+      app.post("/stuck", async () => {
+        inHandler.resolve()
+        await never.promise
+        return { ok: true }
+      })
+    }, {}, { forceCloseConnections: true })
+    // answered before close: counted in neither
+    expect((await send(port, "/quick")).status).toBe(200)
+    const cut = send(port, "/stuck").then(() => "answered", (error: NodeJS.ErrnoException) => error.code)
+    await inHandler.promise
+    await app.close()
+    expect(await cut).toBe("ECONNRESET")
+    const result = await background.close()
+    expect(result.report).toMatch(/requests drained=0 interrupted=1;/)
+    never.resolve()
   })
 })

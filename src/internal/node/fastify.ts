@@ -20,21 +20,32 @@ const entries = new WeakMap<Http.IncomingMessage, Entry>()
 export const plugin = (background: unknown): FastifyPluginCallback => {
   const runtime = NodeRuntime.from(background)
   const register: FastifyPluginCallback = (instance: FastifyInstance, _options, done) => {
-    // Fastify drains its own server; the report's drain phase counts the requests it finished.
-    let drain: { readonly done: (drained: number) => void; drained: number } | undefined
+    // Fastify drains its own server; the report's drain phase counts the requests it finished, and
+    // those its close cut off (`forceCloseConnections: true` destroys their connections): a
+    // response closed before its last byte was written. A cut response may say so only after
+    // Fastify's onClose (its socket's close comes later): those still open then are counted there.
+    let drain: { readonly done: (drained: number, interrupted: number) => void; drained: number; interrupted: number } | undefined
+    const open = new Set<Http.ServerResponse>()
+    const count = (response: Http.ServerResponse) => {
+      if (!open.delete(response) || drain === undefined) return
+      if (response.writableFinished) drain.drained++
+      else drain.interrupted++
+    }
     instance.addHook("onRequest", (request, reply, next) => {
       entries.set(request.raw, { runtime, response: reply.raw })
-      reply.raw.once("close", () => {
-        if (drain !== undefined) drain.drained++
-      })
+      const response = reply.raw
+      open.add(response)
+      response.once("close", () => count(response))
       next()
     })
     instance.addHook("preClose", (next) => {
-      drain = { done: runtime.frameworkDrain(), drained: 0 }
+      drain = { done: runtime.frameworkDrain(), drained: 0, interrupted: 0 }
       next()
     })
     instance.addHook("onClose", (_instance, next) => {
-      drain?.done(drain.drained)
+      // the server is closed: nothing still open will be written now
+      for (const response of [...open]) count(response)
+      drain?.done(drain.drained, drain.interrupted)
       runtime.close().then(() => next(), next)
     })
     done()

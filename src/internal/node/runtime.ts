@@ -326,13 +326,14 @@ export class NodeRuntime {
 
   /**
    * A framework that drains its own server (Fastify's `close`) says when it starts and, with the
-   * requests it saw finish, when it is done: the report's drain phase, as `Graceful` gives it.
+   * requests it saw finish and those it cut off, when it is done: the report's drain phase, as
+   * `Graceful` gives it.
    */
-  frameworkDrain(): (drained: number) => void {
+  frameworkDrain(): (drained: number, interrupted: number) => void {
     const start = Date.now()
     this.drainStart ??= start
     this.record.startedAt ??= start
-    return (drained) => this.record.serverDone({ millis: Date.now() - start, drained, interrupted: 0, stillRunning: [] })
+    return (drained, interrupted) => this.record.serverDone({ millis: Date.now() - start, drained, interrupted, stillRunning: [] })
   }
 
   private responseOf(target: unknown): Http.ServerResponse {
