@@ -141,7 +141,7 @@ describe("Express shutdown", () => {
           resolve()
         })
       ), "poller")
-    const total = 40
+    const total = 500
     const replies = Array.from({ length: total }, (_, index) => send(port, `/send-notification/u${index}`))
     await until(() => arrived === total)
     const closing = background.close()

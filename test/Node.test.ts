@@ -198,7 +198,7 @@ describe("close", () => {
       else response.end("ok")
     })
     const port = await listen(server)
-    const total = 40
+    const total = 500
     const replies = Array.from({ length: total }, (_, index) => send(port, `/n/${index}`).catch(() => undefined))
     await until(() => arrived === total)
     const closing = runtime.close()
