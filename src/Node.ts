@@ -280,9 +280,11 @@ export interface OffloadOptions extends internal.OffloadOptions {}
 
 /**
  * Options of {@link BackgroundRuntime} `enqueue`: `Durable.enqueue`'s `key` (idempotency),
- * `runIn`/`runAt`, and `request` — the request (or its response) whose response the task waits
- * for: committed at once, run once the response is written, as `Durable.enqueue` does in an Effect
- * handler. Without `request`, the task is available to the workers at once.
+ * `runIn`/`runAt`, and `request` — the request whose response the task waits for (a request of the
+ * server given to `make`, its `ServerResponse`, Express's `req`, Fastify's `request` with
+ * `Fastify.plugin`, Hono's `c.env.outgoing`): committed at once, run once the response is written,
+ * as `Durable.enqueue` does in an Effect handler. Without `request`, the task is available to the
+ * workers at once.
  *
  * @example
  * ```ts

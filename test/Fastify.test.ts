@@ -4,7 +4,12 @@
  */
 import Fastify, { type FastifyInstance } from "fastify"
 import type * as Net from "node:net"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { PassThrough } from "node:stream"
+import { Schema } from "effect"
+import * as Durable from "../src/Durable.js"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { InvalidOptionError } from "../src/Errors.js"
 import * as FastifyAdapter from "../src/Fastify.js"
@@ -111,6 +116,34 @@ describe("Fastify.after", () => {
     await send((app.server.address() as Net.AddressInfo).port, "/", "GET")
     expect(refused).toBeInstanceOf(InvalidOptionError)
     expect(String((refused as Error).message)).toContain("Fastify.plugin")
+  })
+})
+
+describe("Fastify and durable enqueue", () => {
+  it("a task enqueued for a Fastify request is committed before the answer and runs once the response is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fastify-durable-"))
+    const ran = deferred<boolean | undefined>()
+    const responses = new Map<string, { readonly writableFinished: boolean }>()
+    const Note = Node.durableTask("note", {
+      payload: Schema.Struct({ email: Schema.String }),
+      run: async ({ email }) => ran.resolve(responses.get(email)?.writableFinished)
+    })
+    try {
+      let background: Node.BackgroundRuntime | undefined
+      const served = await serve((app) =>
+        app.post<{ Params: { email: string } }>("/signup/:email", async (request, reply) => {
+          responses.set(request.params.email, reply.raw)
+          const id = await background!.enqueue(Note, { email: request.params.email }, { request })
+          return reply.code(202).send({ id })
+        }), { durable: { store: Durable.sqlite({ filename: join(dir, "tasks.sqlite") }), tasks: [Note] } })
+      background = served.background
+      const reply = await send(served.port, "/signup/ada")
+      expect(reply.status).toBe(202)
+      expect(await ran.promise).toBe(true)
+      await served.app.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -33,6 +33,7 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
     }
     instance.addHook("onRequest", (request, reply, next) => {
       entries.set(request.raw, { runtime, response: reply.raw })
+      runtime.track(request.raw, reply.raw)
       const response = reply.raw
       open.add(response)
       response.once("close", () => count(response))

@@ -51,7 +51,12 @@ export interface EnqueueOptions {
   readonly key?: string | undefined
   readonly runIn?: Duration.DurationInput | undefined
   readonly runAt?: Date | undefined
-  readonly request?: Http.ServerResponse | Http.IncomingMessage | { readonly res: Http.ServerResponse } | undefined
+  readonly request?:
+    | Http.ServerResponse
+    | Http.IncomingMessage
+    | { readonly res: Http.ServerResponse }
+    | { readonly raw: Http.IncomingMessage }
+    | undefined
 }
 
 export interface Settings {
@@ -213,7 +218,7 @@ const onWritten = (response: Http.ServerResponse, hook: () => void): boolean => 
   return true
 }
 
-const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express, Fastify's raw request)"
+const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express), or a Fastify request of an app with Fastify.plugin"
 
 type Services = BackgroundApi.Background | Offload.Offload | durableStore.DurableStore
 
@@ -343,8 +348,17 @@ export class NodeRuntime {
       if (response instanceof Http.ServerResponse) return response
     } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
       return target.res
+    } else if (isObject(target) && target.raw instanceof Http.IncomingMessage) {
+      // Fastify's request: its raw request, whose response the plugin tracked
+      const response = this.responses.get(target.raw)
+      if (response !== undefined) return response
     }
     throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
+  }
+
+  /** Keeps a request's response, for a framework that serves it (Fastify's plugin, at onRequest). */
+  track(request: Http.IncomingMessage, response: Http.ServerResponse): void {
+    this.responses.set(request, response)
   }
 
   after(
