@@ -16,7 +16,7 @@ import {
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Layer, Option, Schema, Stream, Tracer } from "effect"
+import { Cause, Deferred, Effect, Exit, FiberRef, Layer, Option, Ref, Schema, Stream, Tracer } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Background, BackgroundTasks, MissingMiddlewareError, OutsideRequestError, Server } from "../src/index.js"
@@ -656,6 +656,114 @@ describe("BackgroundTasks on a real server", () => {
       yield* Deferred.succeed(release, undefined)
       yield* server.use(Background.awaitIdle).pipe(orHang("the slot to free up"))
       expect((yield* request(server.port, "/track", { method: "POST" })).status).toBe(202)
+    }).pipe(Effect.scoped))
+})
+
+describe("each after-response task runs as in a fiber of its own", () => {
+  const handlerRef = FiberRef.unsafeMake("unset")
+
+  it.live("many tasks waiting at once all run concurrently, each request's in its own line", () =>
+    Effect.gen(function*() {
+      const count = 24
+      const started = yield* Ref.make(0)
+      const allStarted = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/wait",
+        Effect.zipRight(
+          BackgroundTasks.add(
+            Effect.gen(function*() {
+              // each task waits until every one of them has started: one fiber short, and none ends
+              if ((yield* Ref.updateAndGet(started, (n) => n + 1)) === count) yield* Deferred.succeed(allStarted, undefined)
+              yield* Deferred.await(allStarted)
+            }),
+            { name: "wait" }
+          ),
+          HttpServerResponse.text("ok")
+        )
+      ))
+      const server = yield* serving(app)
+      const statuses = yield* Effect.forEach(
+        Array.from({ length: count }),
+        () => Effect.map(request(server.port, "/wait", { method: "POST" }), (response) => response.status),
+        { concurrency: "unbounded" }
+      )
+      expect(statuses).toEqual(Array.from({ length: count }, () => 200))
+      yield* Deferred.await(allStarted).pipe(orHang("every task to be running at once"))
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+      expect((yield* server.use(Background.stats)).finished).toBe(count)
+    }).pipe(Effect.scoped))
+
+  it.live("a fiber a task forks and leaves running is interrupted when the task ends; a daemon fiber is not", () =>
+    Effect.gen(function*() {
+      const childInterrupted = yield* Deferred.make<void>()
+      const daemonStarted = yield* Deferred.make<void>()
+      const daemonInterrupted = yield* Deferred.make<void>()
+      const stopDaemon = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/fork",
+        Effect.zipRight(
+          BackgroundTasks.add(
+            Effect.gen(function*() {
+              yield* Effect.fork(Effect.onInterrupt(Effect.never, () => Deferred.succeed(childInterrupted, undefined)))
+              yield* Effect.forkDaemon(
+                Effect.zipRight(
+                  Deferred.succeed(daemonStarted, undefined),
+                  Effect.onInterrupt(Deferred.await(stopDaemon), () => Deferred.succeed(daemonInterrupted, undefined))
+                )
+              )
+              yield* Deferred.await(daemonStarted)
+            }),
+            { name: "forks" }
+          ),
+          HttpServerResponse.text("ok")
+        )
+      ))
+      const server = yield* serving(app)
+      expect((yield* request(server.port, "/fork", { method: "POST" })).status).toBe(200)
+      yield* Deferred.await(childInterrupted).pipe(orHang("the task's child to be interrupted when the task ended"))
+      yield* server.use(Background.awaitIdle).pipe(orHang("the task to end"))
+      expect(yield* Deferred.isDone(daemonInterrupted)).toBe(false)
+      yield* Deferred.succeed(stopDaemon, undefined)
+    }).pipe(Effect.scoped))
+
+  it.live("each task sees its handler's fiber refs and its own log annotations, never what an earlier task set", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const logs = captureLogs()
+      const task = (label: string) =>
+        Effect.gen(function*() {
+          seen.push(`${label}: ${yield* FiberRef.get(handlerRef)}`)
+          yield* FiberRef.set(handlerRef, `set by ${label}`)
+          yield* Effect.log(`ran ${label}`)
+        })
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/refs/:label",
+        Effect.gen(function*() {
+          const { label = "" } = yield* HttpRouter.params
+          yield* FiberRef.set(handlerRef, `handler ${label}`)
+          yield* BackgroundTasks.add(task(`${label} first`), { name: `${label} first` })
+          yield* BackgroundTasks.add(task(`${label} second`), { name: `${label} second` })
+          return HttpServerResponse.text("ok")
+        })
+      ))
+      const server = yield* serving(app, {}, logs)
+      for (const label of ["a", "b"]) {
+        expect((yield* request(server.port, `/refs/${label}`, { method: "POST" })).status).toBe(200)
+        yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+      }
+      expect(seen).toEqual([
+        "a first: handler a",
+        "a second: handler a",
+        "b first: handler b",
+        "b second: handler b"
+      ])
+      const annotated = logs.entries.filter((entry) => entry.message.startsWith("ran "))
+      expect(annotated.map((entry) => [entry.message, entry.annotations.task, entry.annotations.taskKind])).toEqual([
+        ["ran a first", "a first", "after-response"],
+        ["ran a second", "a second", "after-response"],
+        ["ran b first", "b first", "after-response"],
+        ["ran b second", "b second", "after-response"]
+      ])
     }).pipe(Effect.scoped))
 })
 

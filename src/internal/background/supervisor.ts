@@ -40,6 +40,7 @@ import {
   requestOriginOf,
   type TaskState
 } from "./task.js"
+import { Runners, works as runnersWork } from "./runners.js"
 import * as taskFiber from "./taskFiber.js"
 import * as taskScope from "./taskScope.js"
 import { Waiters } from "./waiters.js"
@@ -111,6 +112,20 @@ export class Supervisor {
   private readonly contexts = new taskFiber.Contexts(
     taskScope.sharedWorks ? new taskScope.SharedScope((id) => this.records.get(id)?.scope) : undefined
   )
+  /** Runs after-response tasks without a fiber each (runners.ts), where Effect allows it. */
+  private readonly runners: Runners | undefined = runnersWork
+    ? new Runners({
+      install: (fiber, record, origin) => {
+        const scope = record.scope
+        if (record.exit !== undefined || scope === undefined) return false
+        fiber.setFiberRefs(taskFiber.refsOf(record, scope, origin, this.contexts, this.annotations, fiber.id()))
+        record.fiber = fiber
+        return true
+      },
+      body: Effect.suspend(() => this.body),
+      finish: (exit) => this.finish(exit)
+    })
+    : undefined
   private pendingCount = 0
   private readonly idle = new Waiters(() => this.pendingCount === 0)
   private readonly empty = new Waiters(() => this.records.size === 0)
@@ -218,7 +233,8 @@ export class Supervisor {
     origin: Origin,
     immediate: boolean
   ): void {
-    if (record.exit !== undefined || record.fiber !== undefined) return
+    // (ended, started, or handed to a runner already)
+    if (record.exit !== undefined || record.fiber !== undefined || record.effect !== undefined) return
     try {
       this.unsafeStart(record, effect, origin, immediate)
     } catch (error) {
@@ -247,7 +263,8 @@ export class Supervisor {
     record.scope = scope
     record.span = taskFiber.spanOf(record, origin, Context.get(services, Clock.Clock))
     record.effect = effect as Effect.Effect<unknown, unknown, never>
-    record.fiber = taskFiber.fork(record, this.program, scope, origin, this.contexts, this.annotations, immediate)
+    if (record.kind === "after-response" && this.runners !== undefined) this.runners.run(record, origin, immediate)
+    else record.fiber = taskFiber.fork(record, this.program, scope, origin, this.contexts, this.annotations, immediate)
   }
 
   /**
@@ -258,7 +275,16 @@ export class Supervisor {
    * always run.
    */
   private readonly program: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.interruptible(Effect.withFiberRuntime<unknown, unknown>((fiber) => {
+    Effect.suspend(() => this.body),
+    {
+      onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
+      onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
+    }
+  )
+
+  /** The interruptible part of {@link program}: the task's effect, once it may run. */
+  private readonly body: Effect.Effect<unknown, unknown> = Effect.interruptible(
+    Effect.withFiberRuntime<unknown, unknown>((fiber) => {
       const record = this.records.get(fiber.getFiberRef(currentTaskId))
       const effect = record?.effect
       if (record === undefined || effect === undefined) return Effect.void
@@ -268,11 +294,7 @@ export class Supervisor {
       return replaced === undefined
         ? this.whenSeated(record, effect, clock)
         : Effect.zipRight(stopReplaced(replaced), Effect.suspend(() => this.whenSeated(record, effect, clock)))
-    })),
-    {
-      onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
-      onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
-    }
+    })
   )
 
   /**
@@ -308,7 +330,7 @@ export class Supervisor {
   }
 
   /** Closes the current task's scope, as Effect.scoped would, then counts its end. */
-  private finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
       const record = this.records.get(fiber.getFiberRef(currentTaskId))
       const scope = record?.scope
@@ -464,6 +486,7 @@ export class Supervisor {
       }
     }
     yield* Effect.interruptible(this.empty.await).pipe(Effect.timeoutOption(this.options.interruptTimeout))
+    this.runners?.close()
     const end = yield* Clock.currentTimeMillis
     return {
       graceMillis: interruptStart - graceStart,

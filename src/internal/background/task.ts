@@ -14,7 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
-import type * as FiberRefs from "effect/FiberRefs"
+import * as FiberRefs from "effect/FiberRefs"
 import type * as Tracer from "effect/Tracer"
 import type * as metrics from "../metrics.js"
 import type * as taskScope from "./taskScope.js"
@@ -122,8 +122,21 @@ export const requestOriginOf = (context: Context.Context<never>): RequestOrigin 
 /** The fiber refs of a fiber, as a task it starts will inherit them. */
 export const originOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Origin => ({
   context: fiber.currentContext,
-  fiberRefs: fiber.getFiberRefs()
+  fiberRefs: refsHeldBy(fiber)
 })
+
+/**
+ * The fiber refs a fiber holds. `getFiberRefs()` first stores the fiber's runtime flags in them,
+ * which copies the whole map; a task takes its fiber's flags from the supervisor, never from that
+ * entry, so the map the fiber holds (where Effect's fibers keep it) serves as well, without the
+ * copy. Where that is not found, `getFiberRefs()`.
+ */
+const refsHeldBy = (fiber: Fiber.RuntimeFiber<unknown, unknown>): FiberRefs.FiberRefs => {
+  const held: unknown = (fiber as { readonly _fiberRefs?: unknown })._fiberRefs
+  return typeof held === "object" && held !== null && FiberRefs.FiberRefsSym in held
+    ? held as FiberRefs.FiberRefs
+    : fiber.getFiberRefs()
+}
 
 export class TaskRecord {
   state: TaskState

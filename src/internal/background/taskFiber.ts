@@ -115,6 +115,32 @@ export class Contexts {
 }
 
 /**
+ * The context a task runs with: its origin's, with the task's scope and, under a tracer that
+ * exports, its span as parent.
+ */
+const contextOf = (record: TaskRecord, origin: Origin, scope: Scope.Scope, contexts: Contexts): Context.Context<never> => {
+  const withScope = contexts.of(origin.context, scope)
+  return record.span === undefined ? withScope : Context.add(withScope, Tracer.ParentSpan, record.span.span)
+}
+
+/**
+ * Sets the task's own fiber refs — its log annotations and its id — in `refs`, a copy made for
+ * the fiber that runs it (no one else holds that map). Each is set as a single value, not pushed
+ * on the origin's history: a task's fiber refs are never joined back.
+ */
+const setOwnRefs = (
+  refs: FiberRefs.FiberRefs,
+  record: TaskRecord,
+  origin: Origin,
+  annotations: Annotations
+): FiberRefs.FiberRefs => {
+  const logAnnotations = annotations.of(FiberRefs.getOrDefault(origin.fiberRefs, FiberRef.currentLogAnnotations), record)
+  refs.locals.set(FiberRef.currentLogAnnotations, logAnnotations)
+  refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
+  return refs
+}
+
+/**
  * Forks `program` as the task's root fiber. `immediate` runs its first steps now, before this
  * returns; otherwise it is scheduled.
  */
@@ -127,25 +153,30 @@ export const fork = <R>(
   annotations: Annotations,
   immediate: boolean
 ): Fiber.RuntimeFiber<void> => {
-  const { context, fiberRefs } = origin
-  const logAnnotations = annotations.of(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentLogAnnotations), record)
-  const withScope = contexts.of(context, scope)
   const runtime = Runtime.make({
-    context: (record.span === undefined
-      ? withScope
-      : Context.add(withScope, Tracer.ParentSpan, record.span.span)) as Context.Context<R>,
-    fiberRefs,
+    context: contextOf(record, origin, scope, contexts) as Context.Context<R>,
+    fiberRefs: origin.fiberRefs,
     runtimeFlags: taskFlags
   })
   return Runtime.runFork(runtime)(program, {
     immediate,
-    // The task's own fiber refs: its log annotations and its id, set in the copy runFork has just
-    // made for the new fiber (no one else holds that map). Each is set as a single value, not
-    // pushed on the origin's history: a root fiber is never joined back.
-    updateRefs: (refs) => {
-      refs.locals.set(FiberRef.currentLogAnnotations, logAnnotations)
-      refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
-      return refs
-    }
+    updateRefs: (refs) => setOwnRefs(refs, record, origin, annotations)
   })
+}
+
+/**
+ * The fiber refs a task's own fiber would start with (as {@link fork} makes them), for a runner
+ * fiber (`fiberId`) to run the task with instead (runners.ts).
+ */
+export const refsOf = (
+  record: TaskRecord,
+  scope: Scope.Scope,
+  origin: Origin,
+  contexts: Contexts,
+  annotations: Annotations,
+  fiberId: FiberId.Runtime
+): FiberRefs.FiberRefs => {
+  const refs = FiberRefs.forkAs(origin.fiberRefs, fiberId)
+  refs.locals.set(FiberRef.currentContext, [[fiberId, contextOf(record, origin, scope, contexts)]])
+  return setOwnRefs(refs, record, origin, annotations)
 }
