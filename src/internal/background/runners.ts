@@ -2,14 +2,14 @@
  * Runner fibers: long-lived fibers that run after-response tasks, one at a time each, so that a
  * task costs no fiber of its own. A runner takes the next task off a queue, puts on the fiber refs
  * the task's own fiber would have started with (its origin's, with its context, log annotations
- * and id: see `taskFiber.refsOf`), runs the supervisor's task program, interrupts any fiber the
- * task forked and left running (as the end of the task's own fiber would), and takes the next.
+ * and id: see `taskFiber.refsOf`), runs it, counts its end, interrupts any fiber the task forked
+ * and left running (as the end of the task's own fiber would), and takes the next.
  *
- * Every task still runs concurrently with the others: each task handed over wakes an idle runner
- * or starts a new one, unless a runner already on its way to the queue will take it. Runners wait,
- * idle, for more work (at most {@link MAX_IDLE} of them; the others end), and all of them end when
- * the supervisor has shut down. A runner is interrupted only through the task it runs (shutdown
- * past the grace period), and then ends with it.
+ * Tasks still run concurrently: whenever a task is waiting and no runner is on its way to the
+ * queue, one is woken or started (see {@link Runners}). Runners wait, idle, for more work (at most
+ * {@link MAX_IDLE} of them; the others end), and all of them end when the supervisor has shut
+ * down. A runner is interrupted only through the task it runs (shutdown past the grace period),
+ * and then ends with it.
  *
  * This leans on two methods Effect's fibers have but its `RuntimeFiber` type does not list:
  * `setFiberRefs` (what `Effect.setFiberRefs` calls) and `interruptAllChildren` (what a fiber runs
@@ -17,6 +17,8 @@
  * task gets a fiber of its own instead.
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -43,20 +45,25 @@ interface Job {
   readonly origin: Origin
 }
 
-/** What the supervisor gives the runners: how to put a task on a runner, and the task's program. */
+/** What the supervisor gives the runners: how a task starts on a runner, and how it ends. */
 export interface TaskRunner {
-  /** Puts the task's fiber refs on `fiber`; false (nothing done) when the task has already ended. */
-  readonly install: (fiber: RunnerFiber, record: TaskRecord, origin: Origin) => boolean
-  /** The task's body, interruptible, as the supervisor runs it. */
-  readonly body: Effect.Effect<unknown, unknown>
-  /** Closes the task's scope and counts its end. */
-  readonly finish: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
+  /**
+   * Puts the task's fiber refs on `fiber` and returns what to run (its effect, once it may run),
+   * or `undefined` when the task has ended already (shutdown ended it while it waited).
+   */
+  readonly start: (fiber: RunnerFiber, record: TaskRecord, origin: Origin) => Effect.Effect<unknown, unknown> | undefined
+  /** Closes the task's scope and counts its end: `undefined` once done, or what is left to run. */
+  readonly end: (
+    record: TaskRecord,
+    exit: Exit.Exit<unknown, unknown>,
+    clock: Clock.Clock
+  ) => Effect.Effect<void> | undefined
 }
 
 const runnerRuntime = Runtime.make({
   context: Runtime.defaultRuntime.context,
   fiberRefs: FiberRefs.empty(),
-  // interruptible only inside a task's body: the loop's bookkeeping always completes
+  // interruptible only inside a task's body: a runner's own steps always complete
   runtimeFlags: RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
 })
 
@@ -64,33 +71,63 @@ const blankRefs = FiberRefs.empty()
 
 const isInterrupted = (fiber: RunnerFiber): boolean => !Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
 
+/**
+ * The runners and their queue. A task handed over is taken by a runner already running, if one
+ * gets to the queue first; otherwise, once the current stretch of synchronous work is over (a
+ * microtask), one runner is woken or started for it — and each runner that takes a task while
+ * others wait makes sure of the same for them, so when its task suspends the next runner takes
+ * the next task. Tasks that complete without suspending run back to back on one runner.
+ */
 export class Runners {
   private readonly queue: Array<Job> = []
   private head = 0
-  private readonly idle: Array<(resume: Effect.Effect<void>) => void> = []
-  /** Runners awake and about to look at the queue (woken, started, or done with a task). */
-  private looking = 0
-  private closed = false
+  readonly idle: Array<(resume: Effect.Effect<void>) => void> = []
+  /** Runners woken or started that have not yet looked at the queue. */
+  private coming = 0
+  private checkScheduled = false
+  closed = false
 
-  constructor(private readonly task: TaskRunner) {}
+  constructor(readonly task: TaskRunner) {}
 
-  /** Hands a task over; `immediate` starts a new runner's first steps now, when one is needed. */
-  run(record: TaskRecord, origin: Origin, immediate: boolean): void {
+  /** Hands a task over. */
+  run(record: TaskRecord, origin: Origin): void {
     this.queue.push({ record, origin })
-    if (this.queue.length - this.head <= this.looking) return
-    this.looking++
-    const wake = this.idle.pop()
-    if (wake !== undefined) wake(Effect.void)
-    else Runtime.runFork(runnerRuntime)(this.loop, { immediate })
+    this.ensureTaker()
   }
 
-  /** Lets the idle runners end, and any runner end once its task has: the supervisor is done. */
+  /** Lets the idle runners end, and every runner end once its task has: the supervisor is done. */
   close(): void {
     this.closed = true
     for (const wake of this.idle.splice(0)) wake(Effect.void)
   }
 
-  private take(): Job | undefined {
+  /** Whether tasks wait in the queue. */
+  get waiting(): boolean {
+    return this.head < this.queue.length
+  }
+
+  /** Makes sure a runner will look at the queue: checked in a microtask (see the class). */
+  ensureTaker(): void {
+    if (this.coming > 0 || this.checkScheduled) return
+    this.checkScheduled = true
+    queueMicrotask(this.check)
+  }
+
+  private readonly check = (): void => {
+    this.checkScheduled = false
+    if (!this.waiting || this.coming > 0 || this.closed) return
+    this.coming++
+    const wake = this.idle.pop()
+    if (wake !== undefined) wake(Effect.void)
+    else new Runner(this).spawn()
+  }
+
+  /** A runner woken or started is here. */
+  arrived(): void {
+    this.coming--
+  }
+
+  take(): Job | undefined {
     if (this.head === this.queue.length) return undefined
     const job = this.queue[this.head]!
     this.queue[this.head++] = undefined as unknown as Job
@@ -103,50 +140,73 @@ export class Runners {
     }
     return job
   }
+}
 
-  private readonly loop: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
-    const runner = asRunner(fiber)
-    if (this.closed || isInterrupted(runner)) {
-      this.looking--
-      return Effect.void
-    }
-    const job = this.take()
-    if (job === undefined) {
-      this.looking--
-      runner.setFiberRefs(blankRefs) // nothing of the last task's is kept alive by an idle runner
-      if (this.idle.length >= MAX_IDLE) return Effect.void
-      return Effect.zipRight(Effect.async<void>((resume) => void this.idle.push(resume)), this.loop)
-    }
-    this.looking--
-    if (!this.task.install(runner, job.record, job.origin)) {
-      this.looking++
-      return this.loop
-    }
-    return Effect.zipRight(this.runTask, this.loop)
-  })
+/** One runner fiber: its task now, and the handlers its task's exit goes to. */
+class Runner {
+  private fiber!: RunnerFiber
+  private record: TaskRecord | undefined = undefined
 
-  private readonly runTask: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.suspend(() => this.task.body),
-    {
-      onFailure: (cause) => this.done(Exit.failCause(cause)),
-      onSuccess: (value) => this.done(Exit.succeed(value))
-    }
+  constructor(private readonly pool: Runners) {}
+
+  spawn(): void {
+    Runtime.runFork(runnerRuntime)(
+      Effect.withFiberRuntime((fiber) => {
+        this.fiber = asRunner(fiber)
+        this.pool.arrived()
+        return this.next()
+      }),
+      { immediate: true }
+    )
+  }
+
+  /** Waits, idle, until woken. */
+  private readonly park: Effect.Effect<void> = Effect.zipRight(
+    Effect.async<void>((resume) => void this.pool.idle.push(resume)),
+    Effect.suspend(() => {
+      this.pool.arrived()
+      return this.next()
+    })
   )
 
-  private done(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    return Effect.zipRight(
-      this.task.finish(exit),
-      Effect.withFiberRuntime((fiber) => {
-        // Counted as looking only now: a task handed over while this one's finalizers ran (its
-        // successor in its request's line among them) woke another runner rather than wait.
-        const children = asRunner(fiber).interruptAllChildren()
-        if (children === null) {
-          this.looking++
-          return Effect.void
-        }
-        return Effect.zipRight(children, Effect.sync(() => void this.looking++))
-      })
-    )
+  private readonly continue: Effect.Effect<void> = Effect.suspend(() => this.next())
+
+  /** The next task to run, or waiting for one; the runner ends once the supervisor is done. */
+  private next(): Effect.Effect<void> {
+    const pool = this.pool
+    const fiber = this.fiber
+    for (;;) {
+      if (pool.closed || isInterrupted(fiber)) return Effect.void
+      const job = pool.take()
+      if (job === undefined) {
+        fiber.setFiberRefs(blankRefs) // an idle runner keeps nothing of its last task alive
+        return pool.idle.length >= MAX_IDLE ? Effect.void : this.park
+      }
+      // if this task suspends, the ones after it need another runner
+      if (pool.waiting) pool.ensureTaker()
+      const effect = pool.task.start(fiber, job.record, job.origin)
+      if (effect === undefined) continue
+      this.record = job.record
+      return Effect.matchCauseEffect(Effect.interruptible(effect), this)
+    }
+  }
+
+  readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
+  readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))
+
+  /**
+   * The task has ended: count it, interrupt the fibers it forked and left running (as the end of a
+   * fiber of its own would), and go on to the next task — at once when nothing is left to run.
+   */
+  private ended(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const record = this.record!
+    this.record = undefined
+    const fiber = this.fiber
+    const rest = this.pool.task.end(record, exit, Context.get(fiber.currentDefaultServices, Clock.Clock))
+    const children = rest === undefined ? fiber.interruptAllChildren() : null
+    if (rest === undefined && children === null) return this.next()
+    const interruptChildren = Effect.withFiberRuntime((current) => asRunner(current).interruptAllChildren() ?? Effect.void)
+    return Effect.zipRight(rest ?? children!, rest === undefined ? this.continue : Effect.zipRight(interruptChildren, this.continue))
   }
 }
 

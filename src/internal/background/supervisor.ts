@@ -115,15 +115,16 @@ export class Supervisor {
   /** Runs after-response tasks without a fiber each (runners.ts), where Effect allows it. */
   private readonly runners: Runners | undefined = runnersWork
     ? new Runners({
-      install: (fiber, record, origin) => {
+      start: (fiber, record, origin) => {
         const scope = record.scope
-        if (record.exit !== undefined || scope === undefined) return false
+        const effect = record.effect
+        if (record.exit !== undefined || scope === undefined || effect === undefined) return undefined
         fiber.setFiberRefs(taskFiber.refsOf(record, scope, origin, this.contexts, this.annotations, fiber.id()))
         record.fiber = fiber
-        return true
+        record.effect = undefined
+        return this.whenSeated(record, effect, Context.get(fiber.currentDefaultServices, Clock.Clock))
       },
-      body: Effect.suspend(() => this.body),
-      finish: (exit) => this.finish(exit)
+      end: (record, exit, clock) => this.closeAndEnd(record, exit, clock)
     })
     : undefined
   private pendingCount = 0
@@ -263,7 +264,7 @@ export class Supervisor {
     record.scope = scope
     record.span = taskFiber.spanOf(record, origin, Context.get(services, Clock.Clock))
     record.effect = effect as Effect.Effect<unknown, unknown, never>
-    if (record.kind === "after-response" && this.runners !== undefined) this.runners.run(record, origin, immediate)
+    if (record.kind === "after-response" && this.runners !== undefined) this.runners.run(record, origin)
     else record.fiber = taskFiber.fork(record, this.program, scope, origin, this.contexts, this.annotations, immediate)
   }
 
@@ -275,16 +276,7 @@ export class Supervisor {
    * always run.
    */
   private readonly program: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.suspend(() => this.body),
-    {
-      onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
-      onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
-    }
-  )
-
-  /** The interruptible part of {@link program}: the task's effect, once it may run. */
-  private readonly body: Effect.Effect<unknown, unknown> = Effect.interruptible(
-    Effect.withFiberRuntime<unknown, unknown>((fiber) => {
+    Effect.interruptible(Effect.withFiberRuntime<unknown, unknown>((fiber) => {
       const record = this.records.get(fiber.getFiberRef(currentTaskId))
       const effect = record?.effect
       if (record === undefined || effect === undefined) return Effect.void
@@ -294,7 +286,11 @@ export class Supervisor {
       return replaced === undefined
         ? this.whenSeated(record, effect, clock)
         : Effect.zipRight(stopReplaced(replaced), Effect.suspend(() => this.whenSeated(record, effect, clock)))
-    })
+    })),
+    {
+      onFailure: (cause: Cause.Cause<unknown>) => this.finish(Exit.failCause(cause)),
+      onSuccess: (value: unknown) => this.finish(Exit.succeed(value))
+    }
   )
 
   /**
@@ -330,26 +326,41 @@ export class Supervisor {
   }
 
   /** Closes the current task's scope, as Effect.scoped would, then counts its end. */
-  finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  private finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
       const record = this.records.get(fiber.getFiberRef(currentTaskId))
-      const scope = record?.scope
-      if (record === undefined || scope === undefined) return Effect.void
-      const closing = taskScope.close(scope, exit)
-      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-      if (closing === undefined) return this.end(record, exit, clock)
-      return Effect.flatMap(Effect.exit(closing), (closed) =>
-        // As with Effect.scoped, a finalizer's defect makes the task fail.
-        this.end(
-          record,
-          Exit.isSuccess(closed)
-            ? exit
-            : Exit.isSuccess(exit)
-            ? closed
-            : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
-          clock
-        ))
+      if (record === undefined) return Effect.void
+      return this.closeAndEnd(record, exit, Context.get(fiber.currentDefaultServices, Clock.Clock)) ?? Effect.void
     })
+  }
+
+  /**
+   * Closes the task's scope with `exit`, as Effect.scoped would, and counts its end: `undefined`
+   * when all of it is done already, or what is left to run (finalizers, the failure report).
+   */
+  private closeAndEnd(
+    record: TaskRecord,
+    exit: Exit.Exit<unknown, unknown>,
+    clock: Clock.Clock
+  ): Effect.Effect<void> | undefined {
+    const scope = record.scope
+    if (scope === undefined) return undefined
+    const closing = taskScope.close(scope, exit)
+    if (closing === undefined) {
+      const report = this.end(record, exit, clock)
+      return report === Effect.void ? undefined : report
+    }
+    return Effect.flatMap(Effect.exit(closing), (closed) =>
+      // As with Effect.scoped, a finalizer's defect makes the task fail.
+      this.end(
+        record,
+        Exit.isSuccess(closed)
+          ? exit
+          : Exit.isSuccess(exit)
+          ? closed
+          : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
+        clock
+      ))
   }
 
   /**
