@@ -26,6 +26,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
+import { type Callback, callbackOf, isThenable } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
 
 /** A runner's fiber, with the two methods of Effect's fibers this module uses. */
@@ -48,10 +49,18 @@ interface Job {
 /** What the supervisor gives the runners: how a task starts on a runner, and how it ends. */
 export interface TaskRunner {
   /**
-   * Puts the task's fiber refs on `fiber` and returns what to run (its effect, once it may run),
-   * or `undefined` when the task has ended already (shutdown ended it while it waited).
+   * Takes the task for `fiber` to run: its effect, or `undefined` when the task has ended already
+   * (shutdown ended it while it waited).
    */
-  readonly start: (fiber: RunnerFiber, record: TaskRecord, origin: Origin) => Effect.Effect<unknown, unknown> | undefined
+  readonly take: (fiber: RunnerFiber, record: TaskRecord) => Effect.Effect<unknown, unknown> | undefined
+  /** The fiber refs the task's own fiber would have started with, for `fiber` to run it with. */
+  readonly refs: (fiber: RunnerFiber, record: TaskRecord, origin: Origin) => FiberRefs.FiberRefs
+  /** What to run: the task's effect once it may (at once, or after its wait for a slot), begun. */
+  readonly seated: (
+    record: TaskRecord,
+    effect: Effect.Effect<unknown, unknown>,
+    clock: Clock.Clock
+  ) => Effect.Effect<unknown, unknown>
   /** Closes the task's scope and counts its end: `undefined` once done, or what is left to run. */
   readonly end: (
     record: TaskRecord,
@@ -142,10 +151,29 @@ export class Runners {
   }
 }
 
+/** A callback task's call in progress: how it settled, and who waits for that. */
+class Call {
+  exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  waiter: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined = undefined
+  constructor(readonly controller: AbortController) {}
+  settle(exit: Exit.Exit<unknown, unknown>): void {
+    this.exit = exit
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.(exit)
+  }
+}
+
 /** One runner fiber: its task now, and the handlers its task's exit goes to. */
 class Runner {
   private fiber!: RunnerFiber
   private record: TaskRecord | undefined = undefined
+  /**
+   * The origin whose fiber refs the runner holds as they are, for callback tasks (which read none
+   * of their own, so tasks from one origin share them): none after anything else was put on.
+   */
+  private base: FiberRefs.FiberRefs | undefined = undefined
+  private call: Call | undefined = undefined
 
   constructor(private readonly pool: Runners) {}
 
@@ -180,19 +208,78 @@ class Runner {
       const job = pool.take()
       if (job === undefined) {
         fiber.setFiberRefs(blankRefs) // an idle runner keeps nothing of its last task alive
+        this.base = undefined
         return pool.idle.length >= MAX_IDLE ? Effect.void : this.park
       }
       // if this task suspends, the ones after it need another runner
       if (pool.waiting) pool.ensureTaker()
-      const effect = pool.task.start(fiber, job.record, job.origin)
+      const record = job.record
+      const effect = pool.task.take(fiber, record)
       if (effect === undefined) continue
-      this.record = job.record
-      return Effect.matchCauseEffect(Effect.interruptible(effect), this)
+      const callback = callbackOf(effect)
+      if (callback === undefined) {
+        fiber.setFiberRefs(pool.task.refs(fiber, record, job.origin))
+        this.base = undefined
+      } else if (this.base !== job.origin.fiberRefs) {
+        fiber.setFiberRefs(FiberRefs.forkAs(job.origin.fiberRefs, fiber.id()))
+        this.base = job.origin.fiberRefs
+      }
+      this.record = record
+      const seated = pool.task.seated(record, effect, Context.get(fiber.currentDefaultServices, Clock.Clock))
+      return callback !== undefined && seated === effect
+        ? this.runCallback(callback)
+        : Effect.matchCauseEffect(Effect.interruptible(seated), this)
     }
   }
 
   readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
   readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))
+
+  /** Calls a callback task: its end, if it settles now, or a wait for its promise. */
+  private runCallback(callback: Callback): Effect.Effect<void> {
+    const controller = new AbortController()
+    let result: unknown
+    try {
+      result = callback(controller.signal)
+    } catch (error) {
+      return this.ended(Exit.fail(error))
+    }
+    if (!isThenable(result)) return this.ended(Exit.succeed(result))
+    const call = new Call(controller)
+    this.call = call
+    result.then((value) => call.settle(Exit.succeed(value)), (error: unknown) => call.settle(Exit.fail(error)))
+    return this.awaitCall
+  }
+
+  private readonly awaitCall: Effect.Effect<void> = Effect.matchCauseEffect(
+    Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
+      const call = this.call!
+      if (call.exit !== undefined) resume(call.exit)
+      else call.waiter = resume
+    })),
+    {
+      onSuccess: (value: unknown) => {
+        this.call = undefined
+        return this.ended(Exit.succeed(value))
+      },
+      onFailure: (cause: Cause.Cause<unknown>) => {
+        const call = this.call!
+        this.call = undefined
+        if (call.exit !== undefined) return this.ended(Exit.failCause(cause))
+        // Interrupted while the callback runs: abort its signal, and count the task's end once the
+        // callback has settled (the runner's own steps are not interruptible: the supervisor's
+        // interrupt timeout bounds this wait, and names the task if it outlives it).
+        call.controller.abort()
+        return Effect.zipRight(
+          Effect.async<void>((resume) => {
+            if (call.exit !== undefined) resume(Effect.void)
+            else call.waiter = () => resume(Effect.void)
+          }),
+          Effect.suspend(() => this.ended(Exit.failCause(cause)))
+        )
+      }
+    }
+  )
 
   /**
    * The task has ended: count it, interrupt the fibers it forked and left running (as the end of a

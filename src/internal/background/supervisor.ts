@@ -115,15 +115,16 @@ export class Supervisor {
   /** Runs after-response tasks without a fiber each (runners.ts), where Effect allows it. */
   private readonly runners: Runners | undefined = runnersWork
     ? new Runners({
-      start: (fiber, record, origin) => {
-        const scope = record.scope
+      take: (fiber, record) => {
         const effect = record.effect
-        if (record.exit !== undefined || scope === undefined || effect === undefined) return undefined
-        fiber.setFiberRefs(taskFiber.refsOf(record, scope, origin, this.contexts, this.annotations, fiber.id()))
+        if (record.exit !== undefined || record.scope === undefined || effect === undefined) return undefined
         record.fiber = fiber
         record.effect = undefined
-        return this.whenSeated(record, effect, Context.get(fiber.currentDefaultServices, Clock.Clock))
+        return effect
       },
+      refs: (fiber, record, origin) =>
+        taskFiber.refsOf(record, record.scope!, origin, this.contexts, this.annotations, fiber.id()),
+      seated: (record, effect, clock) => this.whenSeated(record, effect, clock),
       end: (record, exit, clock) => this.closeAndEnd(record, exit, clock)
     })
     : undefined

@@ -19,6 +19,7 @@ import * as Durable from "../../Durable.js"
 import * as Offload from "../../Offload.js"
 import * as BackgroundApi from "../../Background.js"
 import type { Callback, DurableOptions, DurableTask, DurableTaskOptions, Outcome } from "../../Node.js"
+import { fromCallback } from "../background/callback.js"
 import { RequestTasks } from "../background/requestTasks.js"
 import * as service from "../background/service.js"
 import type { ResolvedOptions, Supervisor } from "../background/supervisor.js"
@@ -97,31 +98,8 @@ const orThrow = <A, E>(exit: Exit.Exit<A, E>): A => {
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
-/**
- * A callback as an effect. Interrupting it aborts its signal and then waits for its promise to
- * settle: a callback that stops on the signal ends as interrupted; one that ignores it keeps the
- * task alive, so the supervisor's interrupt timeout bounds it and the report names it.
- */
-export const fromCallback = <A>(callback: Callback<A>): Effect.Effect<A, unknown> =>
-  Effect.async<A, unknown>((resume) => {
-    const controller = new AbortController()
-    let settled = false
-    let onSettled: (() => void) | undefined
-    const settle = (effect: Effect.Effect<A, unknown>) => {
-      settled = true
-      onSettled?.()
-      resume(effect)
-    }
-    new Promise<A>((resolve) => resolve(callback(controller.signal))).then(
-      (value) => settle(Effect.succeed(value)),
-      (error: unknown) => settle(Effect.fail(error))
-    )
-    return Effect.async<void>((stopped) => {
-      controller.abort()
-      if (settled) stopped(Effect.void)
-      else onSettled = () => stopped(Effect.void)
-    })
-  })
+/** A callback as an effect (internal/background/callback.ts). */
+export { fromCallback } from "../background/callback.js"
 
 /** A durable task type whose handler is a plain callback, run as {@link fromCallback} runs one. */
 export const durableTask = <A, I>(name: string, options: DurableTaskOptions<A, I>): Durable.Task<A, I, unknown, never> => {

@@ -1,0 +1,84 @@
+/**
+ * `after` tasks of the Promise API (effect-background/Node) at their ends: a callback that settles
+ * at once or throws, and — past the grace period — one that stops on its signal and one that
+ * ignores it. On a real node:http server (127.0.0.1, ephemeral port) with real HTTP clients.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest"
+import * as Http from "node:http"
+import * as Node from "../src/Node.js"
+import { deferred, listen, send, until } from "./support/node-http.js"
+
+const opened: Array<Node.BackgroundRuntime> = []
+afterEach(async () => {
+  vi.restoreAllMocks()
+  await Promise.all(opened.splice(0).map((runtime) => runtime.close()))
+})
+
+describe("Node after-response callbacks", () => {
+  it("a callback that returns a value finishes, one that throws fails and is reported once, without waiting on a promise", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+    const server = Http.createServer()
+    const runtime = await Node.make({ server, printReport: false })
+    opened.push(runtime)
+    const ran: Array<string> = []
+    server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      runtime.after(response, () => void ran.push("sync"), { name: "sync" })
+      runtime.after(response, () => {
+        throw new Error("thrown at once")
+      }, { name: "throws" })
+      runtime.after(response, () => void ran.push("after the throw"), { name: "next" })
+      response.end("ok")
+    })
+    const port = await listen(server)
+    expect(await send(port, "/")).toEqual({ status: 200, body: "ok" })
+    await until(() => runtime.stats().finished === 3)
+    expect(ran).toEqual(["sync", "after the throw"])
+    expect(runtime.stats()).toMatchObject({ finished: 3, failed: 1, interrupted: 0 })
+    const reported = [...errors.mock.calls, ...logs.mock.calls].map((call) => call.map(String).join(" "))
+      .filter((line) => line.includes("thrown at once"))
+    expect(reported).toHaveLength(1)
+    expect(reported[0]).toContain("background after-response \\\"throws\\\" failed")
+  })
+
+  it("past the grace: a callback that stops on its signal ends interrupted; one that ignores it is named still running", async () => {
+    const server = Http.createServer()
+    const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })
+    opened.push(runtime)
+    const bothStarted = { polite: deferred(), stubborn: deferred() }
+    const release = deferred()
+    let politeReason: unknown
+    let stubbornAborted = false
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      if (request.url === "/polite") {
+        runtime.after(response, (signal) =>
+          new Promise<void>((_resolve, reject) => {
+            bothStarted.polite.resolve()
+            signal.addEventListener("abort", () => {
+              politeReason = signal.reason
+              reject(signal.reason)
+            })
+          }), { name: "polite" })
+      } else {
+        runtime.after(response, async (signal) => {
+          bothStarted.stubborn.resolve()
+          signal.addEventListener("abort", () => (stubbornAborted = true))
+          await release.promise
+        }, { name: "stubborn" })
+      }
+      response.end("ok")
+    })
+    const port = await listen(server)
+    expect((await send(port, "/polite")).status).toBe(200)
+    expect((await send(port, "/stubborn")).status).toBe(200)
+    await Promise.all([bothStarted.polite.promise, bothStarted.stubborn.promise])
+    const result = await runtime.close()
+    expect(politeReason).toBeDefined()
+    expect(stubbornAborted).toBe(true)
+    expect(result.stillRunning).toEqual(["stubborn"])
+    expect(result.report).toContain("interrupted: polite, stubborn")
+    expect(result.exitCode).toBe(1)
+    release.resolve()
+    await until(() => runtime.stats().interrupted === 2)
+  })
+})
