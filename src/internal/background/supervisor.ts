@@ -19,7 +19,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { QueueFullError, ShuttingDownError } from "../../Errors.js"
@@ -260,7 +259,7 @@ export class Supervisor {
     origin: Origin,
     immediate: boolean
   ): void {
-    const services = FiberRefs.getOrDefault(origin.fiberRefs, DefaultServices.currentServices)
+    const services = taskFiber.refValue(origin.fiberRefs, DefaultServices.currentServices)
     const scope = taskScope.make()
     record.scope = scope
     record.span = taskFiber.spanOf(record, origin, Context.get(services, Clock.Clock))

@@ -20,6 +20,15 @@ import * as Tracer from "effect/Tracer"
 import { currentTaskId, type Origin, type TaskKind, type TaskRecord } from "./task.js"
 import type * as taskScope from "./taskScope.js"
 
+/**
+ * A fiber ref's value in `refs` (`FiberRefs.getOrDefault`, without the `Option` it makes: this is
+ * read several times per task).
+ */
+export const refValue = <A>(refs: FiberRefs.FiberRefs, ref: FiberRef.FiberRef<A>): A => {
+  const stack = refs.locals.get(ref)
+  return stack === undefined ? FiberRefs.getOrDefault(refs, ref) : stack[0][1] as A
+}
+
 /** Effect's built-in tracer, which exports nothing. */
 export const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
@@ -33,10 +42,10 @@ const taskFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags
  */
 export const spanOf = (record: TaskRecord, origin: Origin, clock: Clock.Clock): TaskRecord["span"] => {
   const { context, fiberRefs } = origin
-  const services = FiberRefs.getOrDefault(fiberRefs, DefaultServices.currentServices)
+  const services = refValue(fiberRefs, DefaultServices.currentServices)
   const tracer = Context.get(services, Tracer.Tracer)
-  if (tracer === nativeTracer || !FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerEnabled)) return undefined
-  const timing = FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
+  if (tracer === nativeTracer || !refValue(fiberRefs, FiberRef.currentTracerEnabled)) return undefined
+  const timing = refValue(fiberRefs, FiberRef.currentTracerTimingEnabled)
   const parentSpan = Context.getOption(context, Tracer.ParentSpan)
   const span = tracer.span(
     `background ${record.name}`,
@@ -134,7 +143,7 @@ const setOwnRefs = (
   origin: Origin,
   annotations: Annotations
 ): FiberRefs.FiberRefs => {
-  const logAnnotations = annotations.of(FiberRefs.getOrDefault(origin.fiberRefs, FiberRef.currentLogAnnotations), record)
+  const logAnnotations = annotations.of(refValue(origin.fiberRefs, FiberRef.currentLogAnnotations), record)
   refs.locals.set(FiberRef.currentLogAnnotations, logAnnotations)
   refs.locals.set(currentTaskId, [[FiberId.none, record.id]])
   return refs
