@@ -41,6 +41,28 @@ describe("Node after-response callbacks", () => {
     expect(reported[0]).toContain("background after-response \\\"throws\\\" failed")
   })
 
+  it("20,000 callbacks on one response that each return at once all run, in order", async () => {
+    const server = Http.createServer()
+    const runtime = await Node.make({ server, printReport: false })
+    opened.push(runtime)
+    const count = 20_000
+    let next = 0
+    let outOfOrder = 0
+    server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      for (let index = 0; index < count; index++) {
+        runtime.after(response, () => {
+          if (next !== index) outOfOrder++
+          next++
+        }, { name: "count" })
+      }
+      response.end("ok")
+    })
+    const port = await listen(server)
+    expect(await send(port, "/")).toEqual({ status: 200, body: "ok" })
+    await until(() => runtime.stats().finished === count)
+    expect({ next, outOfOrder, failed: runtime.stats().failed }).toEqual({ next: count, outOfOrder: 0, failed: 0 })
+  })
+
   it("past the grace: a callback that stops on its signal ends interrupted; one that ignores it is named still running", async () => {
     const server = Http.createServer()
     const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })

@@ -226,25 +226,30 @@ class Runner {
       }
       this.record = record
       const seated = pool.task.seated(record, effect, Context.get(fiber.currentDefaultServices, Clock.Clock))
-      return callback !== undefined && seated === effect
-        ? this.runCallback(callback)
-        : Effect.matchCauseEffect(Effect.interruptible(seated), this)
+      if (callback === undefined || seated !== effect) return Effect.matchCauseEffect(Effect.interruptible(seated), this)
+      // (a callback that settles at once has ended here: the loop takes the next task, so a long
+      // queue of them never nests calls)
+      const rest = this.runCallback(callback)
+      if (rest !== undefined) return rest
     }
   }
 
   readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
   readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))
 
-  /** Calls a callback task: its end, if it settles now, or a wait for its promise. */
-  private runCallback(callback: Callback): Effect.Effect<void> {
+  /**
+   * Calls a callback task: `undefined` when it has settled and ended already (nothing left to
+   * run), or what is left: the wait for its promise, or its end's effects.
+   */
+  private runCallback(callback: Callback): Effect.Effect<void> | undefined {
     const controller = new AbortController()
     let result: unknown
     try {
       result = callback(controller.signal)
     } catch (error) {
-      return this.ended(Exit.fail(error))
+      return this.finish(Exit.fail(error))
     }
-    if (!isThenable(result)) return this.ended(Exit.succeed(result))
+    if (!isThenable(result)) return this.finish(Exit.succeed(result))
     const call = new Call(controller)
     this.call = call
     result.then((value) => call.settle(Exit.succeed(value)), (error: unknown) => call.settle(Exit.fail(error)))
@@ -286,15 +291,24 @@ class Runner {
    * fiber of its own would), and go on to the next task — at once when nothing is left to run.
    */
   private ended(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return this.finish(exit) ?? this.next()
+  }
+
+  /** Counts the task's end: `undefined` when all of it is done, or what is left to run before the next. */
+  private finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
     const record = this.record!
     this.record = undefined
     const fiber = this.fiber
     const rest = this.pool.task.end(record, exit, Context.get(fiber.currentDefaultServices, Clock.Clock))
-    const children = rest === undefined ? fiber.interruptAllChildren() : null
-    if (rest === undefined && children === null) return this.next()
-    const interruptChildren = Effect.withFiberRuntime((current) => asRunner(current).interruptAllChildren() ?? Effect.void)
-    return Effect.zipRight(rest ?? children!, rest === undefined ? this.continue : Effect.zipRight(interruptChildren, this.continue))
+    if (rest !== undefined) return Effect.zipRight(rest, this.interruptChildren)
+    const children = fiber.interruptAllChildren()
+    return children === null ? undefined : Effect.zipRight(children, this.continue)
   }
+
+  private readonly interruptChildren: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
+    const children = asRunner(fiber).interruptAllChildren()
+    return children === null ? this.next() : Effect.zipRight(children, this.continue)
+  })
 }
 
 /**
