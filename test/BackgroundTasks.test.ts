@@ -16,7 +16,7 @@ import {
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, FiberRef, Layer, Option, Ref, Schema, Stream, Tracer } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberRef, Layer, Option, Ref, Schema, Stream, Tracer } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Background, BackgroundTasks, MissingMiddlewareError, OutsideRequestError, Server } from "../src/index.js"
@@ -691,6 +691,38 @@ describe("each after-response task runs as in a fiber of its own", () => {
       yield* Deferred.await(allStarted).pipe(orHang("every task to be running at once"))
       yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
       expect((yield* server.use(Background.stats)).finished).toBe(count)
+    }).pipe(Effect.scoped))
+
+  it.live("the runner fibers end with the supervisor: no fiber started by the server outlives its shutdown", () =>
+    Effect.gen(function*() {
+      const before = new Set(yield* Fiber.roots)
+      const count = 24
+      const started = yield* Ref.make(0)
+      const allStarted = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/wait",
+        Effect.zipRight(
+          BackgroundTasks.add(
+            Effect.gen(function*() {
+              if ((yield* Ref.updateAndGet(started, (n) => n + 1)) === count) yield* Deferred.succeed(allStarted, undefined)
+              yield* Deferred.await(allStarted)
+            }),
+            { name: "wait" }
+          ),
+          HttpServerResponse.text("ok")
+        )
+      ))
+      const server = yield* serving(app)
+      yield* Effect.forEach(Array.from({ length: count }), () => request(server.port, "/wait", { method: "POST" }), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
+      // the runners that ran them wait, idle, for more work
+      expect((yield* Fiber.roots).filter((fiber) => !before.has(fiber)).length).toBeGreaterThanOrEqual(count)
+      yield* Fiber.join(yield* server.shutdown)
+      const left = (yield* Fiber.roots).filter((fiber) => !before.has(fiber))
+      expect(left.length).toBe(0)
     }).pipe(Effect.scoped))
 
   it.live("a fiber a task forks and leaves running is interrupted when the task ends; a daemon fiber is not", () =>
