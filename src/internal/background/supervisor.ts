@@ -1,10 +1,11 @@
 /**
  * The server-lifetime supervisor: admission (shutdown, keys, the concurrency cap and its bounded
- * queue), one root fiber per task, counting and reporting each task's end, idle tracking,
- * snapshots and the shutdown sequence. The parts with a life of their own are in their own
- * modules: the task record (task.ts), slots and queue (slots.ts), keyed replacement lines
- * (keys.ts), the jobs' names and start gate (jobs.ts), and how a task's fiber is made
- * (taskFiber.ts).
+ * queue), starting each task (a root fiber of its own, or a runner fiber for after-response
+ * tasks), counting and reporting each task's end, idle tracking, snapshots and the shutdown
+ * sequence. The parts with a life of their own are in their own modules: the task record
+ * (task.ts), slots and queue (slots.ts), keyed replacement lines (keys.ts), the jobs' names and
+ * start gate (jobs.ts), how a task's fiber is made (taskFiber.ts), and the runner fibers
+ * (runners.ts).
  *
  * All bookkeeping is synchronous JavaScript on one thread: admission, registration and the fork
  * happen in a single step, so no other fiber can observe a half-registered task.
@@ -224,9 +225,10 @@ export class Supervisor {
   }
 
   /**
-   * Starts an admitted task's fiber with the origin's services and fiber refs, plus its own Scope,
-   * its log annotations and its id. `immediate` runs its first steps now, before this returns;
-   * otherwise it is scheduled. Does nothing for a reserved task that shutdown has already ended.
+   * Starts an admitted task with the origin's services and fiber refs, plus its own Scope, its log
+   * annotations and its id: in a fiber of its own, where `immediate` runs its first steps now,
+   * before this returns (otherwise they are scheduled); or, an after-response task, handed to the
+   * runner fibers. Does nothing for a reserved task that shutdown has already ended.
    */
   start<A, E, R>(
     record: TaskRecord,
