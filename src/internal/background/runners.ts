@@ -22,10 +22,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
+import type * as Scheduler from "effect/Scheduler"
 import { type Callback, callbackOf, isThenable } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
 
@@ -76,7 +78,26 @@ const runnerRuntime = Runtime.make({
   runtimeFlags: RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
 })
 
-const blankRefs = FiberRefs.empty()
+/**
+ * The scheduler of an idle runner: a runner is woken only from a microtask of its own (see
+ * `Runners`) or at the supervisor's end, outside any fiber's work, so it resumes at once rather
+ * than at the scheduler's next turn, and its task starts where the tasks were handed over (after
+ * the loop turn's I/O). The task it takes brings its own scheduler (its origin's).
+ */
+const wakeAtOnce: Scheduler.Scheduler = {
+  scheduleTask: (task) => task(),
+  shouldYield: (fiber) =>
+    fiber.currentOpCount > fiber.getFiberRef(FiberRef.currentMaxOpsBeforeYield)
+      ? fiber.getFiberRef(FiberRef.currentSchedulingPriority)
+      : false
+}
+
+/** An idle runner's fiber refs: nothing of its last task's, and {@link wakeAtOnce} as scheduler. */
+const blankRefs = FiberRefs.updateAs(FiberRefs.empty(), {
+  fiberId: FiberId.none,
+  fiberRef: FiberRef.currentScheduler,
+  value: wakeAtOnce
+})
 
 const isInterrupted = (fiber: RunnerFiber): boolean => !Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
 
