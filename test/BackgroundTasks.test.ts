@@ -662,9 +662,12 @@ describe("BackgroundTasks on a real server", () => {
 describe("each after-response task runs as in a fiber of its own", () => {
   const handlerRef = FiberRef.unsafeMake("unset")
 
-  it.live("many tasks waiting at once all run concurrently, each request's in its own line", () =>
+  /**
+   * A server whose `POST /wait` adds a task that waits until `count` such tasks have started (one
+   * fiber short, and none ends), and `count` requests to it, all at once: their statuses.
+   */
+  const waitingTasks = (count: number) =>
     Effect.gen(function*() {
-      const count = 24
       const started = yield* Ref.make(0)
       const allStarted = yield* Deferred.make<void>()
       const app = HttpRouter.empty.pipe(HttpRouter.post(
@@ -672,7 +675,6 @@ describe("each after-response task runs as in a fiber of its own", () => {
         Effect.zipRight(
           BackgroundTasks.add(
             Effect.gen(function*() {
-              // each task waits until every one of them has started: one fiber short, and none ends
               if ((yield* Ref.updateAndGet(started, (n) => n + 1)) === count) yield* Deferred.succeed(allStarted, undefined)
               yield* Deferred.await(allStarted)
             }),
@@ -687,6 +689,13 @@ describe("each after-response task runs as in a fiber of its own", () => {
         () => Effect.map(request(server.port, "/wait", { method: "POST" }), (response) => response.status),
         { concurrency: "unbounded" }
       )
+      return { server, statuses, allStarted }
+    })
+
+  it.live("many tasks waiting at once all run concurrently, each request's in its own line", () =>
+    Effect.gen(function*() {
+      const count = 24
+      const { allStarted, server, statuses } = yield* waitingTasks(count)
       expect(statuses).toEqual(Array.from({ length: count }, () => 200))
       yield* Deferred.await(allStarted).pipe(orHang("every task to be running at once"))
       yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
@@ -697,26 +706,7 @@ describe("each after-response task runs as in a fiber of its own", () => {
     Effect.gen(function*() {
       const before = new Set(yield* Fiber.roots)
       const count = 24
-      const started = yield* Ref.make(0)
-      const allStarted = yield* Deferred.make<void>()
-      const app = HttpRouter.empty.pipe(HttpRouter.post(
-        "/wait",
-        Effect.zipRight(
-          BackgroundTasks.add(
-            Effect.gen(function*() {
-              if ((yield* Ref.updateAndGet(started, (n) => n + 1)) === count) yield* Deferred.succeed(allStarted, undefined)
-              yield* Deferred.await(allStarted)
-            }),
-            { name: "wait" }
-          ),
-          HttpServerResponse.text("ok")
-        )
-      ))
-      const server = yield* serving(app)
-      yield* Effect.forEach(Array.from({ length: count }), () => request(server.port, "/wait", { method: "POST" }), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      const { server } = yield* waitingTasks(count)
       yield* server.use(Background.awaitIdle).pipe(orHang("the tasks to finish"))
       // the runners that ran them wait, idle, for more work
       expect((yield* Fiber.roots).filter((fiber) => !before.has(fiber)).length).toBeGreaterThanOrEqual(count)
