@@ -172,7 +172,13 @@ describe.concurrent("examples/durable.ts", () => {
     const { id, status } = JSON.parse(response.body) as { id: string; status: string }
     expect(status).toBe(`/tasks/${id}`)
     expect(await app.waitForLog((lines) => lines.length > 0)).toEqual(["notification for ada@example.com"])
-    const task = await request(app.port, "GET", status)
+    // the task writes its line before its end is committed: read its state until it is no longer
+    // running (bounded; a task stuck running fails below)
+    let task = await request(app.port, "GET", status)
+    for (let tries = 0; tries < 100 && task.status === 200 && JSON.parse(task.body).state === "running"; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      task = await request(app.port, "GET", status)
+    }
     expect(task.status).toBe(200)
     // the state, never the payload (an address)
     expect(JSON.parse(task.body)).toEqual({ id, name: "send-notification", state: "done", attempts: 1 })
