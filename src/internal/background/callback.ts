@@ -9,57 +9,69 @@
  * timeout, which names it in the report. A rejection or a throw is the task's failure.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 
 /** A task's body as the Promise API takes it. */
 export type Callback<A = unknown> = (signal: AbortSignal) => PromiseLike<A> | A
 
 const callbackKey: unique symbol = Symbol.for("effect-background/callback")
 
-interface CallbackEffect<A> extends Effect.Effect<A, unknown> {
-  readonly [callbackKey]: Callback<A>
-}
-
-export const isThenable = <A>(value: PromiseLike<A> | A): value is PromiseLike<A> =>
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   (typeof value === "object" || typeof value === "function") && value !== null &&
   typeof (value as { readonly then?: unknown }).then === "function"
+
+/**
+ * A callback called: given its signal, settled at once when it returns a value or throws, or when
+ * its promise settles. One waiter is told how it settled (a later one replaces an earlier).
+ */
+export class Call {
+  readonly controller = new AbortController()
+  exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  private waiter: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined = undefined
+
+  /** Called directly, not from a promise's executor: no promise of ours around the callback. */
+  constructor(callback: Callback) {
+    let result: unknown
+    try {
+      result = callback(this.controller.signal)
+    } catch (error) {
+      this.exit = Exit.fail(error)
+      return
+    }
+    if (!isThenable(result)) this.exit = Exit.succeed(result)
+    else result.then((value) => this.settle(Exit.succeed(value)), (error: unknown) => this.settle(Exit.fail(error)))
+  }
+
+  /** Calls `waiter` once the callback has settled: now, if it has. */
+  onSettled(waiter: (exit: Exit.Exit<unknown, unknown>) => void): void {
+    if (this.exit !== undefined) waiter(this.exit)
+    else this.waiter = waiter
+  }
+
+  private settle(exit: Exit.Exit<unknown, unknown>): void {
+    this.exit = exit
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.(exit)
+  }
+}
 
 /** A callback as an effect (see the module's description). */
 export const fromCallback = <A>(callback: Callback<A>): Effect.Effect<A, unknown> => {
   const effect = Effect.async<A, unknown>((resume) => {
-    const controller = new AbortController()
-    let settled = false
-    let onSettled: (() => void) | undefined
-    const settle = (result: Effect.Effect<A, unknown>) => {
-      settled = true
-      onSettled?.()
-      resume(result)
-    }
-    // Called directly, not from a promise's executor: a callback that returns a value (or throws)
-    // settles now, and one that returns a promise costs no promise of ours around it.
-    let result: PromiseLike<A> | A
-    try {
-      result = callback(controller.signal)
-    } catch (error) {
-      settle(Effect.fail(error))
-      return
-    }
-    if (!isThenable(result)) {
-      settle(Effect.succeed(result))
-      return
-    }
-    result.then(
-      (value) => settle(Effect.succeed(value)),
-      (error: unknown) => settle(Effect.fail(error))
-    )
+    const call = new Call(callback)
+    // (the exit holds the callback's own value, an A)
+    call.onSettled((exit) => resume(exit as Exit.Exit<A, unknown>))
+    if (call.exit !== undefined) return
     return Effect.async<void>((stopped) => {
-      controller.abort()
-      if (settled) stopped(Effect.void)
-      else onSettled = () => stopped(Effect.void)
+      call.controller.abort()
+      call.onSettled(() => stopped(Effect.void))
     })
-  })
-  return Object.assign(effect, { [callbackKey]: callback }) as CallbackEffect<A>
+  }) as Effect.Effect<A, unknown> & { [callbackKey]?: Callback<A> }
+  effect[callbackKey] = callback
+  return effect
 }
 
 /** The callback an effect made by {@link fromCallback} runs, if it was. */
 export const callbackOf = (effect: Effect.Effect<unknown, unknown>): Callback | undefined =>
-  (effect as Partial<CallbackEffect<unknown>>)[callbackKey]
+  (effect as { readonly [callbackKey]?: Callback })[callbackKey]

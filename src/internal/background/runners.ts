@@ -25,10 +25,11 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
+import * as MutableQueue from "effect/MutableQueue"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import type * as Scheduler from "effect/Scheduler"
-import { type Callback, callbackOf, isThenable } from "./callback.js"
+import { Call, type Callback, callbackOf } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
 
 /** A runner's fiber, with the two methods of Effect's fibers this module uses. */
@@ -109,8 +110,7 @@ const isInterrupted = (fiber: RunnerFiber): boolean => !Cause.isEmpty(fiber.getF
  * the next task. Tasks that complete without suspending run back to back on one runner.
  */
 export class Runners {
-  private readonly queue: Array<Job> = []
-  private head = 0
+  private readonly queue = MutableQueue.unbounded<Job>()
   readonly idle: Array<(resume: Effect.Effect<void>) => void> = []
   /** Runners woken or started that have not yet looked at the queue. */
   private coming = 0
@@ -121,7 +121,7 @@ export class Runners {
 
   /** Hands a task over. */
   run(record: TaskRecord, origin: Origin): void {
-    this.queue.push({ record, origin })
+    MutableQueue.offer(this.queue, { record, origin })
     this.ensureTaker()
   }
 
@@ -133,7 +133,7 @@ export class Runners {
 
   /** Whether tasks wait in the queue. */
   get waiting(): boolean {
-    return this.head < this.queue.length
+    return !MutableQueue.isEmpty(this.queue)
   }
 
   /** Makes sure a runner will look at the queue: checked in a microtask (see the class). */
@@ -158,30 +158,7 @@ export class Runners {
   }
 
   take(): Job | undefined {
-    if (this.head === this.queue.length) return undefined
-    const job = this.queue[this.head]!
-    this.queue[this.head++] = undefined as unknown as Job
-    if (this.head === this.queue.length) {
-      this.queue.length = 0
-      this.head = 0
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue.splice(0, this.head)
-      this.head = 0
-    }
-    return job
-  }
-}
-
-/** A callback task's call in progress: how it settled, and who waits for that. */
-class Call {
-  exit: Exit.Exit<unknown, unknown> | undefined = undefined
-  waiter: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined = undefined
-  constructor(readonly controller: AbortController) {}
-  settle(exit: Exit.Exit<unknown, unknown>): void {
-    this.exit = exit
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.(exit)
+    return MutableQueue.poll(this.queue, undefined)
   }
 }
 
@@ -263,26 +240,14 @@ class Runner {
    * run), or what is left: the wait for its promise, or its end's effects.
    */
   private runCallback(callback: Callback): Effect.Effect<void> | undefined {
-    const controller = new AbortController()
-    let result: unknown
-    try {
-      result = callback(controller.signal)
-    } catch (error) {
-      return this.finish(Exit.fail(error))
-    }
-    if (!isThenable(result)) return this.finish(Exit.succeed(result))
-    const call = new Call(controller)
+    const call = new Call(callback)
+    if (call.exit !== undefined) return this.finish(call.exit)
     this.call = call
-    result.then((value) => call.settle(Exit.succeed(value)), (error: unknown) => call.settle(Exit.fail(error)))
     return this.awaitCall
   }
 
   private readonly awaitCall: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
-      const call = this.call!
-      if (call.exit !== undefined) resume(call.exit)
-      else call.waiter = resume
-    })),
+    Effect.interruptible(Effect.async<unknown, unknown>((resume) => this.call!.onSettled(resume))),
     {
       onSuccess: (value: unknown) => {
         this.call = undefined
@@ -297,10 +262,7 @@ class Runner {
         // interrupt timeout bounds this wait, and names the task if it outlives it).
         call.controller.abort()
         return Effect.zipRight(
-          Effect.async<void>((resume) => {
-            if (call.exit !== undefined) resume(Effect.void)
-            else call.waiter = () => resume(Effect.void)
-          }),
+          Effect.async<void>((resume) => call.onSettled(() => resume(Effect.void))),
           Effect.suspend(() => this.ended(Exit.failCause(cause)))
         )
       }
