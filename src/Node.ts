@@ -35,6 +35,7 @@ import type * as Http from "node:http"
 import type * as Background from "./Background.js"
 import type * as Durable from "./Durable.js"
 import * as internal from "./internal/node/runtime.js"
+import * as internalSettings from "./internal/node/settings.js"
 import type * as Offload from "./Offload.js"
 
 /**
@@ -79,7 +80,7 @@ export type Callback<A = unknown> = (signal: AbortSignal) => PromiseLike<A> | A
  * @since 0.5.0
  * @category models
  */
-export interface Options extends internal.Options {}
+export interface Options extends internalSettings.Options {}
 
 /**
  * How a task ended: `"failed"` has already been reported (logged once, with its name and cause).
@@ -257,7 +258,7 @@ export interface DurableTaskOptions<A, I> extends Omit<Durable.TaskOptions<A, I,
  * @category constructors
  */
 export const durableTask = <A, I>(name: string, options: DurableTaskOptions<A, I>): Durable.Task<A, I, unknown, never> =>
-  internal.durableTask(name, options)
+  internalSettings.durableTask(name, options)
 
 /**
  * Options of {@link BackgroundRuntime} `offload`: `Offload.run`'s (`transfer`), a `signal` that
@@ -276,7 +277,7 @@ export const durableTask = <A, I>(name: string, options: DurableTaskOptions<A, I
  * @since 0.5.0
  * @category models
  */
-export interface OffloadOptions extends internal.OffloadOptions {}
+export interface OffloadOptions extends internalSettings.OffloadOptions {}
 
 /**
  * Options of {@link BackgroundRuntime} `enqueue`: `Durable.enqueue`'s `key` (idempotency),
@@ -298,7 +299,7 @@ export interface OffloadOptions extends internal.OffloadOptions {}
  * @since 0.5.0
  * @category models
  */
-export interface EnqueueOptions extends internal.EnqueueOptions {}
+export interface EnqueueOptions extends internalSettings.EnqueueOptions {}
 
 /**
  * The runtime {@link make} returns: the library's functions for code outside Effect. Every
@@ -403,7 +404,7 @@ export interface BackgroundRuntime {
  * @category constructors
  */
 export const make = (options?: Options): Promise<BackgroundRuntime> => {
-  const settings = internal.resolveSettings(options)
+  const settings = internalSettings.resolveSettings(options)
   return internal.NodeRuntime.make(settings)
 }
 
