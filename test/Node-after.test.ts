@@ -63,6 +63,60 @@ describe("Node after-response callbacks", () => {
     expect({ next, outOfOrder, failed: runtime.stats().failed }).toEqual({ next: count, outOfOrder: 0, failed: 0 })
   })
 
+  it("callbacks started together (responses written in one turn) each end on their own, and are each cut off past the grace", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+    const server = Http.createServer()
+    const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })
+    opened.push(runtime)
+    const names = ["fails", "fast", "polite", "stubborn"] as const
+    const held: Array<Http.ServerResponse> = []
+    const release = deferred()
+    let politeAborted = false
+    let stubbornAborted = false
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      const name = request.url!.slice(1) as (typeof names)[number]
+      runtime.after(response, (signal) => {
+        switch (name) {
+          case "fails":
+            return Promise.reject(new Error("rejected at once"))
+          case "fast":
+            return new Promise<void>((resolve) => setTimeout(resolve, 5))
+          case "polite":
+            return new Promise<void>((_resolve, reject) =>
+              signal.addEventListener("abort", () => {
+                politeAborted = true
+                reject(signal.reason)
+              }))
+          case "stubborn":
+            signal.addEventListener("abort", () => (stubbornAborted = true))
+            return release.promise
+        }
+      }, { name })
+      held.push(response)
+      // every response is written in the same turn, so their tasks are handed over together
+      if (held.length === names.length) for (const each of held) each.end("ok")
+    })
+    const port = await listen(server)
+    const replies = await Promise.all(names.map((name) => send(port, `/${name}`)))
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 200])
+    // the two that settle end (one failed, reported by name) while the others still run
+    await until(() => runtime.stats().finished === 2)
+    expect(runtime.stats()).toMatchObject({ finished: 2, failed: 1, interrupted: 0 })
+    expect(runtime.snapshot().map((task) => task.name).sort()).toEqual(["polite", "stubborn"])
+    const reported = () =>
+      [...errors.mock.calls, ...logs.mock.calls].filter((call) => call.map(String).join(" ").includes("rejected at once"))
+    await until(() => reported().length > 0)
+    expect(reported()).toHaveLength(1)
+    const result = await runtime.close()
+    expect({ politeAborted, stubbornAborted }).toEqual({ politeAborted: true, stubbornAborted: true })
+    expect(result.stillRunning).toEqual(["stubborn"])
+    expect(result.exitCode).toBe(1)
+    expect(runtime.stats()).toMatchObject({ finished: 2, failed: 1, interrupted: 1 })
+    release.resolve()
+    await until(() => runtime.stats().interrupted === 2)
+  })
+
   it("past the grace: a callback that stops on its signal ends interrupted; one that ignores it is named still running", async () => {
     const server = Http.createServer()
     const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })

@@ -6,7 +6,10 @@
  * and left running (as the end of the task's own fiber would), and takes the next.
  *
  * Tasks still run concurrently: whenever a task is waiting and no runner is on its way to the
- * queue, one is woken or started (see {@link Runners}). Runners wait, idle, for more work (at most
+ * queue, one is woken or started (see {@link Runners}). Callback tasks (the Promise API's) need no
+ * fiber state of their own, so a runner that calls one also calls the callback tasks waiting
+ * behind it, back to back — the I/O they start goes out together, as from a loop of bare calls —
+ * and counts each one's end when its own promise settles. Runners wait, idle, for more work (at most
  * {@link MAX_IDLE} of them; the others end), and all of them end when the supervisor has shut
  * down. A runner is interrupted only through the task it runs (shutdown past the grace period),
  * and then ends with it.
@@ -58,6 +61,8 @@ export interface TaskRunner {
   readonly take: (fiber: RunnerFiber, record: TaskRecord) => Effect.Effect<unknown, unknown> | undefined
   /** The fiber refs the task's own fiber would have started with, for `fiber` to run it with. */
   readonly refs: (fiber: RunnerFiber, record: TaskRecord, origin: Origin) => FiberRefs.FiberRefs
+  /** Whether a task would be seated at once (a slot is free), so `seated` would return its effect. */
+  readonly free: () => boolean
   /** What to run: the task's effect once it may (at once, or after its wait for a slot), begun. */
   readonly seated: (
     record: TaskRecord,
@@ -111,6 +116,8 @@ const isInterrupted = (fiber: RunnerFiber): boolean => !Cause.isEmpty(fiber.getF
  */
 export class Runners {
   private readonly queue = MutableQueue.unbounded<Job>()
+  /** The job at the queue's head, once {@link peek} has looked at it. */
+  private head: Job | undefined = undefined
   readonly idle: Array<(resume: Effect.Effect<void>) => void> = []
   /** Runners woken or started that have not yet looked at the queue. */
   private coming = 0
@@ -133,7 +140,7 @@ export class Runners {
 
   /** Whether tasks wait in the queue. */
   get waiting(): boolean {
-    return !MutableQueue.isEmpty(this.queue)
+    return this.head !== undefined || !MutableQueue.isEmpty(this.queue)
   }
 
   /** Makes sure a runner will look at the queue: checked in a microtask (see the class). */
@@ -157,12 +164,22 @@ export class Runners {
     this.coming--
   }
 
+  /** The next job, left in the queue. */
+  peek(): Job | undefined {
+    return this.head ??= MutableQueue.poll(this.queue, undefined)
+  }
+
   take(): Job | undefined {
-    return MutableQueue.poll(this.queue, undefined)
+    const job = this.peek()
+    this.head = undefined
+    return job
   }
 }
 
-/** One runner fiber: its task now, and the handlers its task's exit goes to. */
+/**
+ * One runner fiber: its task now, and the handlers its task's exit goes to — or the callback tasks
+ * it has called and not yet seen settle.
+ */
 class Runner {
   private fiber!: RunnerFiber
   private record: TaskRecord | undefined = undefined
@@ -171,7 +188,15 @@ class Runner {
    * of their own, so tasks from one origin share them): none after anything else was put on.
    */
   private base: FiberRefs.FiberRefs | undefined = undefined
-  private call: Call | undefined = undefined
+  /** Callback tasks called and not yet settled, with the task each is. */
+  private readonly calls = new Map<Call, TaskRecord>()
+  /** What is left to run of callback tasks that have ended (their failure reports). */
+  private rests: Array<Effect.Effect<void>> = []
+  /** The runner's wait for its callbacks, while it waits. */
+  private wake: ((resume: Effect.Effect<void>) => void) | undefined = undefined
+  /** Why the runner's callbacks were cut off (shutdown past the grace), once they were. */
+  private interruption: Cause.Cause<never> | undefined = undefined
+  private clock!: Clock.Clock
 
   constructor(private readonly pool: Runners) {}
 
@@ -222,52 +247,107 @@ class Runner {
         fiber.setFiberRefs(FiberRefs.forkAs(job.origin.fiberRefs, fiber.id()))
         this.base = job.origin.fiberRefs
       }
-      this.record = record
-      const seated = pool.task.seated(record, effect, Context.get(fiber.currentDefaultServices, Clock.Clock))
-      if (callback === undefined || seated !== effect) return Effect.matchCauseEffect(Effect.interruptible(seated), this)
-      // (a callback that settles at once has ended here: the loop takes the next task, so a long
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const seated = pool.task.seated(record, effect, clock)
+      if (callback === undefined || seated !== effect) {
+        this.record = record
+        return Effect.matchCauseEffect(Effect.interruptible(seated), this)
+      }
+      this.clock = clock
+      this.call(record, callback)
+      this.callFollowing()
+      // (callbacks that settled at once have ended here: the loop takes the next task, so a long
       // queue of them never nests calls)
-      const rest = this.runCallback(callback)
-      if (rest !== undefined) return rest
+      if (this.calls.size > 0 || this.rests.length > 0) return this.awaitCalls
     }
   }
 
-  readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
-  readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))
-
   /**
-   * Calls a callback task: `undefined` when it has settled and ended already (nothing left to
-   * run), or what is left: the wait for its promise, or its end's effects.
+   * Calls the callback tasks waiting behind the one just called, from the same origin, while slots
+   * are free: back to back, so the I/O they start is issued together, as a loop of bare calls
+   * would issue it. Each still ends on its own, when its callback settles.
    */
-  private runCallback(callback: Callback): Effect.Effect<void> | undefined {
-    const call = new Call(callback)
-    if (call.exit !== undefined) return this.finish(call.exit)
-    this.call = call
-    return this.awaitCall
+  private callFollowing(): void {
+    const pool = this.pool
+    for (;;) {
+      const job = pool.peek()
+      const effect = job?.record.effect
+      if (job === undefined || effect === undefined || job.origin.fiberRefs !== this.base) return
+      const callback = callbackOf(effect)
+      if (callback === undefined || !pool.task.free()) return
+      pool.take()
+      if (pool.task.take(this.fiber, job.record) === undefined) continue
+      pool.task.seated(job.record, effect, this.clock) // (a slot is free: seated at once)
+      this.call(job.record, callback)
+    }
   }
 
-  private readonly awaitCall: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.interruptible(Effect.async<unknown, unknown>((resume) => this.call!.onSettled(resume))),
+  /** Calls a callback task; its end is counted when it settles (now, if it settles at once). */
+  private call(record: TaskRecord, callback: Callback): void {
+    const call = new Call(callback)
+    if (call.exit !== undefined) return this.settled(record, call.exit)
+    this.calls.set(call, record)
+    call.onSettled((exit) => {
+      this.calls.delete(call)
+      this.settled(record, exit)
+    })
+  }
+
+  /**
+   * Counts a callback task's end — as interrupted, when it settled after the runner's callbacks
+   * were cut off — and wakes the runner if it has something to run or nothing left to wait for.
+   */
+  private settled(record: TaskRecord, exit: Exit.Exit<unknown, unknown>): void {
+    const rest = this.pool.task.end(record, this.interruption === undefined ? exit : Exit.failCause(this.interruption), this.clock)
+    if (rest !== undefined) this.rests.push(rest)
+    const wake = this.wake
+    if (wake !== undefined && (this.rests.length > 0 || this.calls.size === 0)) {
+      this.wake = undefined
+      wake(Effect.void)
+    }
+  }
+
+  /** Waits for the callbacks called: runs the failure reports as they come, and goes on once all have settled. */
+  private readonly awaitCalls: Effect.Effect<void> = Effect.matchCauseEffect(
+    Effect.interruptible(Effect.async<void>((resume) => {
+      if (this.rests.length > 0 || this.calls.size === 0) return resume(Effect.void)
+      this.wake = resume
+    })),
     {
-      onSuccess: (value: unknown) => {
-        this.call = undefined
-        return this.ended(Exit.succeed(value))
-      },
-      onFailure: (cause: Cause.Cause<unknown>) => {
-        const call = this.call!
-        this.call = undefined
-        if (call.exit !== undefined) return this.ended(Exit.failCause(cause))
-        // Interrupted while the callback runs: abort its signal, and count the task's end once the
-        // callback has settled (the runner's own steps are not interruptible: the supervisor's
-        // interrupt timeout bounds this wait, and names the task if it outlives it).
-        call.controller.abort()
-        return Effect.zipRight(
-          Effect.async<void>((resume) => call.onSettled(() => resume(Effect.void))),
-          Effect.suspend(() => this.ended(Exit.failCause(cause)))
-        )
+      onSuccess: () => this.afterCalls(),
+      onFailure: (cause: Cause.Cause<never>) => {
+        // Interrupted while callbacks run: abort their signals, and count each one's end once it
+        // has settled (the runner's own steps are not interruptible: the supervisor's interrupt
+        // timeout bounds this wait, and names the tasks that outlive it).
+        this.wake = undefined
+        this.interruption = cause
+        for (const call of this.calls.keys()) call.controller.abort()
+        return this.afterCalls()
       }
     }
   )
+
+  /** Runs the failure reports that came, then waits for the callbacks left, or takes the next task. */
+  private afterCalls(): Effect.Effect<void> {
+    const rests = this.rests
+    this.rests = []
+    const then = this.calls.size > 0
+      ? this.interruption === undefined ? this.awaitCalls : this.awaitAborted
+      : this.continue
+    return rests.length === 0 ? then : Effect.zipRight(Effect.all(rests, { discard: true }), then)
+  }
+
+  /** The wait for callbacks whose signals were aborted (not interruptible again). */
+  private readonly awaitAborted: Effect.Effect<void> = Effect.flatMap(
+    Effect.async<void>((resume) => {
+      if (this.rests.length > 0 || this.calls.size === 0) return resume(Effect.void)
+      this.wake = resume
+    }),
+    () => this.afterCalls()
+  )
+
+  readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
+  readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))
 
   /**
    * The task has ended: count it, interrupt the fibers it forked and left running (as the end of a

@@ -124,6 +124,7 @@ export class Supervisor {
       },
       refs: (fiber, record, origin) =>
         taskFiber.refsOf(record, record.scope!, origin, this.contexts, this.annotations, fiber.id()),
+      free: () => this.slots.free,
       seated: (record, effect, clock) => this.whenSeated(record, effect, clock),
       end: (record, exit, clock) => this.closeAndEnd(record, exit, clock)
     })
