@@ -8,7 +8,7 @@
  * `_other` series, and a warning is queued, to be logged by the next fiber that asks
  * ({@link withNotices}).
  */
-import * as Cause from "effect/Cause"
+import * as causes from "./cause.js"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -141,7 +141,7 @@ export const outcomeOf = (exit: Exit.Exit<unknown, unknown>, skipped: boolean): 
     ? "succeeded"
     : skipped
     ? "skipped"
-    : Cause.isInterruptedOnly(exit.cause)
+    : causes.isInterruptedOnly(exit.cause)
     ? "interrupted"
     : "failed"
 

@@ -3,6 +3,7 @@
  * `TestClock` drives every timeline in tests.
  */
 import * as Cause from "effect/Cause"
+import * as causes from "../cause.js"
 import * as Clock from "effect/Clock"
 import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
@@ -153,7 +154,7 @@ const interruptedFromOutside: Effect.Effect<boolean> = Effect.map(
 
 const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.flatMap(interruptedFromOutside, (interrupted) => {
-    if (interrupted && Cause.isInterruptedOnly(cause)) return Effect.interrupt
+    if (interrupted && causes.isInterruptedOnly(cause)) return Effect.interrupt
     supervisor.stats.jobFailures++
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       supervisor.jobs.failed(name, cause, now)
@@ -179,7 +180,7 @@ const metered = <E, R>(
         Effect.map(interruptedFromOutside, (outside) => {
           const outcome = exit._tag === "Success"
             ? "succeeded"
-            : outside && Cause.isInterruptedOnly(exit.cause)
+            : outside && causes.isInterruptedOnly(exit.cause)
             ? "interrupted"
             : "failed"
           metrics.runEnded(series, outcome, end - start)
@@ -268,7 +269,7 @@ export const daemonLoop = <E, R, Out, RS>(
         yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
         return
       }
-      if (Cause.isInterruptedOnly(exit.cause) && (yield* interruptedFromOutside)) return yield* Effect.failCause(exit.cause)
+      if (causes.isInterruptedOnly(exit.cause) && (yield* interruptedFromOutside)) return yield* Effect.failCause(exit.cause)
       failures++
       supervisor.stats.jobFailures++
       supervisor.jobs.failed(name, exit.cause, yield* Clock.currentTimeMillis)

@@ -11,6 +11,7 @@
  * happen in a single step, so no other fiber can observe a half-registered task.
  */
 import * as Cause from "effect/Cause"
+import * as causes from "../cause.js"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
@@ -382,14 +383,14 @@ export class Supervisor {
     this.records.delete(record.id)
     let report: Effect.Effect<void> = Effect.void
     const job = record.kind === "daemon" || record.kind === "schedule"
-    if (job && !(record.pending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) {
+    if (job && !(record.pending && Exit.isFailure(exit) && causes.isInterruptedOnly(exit.cause))) {
       // A job's failures were counted run by run; its end is a stop, unless cut off mid-run.
       this.stats.jobsStopped++
     } else if (Exit.isSuccess(exit)) {
       this.stats.finished++
     } else if (record.skipped) {
       this.stats.skipped++
-    } else if (Cause.isInterruptedOnly(exit.cause)) {
+    } else if (causes.isInterruptedOnly(exit.cause)) {
       this.stats.interrupted++
     } else {
       this.stats.finished++
