@@ -3,18 +3,17 @@
  * `TestClock` drives every timeline in tests.
  */
 import * as Cause from "effect/Cause"
-import * as causes from "../cause.js"
 import * as Clock from "effect/Clock"
 import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
-import * as HashSet from "effect/HashSet"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
+import * as causes from "../cause.js"
 import { InvalidOptionError } from "../../Errors.js"
 import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
@@ -147,9 +146,9 @@ const skippedTicks = (cadence: Cadence, tick: number, end: number): number => {
  * that ends in an interruption of its own making — `Effect.interrupt`, or joining a fiber someone
  * interrupted — has not been: for the job, that is a failure like any other.
  */
-const interruptedFromOutside: Effect.Effect<boolean> = Effect.map(
-  Effect.descriptor,
-  (descriptor) => HashSet.size(descriptor.interruptors) > 0
+const interruptedFromOutside: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
+  // (what `Effect.descriptor`'s interruptors are made of, without making the descriptor)
+  Effect.succeed(!Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause)))
 )
 
 const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>

@@ -11,7 +11,6 @@
  * happen in a single step, so no other fiber can observe a half-registered task.
  */
 import * as Cause from "effect/Cause"
-import * as causes from "../cause.js"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
@@ -23,6 +22,7 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import * as causes from "../cause.js"
 import { QueueFullError, ShuttingDownError } from "../../Errors.js"
 import * as metrics from "../metrics.js"
 import { Jobs } from "./jobs.js"
