@@ -24,6 +24,7 @@ import { open, RawConnection, rawGet, request } from "./support/http-client.js"
 import { captureLogs, orHang, serving, start } from "./support/http-server.js"
 import { freePort } from "./support/process-example.js"
 import { makeLogCapture, makeRecordingTracer, startSupervisor } from "./support/unit-harness.js"
+import { fromCallback } from "../src/internal/background/callback.js"
 
 /** The Node response behind the current request. */
 const nodeResponse = Effect.map(HttpServerRequest.HttpServerRequest, NodeHttpServerRequest.toServerResponse)
@@ -535,6 +536,54 @@ describe("BackgroundTasks on a real server", () => {
       yield* Deferred.await(listening)
       expect((yield* request(port, "/")).status).toBe(200)
       expect(yield* Deferred.await(ran).pipe(orHang("the task"))).toBe("task ran")
+    }).pipe(Effect.scoped))
+
+  it.live("callback tasks handed over together (one runner calls them all) are cut off past the grace with one interrupt, each ended as interrupted", () =>
+    Effect.gen(function*() {
+      const count = 2_000
+      let aborted = 0
+      // what the Promise API's `after` hands over: a callback that stops when its signal fires
+      const waitForAbort = fromCallback((signal) =>
+        new Promise<void>((_resolve, reject) =>
+          signal.addEventListener("abort", () => {
+            aborted++
+            reject(signal.reason)
+          })
+        )
+      )
+      const recording = makeRecordingTracer()
+      const app = HttpRouter.empty.pipe(HttpRouter.post(
+        "/many",
+        Effect.gen(function*() {
+          for (let index = 0; index < count; index++) {
+            yield* BackgroundTasks.add(waitForAbort, { name: "waits", concurrent: true })
+          }
+          return HttpServerResponse.text("ok")
+        }).pipe(Effect.withTracer(recording.tracer))
+      ))
+      const server = yield* serving(app, { grace: 0, interruptTimeout: "5 seconds" })
+      expect((yield* request(server.port, "/many", { method: "POST" })).status).toBe(200)
+      yield* Effect.gen(function*() {
+        while ((yield* server.use(Background.snapshot)).filter((task) => task.state === "running").length < count) {
+          yield* Effect.sleep("10 millis")
+        }
+      }).pipe(orHang("all the tasks running"))
+      yield* Fiber.join(yield* server.shutdown).pipe(orHang("the shutdown"))
+      expect(aborted).toBe(count)
+      expect(yield* server.use(Background.stats)).toMatchObject({ finished: 0, failed: 0, interrupted: count })
+      // Every task names the same runner fiber. Interrupted once per task, the fiber's cause grew
+      // by one interruption each time, every task ended with all of them, and counting those ends
+      // took time quadratic in their number (the event loop blocked for seconds at a few thousand).
+      const spans = recording.named("background waits")
+      expect(spans).toHaveLength(count)
+      const interruptions = spans.map((span) => {
+        const status = span.status
+        return status._tag === "Ended" && Exit.isFailure(status.exit)
+          ? Cause.reduce(status.exit.cause, 0, (n, cause) => cause._tag === "Interrupt" ? Option.some(n + 1) : Option.none())
+          : -1
+      })
+      expect(Math.max(...interruptions)).toBe(1)
+      expect(Math.min(...interruptions)).toBe(1)
     }).pipe(Effect.scoped))
 
   it.live("a task whose start throws (a tracer that fails to make its span) ends as a reported defect; the other tasks of the batch run", () =>

@@ -117,6 +117,45 @@ describe("Node after-response callbacks", () => {
     await until(() => runtime.stats().interrupted === 2)
   })
 
+  it("a failure whose report cannot be written (its reason throws when read) stops no other task's report", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+    const server = Http.createServer()
+    const runtime = await Node.make({ server, printReport: false })
+    opened.push(runtime)
+    const names = ["unreadable", "plain", "later"] as const
+    const held: Array<Http.ServerResponse> = []
+    // a rejection reason that throws on every look at it, so logging it throws
+    const unreadable = new Proxy({}, {
+      get: () => {
+        throw new Error("do not look")
+      },
+      getPrototypeOf: () => {
+        throw new Error("do not look")
+      },
+      ownKeys: () => {
+        throw new Error("do not look")
+      }
+    })
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      const name = request.url!.slice(1) as (typeof names)[number]
+      runtime.after(response, () => {
+        if (name === "unreadable") return Promise.reject(unreadable)
+        if (name === "plain") return Promise.reject(new Error("plain failure"))
+        return new Promise<void>((_resolve, reject) => setTimeout(() => reject(new Error("later failure")), 20))
+      }, { name })
+      held.push(response)
+      if (held.length === names.length) for (const each of held) each.end("ok")
+    })
+    const port = await listen(server)
+    await Promise.all(names.map((name) => send(port, `/${name}`)))
+    await until(() => runtime.stats().failed === 3)
+    const reported = (text: string) =>
+      [...errors.mock.calls, ...logs.mock.calls].some((call) => call.map(String).join(" ").includes(text))
+    await until(() => reported("later failure"))
+    expect(reported("plain failure")).toBe(true)
+  })
+
   it("past the grace: a callback that stops on its signal ends interrupted; one that ignores it is named still running", async () => {
     const server = Http.createServer()
     const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })

@@ -177,6 +177,14 @@ export class Runners {
 }
 
 /**
+ * Runs one task's failure report on its own: a report that fails (a logger that throws on the
+ * value) is itself logged, if that can be, and neither stops the reports after it nor the runner.
+ */
+const reportAlone = (report: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.catchAllCause(report, (cause) =>
+    Effect.catchAllCause(Effect.logError("background: a task's failure report failed", cause), () => Effect.void))
+
+/**
  * One runner fiber: its task now, and the handlers its task's exit goes to — or the callback tasks
  * it has called and not yet seen settle.
  */
@@ -289,7 +297,13 @@ class Runner {
     this.calls.set(call, record)
     call.onSettled((exit) => {
       this.calls.delete(call)
-      this.settled(record, exit)
+      try {
+        this.settled(record, exit)
+      } catch (error) {
+        // (called from a promise's reaction: a throw here would be an unhandled rejection)
+        this.rests.push(Effect.logError(`background: counting the end of "${record.name}" failed`, Cause.die(error)))
+        this.wakeUp()
+      }
     })
   }
 
@@ -300,6 +314,11 @@ class Runner {
   private settled(record: TaskRecord, exit: Exit.Exit<unknown, unknown>): void {
     const rest = this.pool.task.end(record, this.interruption === undefined ? exit : Exit.failCause(this.interruption), this.clock)
     if (rest !== undefined) this.rests.push(rest)
+    this.wakeUp()
+  }
+
+  /** Resumes the runner's wait if it has reports to run or no callback left to wait for. */
+  private wakeUp(): void {
     const wake = this.wake
     if (wake !== undefined && (this.rests.length > 0 || this.calls.size === 0)) {
       this.wake = undefined
@@ -334,7 +353,7 @@ class Runner {
     const then = this.calls.size > 0
       ? this.interruption === undefined ? this.awaitCalls : this.awaitAborted
       : this.continue
-    return rests.length === 0 ? then : Effect.zipRight(Effect.all(rests, { discard: true }), then)
+    return rests.length === 0 ? then : Effect.zipRight(Effect.forEach(rests, reportAlone, { discard: true }), then)
   }
 
   /** The wait for callbacks whose signals were aborted (not interruptible again). */

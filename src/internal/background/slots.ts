@@ -14,12 +14,12 @@ export class Slots {
 
   constructor(readonly concurrency: number, readonly maxQueued: number) {}
 
-  /** Whether a new task would find every slot taken and the queue at its bound. */
   /** Whether a task asking for a slot now would get one at once. */
   get free(): boolean {
     return this.running < this.concurrency
   }
 
+  /** Whether a new task would find every slot taken and the queue at its bound. */
   get full(): boolean {
     return this.running >= this.concurrency && this.queue.length >= this.maxQueued
   }

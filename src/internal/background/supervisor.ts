@@ -492,10 +492,15 @@ export class Supervisor {
     const interruptStart = yield* Clock.currentTimeMillis
     const left = Array.from(this.records.values())
     const interruptedNames = left.filter((record) => record.pending).map((record) => record.name)
+    // Each fiber once: a runner holds several callback tasks, and every interrupt a fiber gets
+    // deepens the cause it ends them with.
+    const interrupted = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
     for (const record of left) {
       // A reserved after-response task that never started has nothing to interrupt: it just ends.
-      if (record.fiber !== undefined) record.fiber.unsafeInterruptAsFork(FiberId.none)
-      else if (record.kind === "after-response") {
+      if (record.fiber !== undefined) {
+        if (!interrupted.has(record.fiber)) record.fiber.unsafeInterruptAsFork(FiberId.none)
+        interrupted.add(record.fiber)
+      } else if (record.kind === "after-response") {
         record.onEnd = undefined // the tasks in line after it are in `left` too
         void this.end(record, Exit.interrupt(FiberId.none))
       }
