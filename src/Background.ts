@@ -18,7 +18,6 @@ import type { InvalidOptionError, QueueFullError, ShuttingDownError } from "./Er
 import * as validate from "./internal/options.js"
 import * as service from "./internal/background/service.js"
 import * as internalSchedule from "./internal/background/schedule.js"
-import * as taskScope from "./internal/background/taskScope.js"
 import type { SupervisorStats } from "./internal/background/supervisor.js"
 import type { TaskHandle, TaskInfo } from "./internal/background/task.js"
 
@@ -322,7 +321,7 @@ const startDaemonImpl = <A, E, R>(self: Effect.Effect<A, E, R>, options: string 
     return yield* service.startJob(
       validName,
       "daemon",
-      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, taskScope.perRun(self), restart)
+      (supervisor) => internalSchedule.daemonLoop(supervisor, validName, self, restart)
     )
   })
 
@@ -621,6 +620,6 @@ const startRepeating = <A, E, R>(
     return yield* service.startJob(
       validName,
       "schedule",
-      (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, taskScope.perRun(effect))
+      (supervisor) => internalSchedule.repeatLoop(supervisor, validName, validCadence, effect)
     )
   })

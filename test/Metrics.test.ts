@@ -195,7 +195,12 @@ describe("Metrics", () => {
       const bg = yield* startJobs(Layer.mergeAll(
         Background.every(skipping, { name: "m-sched-skip", fixedRate: "1 second" }),
         Background.every(queueing, { name: "m-sched-queue", fixedRate: "1 second", overlap: "queue" }),
-        Background.every(Effect.never, { name: "m-sched-cut", spaced: "1 second" })
+        Background.every(Effect.never, { name: "m-sched-cut", spaced: "1 second" }),
+        // its run succeeds, then the run's scope closes and a finalizer dies: the run failed
+        Background.every(Effect.addFinalizer(() => Effect.die("finalizer broke")), {
+          name: "m-sched-finalizer",
+          spaced: "1 minute"
+        })
       ))
       expect((yield* load("schedule")).running).toBe(before.running + 3)
 
@@ -216,6 +221,7 @@ describe("Metrics", () => {
         count: 5,
         sum: 0.5
       })
+      expect(yield* outcomes("schedule", "m-sched-finalizer")).toEqual({ ...none, started: 1, finished: 1, failed: 1 })
       // the third is still in its first run
       expect((yield* load("schedule")).running).toBe(before.running + 1)
 

@@ -4,20 +4,24 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
+import type * as Scope from "effect/Scope"
 import * as causes from "../cause.js"
 import { InvalidOptionError } from "../../Errors.js"
 import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
 import type { Supervisor } from "./supervisor.js"
+import * as taskScope from "./taskScope.js"
 import { currentTaskId } from "./task.js"
 
 /** What a repeating job does when a run is still going at its next tick. */
@@ -147,9 +151,13 @@ const skippedTicks = (cadence: Cadence, tick: number, end: number): number => {
  * interrupted — has not been: for the job, that is a failure like any other.
  */
 const interruptedFromOutside: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
-  // (what `Effect.descriptor`'s interruptors are made of, without making the descriptor)
-  Effect.succeed(!Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause)))
+  Effect.succeed(isInterruptedFromOutside(fiber))
 )
+
+/** {@link interruptedFromOutside}, for a fiber at hand. */
+const isInterruptedFromOutside = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  // (what `Effect.descriptor`'s interruptors are made of, without making the descriptor)
+  !Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
 
 const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.flatMap(interruptedFromOutside, (interrupted) => {
@@ -162,44 +170,48 @@ const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<
   })
 
 /**
- * `run`, recorded in the task metrics as one run of `series`: started (`lag`: how late after its
- * tick, for a schedule), then how it ended and how long it took — interrupted only when the job
- * was interrupted from outside (shutdown, a handle); an interruption of the run's own making is a
- * failure, as for the job's report.
+ * Records each run of a job in the task metrics as a run of `series`: started (`lag`: how late
+ * after its tick, for a schedule), then how it ended and how long it took — interrupted only when
+ * the job was interrupted from outside (shutdown, a handle); an interruption of the run's own
+ * making is a failure, as for the job's report. Called in the run's own fiber by
+ * `taskScope.perRun`, in the same step that closes the run's scope.
  */
-const metered = <E, R>(
-  series: metrics.Series,
-  run: Effect.Effect<unknown, E, R>,
-  lag: (start: number) => number | undefined
-): Effect.Effect<unknown, E, R> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+const observer = (series: metrics.Series, lag: (start: number) => number | undefined): taskScope.RunObserver => ({
+  started: (fiber) => {
+    const start = clockOf(fiber).unsafeCurrentTimeMillis()
     metrics.runStarted(series, lag(start))
-    return Effect.onExit(run, (exit) =>
-      Effect.flatMap(Clock.currentTimeMillis, (end) =>
-        Effect.map(interruptedFromOutside, (outside) => {
-          const outcome = exit._tag === "Success"
-            ? "succeeded"
-            : outside && causes.isInterruptedOnly(exit.cause)
-            ? "interrupted"
-            : "failed"
-          metrics.runEnded(series, outcome, end - start)
-        })))
-  })
+    return start
+  },
+  ended: (fiber, exit, start) => {
+    const outcome = exit._tag === "Success"
+      ? "succeeded"
+      : isInterruptedFromOutside(fiber) && causes.isInterruptedOnly(exit.cause)
+      ? "interrupted"
+      : "failed"
+    metrics.runEnded(series, outcome, clockOf(fiber).unsafeCurrentTimeMillis() - start)
+  }
+})
 
-/** Runs `run` on `cadence` forever; a failing run is logged and the next tick still comes. */
+const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock)
+
+/**
+ * Runs `run` on `cadence` forever, each run in its own scope (`taskScope.perRun`); a failing run
+ * is logged and the next tick still comes.
+ */
 export const repeatLoop = <E, R>(
   supervisor: Supervisor,
   name: string,
   cadence: Cadence,
   run: Effect.Effect<unknown, E, R>
-): Effect.Effect<never, never, R> =>
+): Effect.Effect<never, never, R | Scope.Scope> =>
   Effect.gen(function*() {
     const id = yield* FiberRef.get(currentTaskId)
     let tick = firstTick(cadence, yield* Clock.currentTimeMillis)
     const series = metrics.series("schedule", name)
     yield* metrics.notices
     metrics.nextRun(series, tick)
-    const reported = metered(series, run, (start) => start - tick).pipe(
+    const reported = taskScope.perRun(run, observer(series, (start) => start - tick)).pipe(
       Effect.asVoid,
       Effect.catchAllCause(reportRun(supervisor, name))
     )
@@ -245,21 +257,22 @@ const backoff = (base: number, cap: number, healthy: number): Schedule.Schedule<
 export const defaultRestart: Schedule.Schedule<Duration.Duration, unknown> = backoff(100, 30_000, 60_000)
 
 /**
- * Runs a daemon and restarts it by `restart` after each failure or defect. Every failure is logged;
- * when the restart schedule is exhausted the daemon ends with its last failure, logged as such.
+ * Runs a daemon, each run in its own scope (`taskScope.perRun`), and restarts it by `restart`
+ * after each failure or defect. Every failure is logged; when the restart schedule is exhausted
+ * the daemon ends with its last failure, logged as such.
  */
 export const daemonLoop = <E, R, Out, RS>(
   supervisor: Supervisor,
   name: string,
   effect: Effect.Effect<unknown, E, R>,
   restart: Schedule.Schedule<Out, Cause.Cause<E>, RS>
-): Effect.Effect<void, E, R | RS> =>
+): Effect.Effect<void, E, R | RS | Scope.Scope> =>
   Effect.gen(function*() {
     const id = yield* FiberRef.get(currentTaskId)
     const driver = yield* Schedule.driver(restart)
     const series = metrics.series("daemon", name)
     yield* metrics.notices
-    const run = metered(series, effect, () => undefined)
+    const run = taskScope.perRun(effect, observer(series, () => undefined))
     let failures = 0
     while (true) {
       supervisor.setState(id, "running", yield* Clock.currentTimeMillis)

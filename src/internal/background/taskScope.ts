@@ -8,6 +8,7 @@
  * order on close; one added after close runs at once; `Effect.forkScoped` children are
  * interrupted); if it ever fails, tasks fall back to `Scope.make`.
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
@@ -87,28 +88,67 @@ export function close(scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effe
 }
 
 /**
+ * What a job records of each of its runs, in the run's fiber: `started` when the run starts
+ * (returning the start time), `ended` with the run's exit once its scope has closed (the exit a
+ * failing finalizer makes it, as `Effect.scoped` would give).
+ */
+export interface RunObserver {
+  readonly started: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => number
+  readonly ended: (fiber: Fiber.RuntimeFiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>, start: number) => void
+}
+
+/**
  * Runs `effect` in the current task's scope (the `Scope` every task has), then closes that scope
  * with the run's exit and opens it again: each run's finalizers run before the next run starts, as
  * with `Effect.scoped` around each run, without providing a new scope each time. Daemons and
- * repeating jobs run each iteration this way. Where scopes are not lazy, it is `Effect.scoped`.
+ * repeating jobs run each iteration this way, observed by `observer` in the same step (one exit
+ * handler for both: each daemon goes through it when a shutdown interrupts it). Where scopes are
+ * not lazy, it is `Effect.scoped`.
  */
-export const perRun = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Scope.Scope> =>
+export const perRun = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  observer?: RunObserver | undefined
+): Effect.Effect<A, E, R | Scope.Scope> =>
   Effect.flatMap(Scope.Scope, (given) =>
     Effect.withFiberRuntime((fiber) => {
       const scope = given instanceof SharedScope ? given.resolve(fiber) : given
-      return Object.getPrototypeOf(scope) === lazyPrototype
-        ? Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit))
-        : Effect.scoped(effect)
+      const start = observer === undefined ? 0 : observer.started(fiber)
+      if (Object.getPrototypeOf(scope) === lazyPrototype) {
+        return Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit, fiber, observer, start))
+      }
+      const scoped = Effect.scoped(effect)
+      return observer === undefined ? scoped : Effect.onExit(scoped, (exit) =>
+        Effect.sync(() => observer.ended(fiber, exit, start)))
     }))
 
-const reopen = (scope: TaskScope, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+const reopen = (
+  scope: TaskScope,
+  exit: Exit.Exit<unknown, unknown>,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  observer: RunObserver | undefined,
+  start: number
+): Effect.Effect<void> => {
   const closing = close(scope, exit)
   const fields = scope as unknown as LazyFields
   if (closing === undefined) {
     fields.lazyState = undefined
+    observer?.ended(fiber, exit, start)
     return Effect.void
   }
-  return Effect.ensuring(closing, Effect.sync(() => (fields.lazyState = undefined)))
+  return Effect.onExit(closing, (closed) =>
+    Effect.sync(() => {
+      fields.lazyState = undefined
+      // the run's exit as `Effect.onExit` makes it when the finalizers fail
+      observer?.ended(
+        fiber,
+        Exit.isSuccess(closed)
+          ? exit
+          : Exit.isSuccess(exit)
+          ? closed
+          : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
+        start
+      )
+    }))
 }
 
 /** A scope closed from the start: what a task that has ended leaves behind. */
