@@ -15,12 +15,23 @@ afterEach(async () => {
 })
 
 describe("Node after-response callbacks", () => {
-  it("a callback that returns a value finishes, one that throws fails and is reported once, without waiting on a promise", async () => {
+  /**
+   * A runtime draining a new server, closed after the test, with the console captured: `reported`
+   * says whether a line containing `text` was printed.
+   */
+  const started = async (options: Omit<Node.Options, "server"> = {}) => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => {})
     const logs = vi.spyOn(console, "log").mockImplementation(() => {})
     const server = Http.createServer()
-    const runtime = await Node.make({ server, printReport: false })
+    const runtime = await Node.make({ server, printReport: false, ...options })
     opened.push(runtime)
+    const lines = (text: string) =>
+      [...errors.mock.calls, ...logs.mock.calls].map((call) => call.map(String).join(" ")).filter((line) => line.includes(text))
+    return { server, runtime, lines, reported: (text: string) => lines(text).length > 0 }
+  }
+
+  it("a callback that returns a value finishes, one that throws fails and is reported once, without waiting on a promise", async () => {
+    const { server, runtime, lines } = await started()
     const ran: Array<string> = []
     server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
       runtime.after(response, () => void ran.push("sync"), { name: "sync" })
@@ -35,16 +46,13 @@ describe("Node after-response callbacks", () => {
     await until(() => runtime.stats().finished === 3)
     expect(ran).toEqual(["sync", "after the throw"])
     expect(runtime.stats()).toMatchObject({ finished: 3, failed: 1, interrupted: 0 })
-    const reported = [...errors.mock.calls, ...logs.mock.calls].map((call) => call.map(String).join(" "))
-      .filter((line) => line.includes("thrown at once"))
+    const reported = lines("thrown at once")
     expect(reported).toHaveLength(1)
     expect(reported[0]).toContain("background after-response \\\"throws\\\" failed")
   })
 
   it("20,000 callbacks on one response that each return at once all run, in order", async () => {
-    const server = Http.createServer()
-    const runtime = await Node.make({ server, printReport: false })
-    opened.push(runtime)
+    const { server, runtime } = await started()
     const count = 20_000
     let next = 0
     let outOfOrder = 0
@@ -64,11 +72,7 @@ describe("Node after-response callbacks", () => {
   })
 
   it("callbacks started together (responses written in one turn) each end on their own, and are each cut off past the grace", async () => {
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
-    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
-    const server = Http.createServer()
-    const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })
-    opened.push(runtime)
+    const { server, runtime, lines } = await started({ grace: 0, interruptTimeout: "300 millis" })
     const names = ["fails", "fast", "polite", "stubborn"] as const
     const held: Array<Http.ServerResponse> = []
     const release = deferred()
@@ -104,10 +108,8 @@ describe("Node after-response callbacks", () => {
     await until(() => runtime.stats().finished === 2)
     expect(runtime.stats()).toMatchObject({ finished: 2, failed: 1, interrupted: 0 })
     expect(runtime.snapshot().map((task) => task.name).sort()).toEqual(["polite", "stubborn"])
-    const reported = () =>
-      [...errors.mock.calls, ...logs.mock.calls].filter((call) => call.map(String).join(" ").includes("rejected at once"))
-    await until(() => reported().length > 0)
-    expect(reported()).toHaveLength(1)
+    await until(() => lines("rejected at once").length > 0)
+    expect(lines("rejected at once")).toHaveLength(1)
     const result = await runtime.close()
     expect({ politeAborted, stubbornAborted }).toEqual({ politeAborted: true, stubbornAborted: true })
     expect(result.stillRunning).toEqual(["stubborn"])
@@ -118,11 +120,7 @@ describe("Node after-response callbacks", () => {
   })
 
   it("a failure whose report cannot be written (its reason throws when read) stops no other task's report", async () => {
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {})
-    const logs = vi.spyOn(console, "log").mockImplementation(() => {})
-    const server = Http.createServer()
-    const runtime = await Node.make({ server, printReport: false })
-    opened.push(runtime)
+    const { server, runtime, reported } = await started()
     const names = ["unreadable", "plain", "later"] as const
     const held: Array<Http.ServerResponse> = []
     // a rejection reason that throws on every look at it, so logging it throws
@@ -150,16 +148,12 @@ describe("Node after-response callbacks", () => {
     const port = await listen(server)
     await Promise.all(names.map((name) => send(port, `/${name}`)))
     await until(() => runtime.stats().failed === 3)
-    const reported = (text: string) =>
-      [...errors.mock.calls, ...logs.mock.calls].some((call) => call.map(String).join(" ").includes(text))
     await until(() => reported("later failure"))
     expect(reported("plain failure")).toBe(true)
   })
 
   it("past the grace: a callback that stops on its signal ends interrupted; one that ignores it is named still running", async () => {
-    const server = Http.createServer()
-    const runtime = await Node.make({ server, grace: 0, interruptTimeout: "300 millis", printReport: false })
-    opened.push(runtime)
+    const { server, runtime } = await started({ grace: 0, interruptTimeout: "300 millis" })
     const bothStarted = { polite: deferred(), stubborn: deferred() }
     const release = deferred()
     let politeReason: unknown
