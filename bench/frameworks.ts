@@ -95,7 +95,7 @@ const stop = async (running: Running): Promise<{ readonly code: number | null; r
   const exit = await awaitExit(running, 90_000)
   const closed = /closed in ([\d.]+) ms/.exec(exit.stdout)
   if (closed === null) {
-    // (seen once in a run of 2026-12-07 and not reproduced since: say what the process said)
+    // (a process killed before it set its handler, as the Fastify fixture once allowed: say what it said)
     console.log(`no "closed in" line: exit code ${exit.code}; stdout: ${exit.stdout.slice(-500)}; stderr: ${exit.stderr.slice(-1500)}`)
   }
   return { code: exit.code, closeMillis: closed === null ? Number.NaN : Number(closed[1]) }

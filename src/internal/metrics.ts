@@ -8,11 +8,11 @@
  * `_other` series, and a warning is queued, to be logged by the next fiber that asks
  * ({@link withNotices}).
  */
-import * as causes from "./cause.js"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as MetricLabel from "effect/MetricLabel"
+import * as causes from "./cause.js"
 import * as Metrics from "../Metrics.js"
 import { invalidOption } from "./options.js"
 

@@ -196,8 +196,8 @@ class Runner {
    * of their own, so tasks from one origin share them): none after anything else was put on.
    */
   private base: FiberRefs.FiberRefs | undefined = undefined
-  /** Callback tasks called and not yet settled, with the task each is. */
-  private readonly calls = new Map<Call, TaskRecord>()
+  /** Callback tasks called and not yet settled. */
+  private readonly calls = new Set<Call>()
   /** What is left to run of callback tasks that have ended (their failure reports). */
   private rests: Array<Effect.Effect<void>> = []
   /** The runner's wait for its callbacks, while it waits. */
@@ -294,7 +294,7 @@ class Runner {
   private call(record: TaskRecord, callback: Callback): void {
     const call = new Call(callback)
     if (call.exit !== undefined) return this.settled(record, call.exit)
-    this.calls.set(call, record)
+    this.calls.add(call)
     call.onSettled((exit) => {
       this.calls.delete(call)
       try {
@@ -317,21 +317,29 @@ class Runner {
     this.wakeUp()
   }
 
-  /** Resumes the runner's wait if it has reports to run or no callback left to wait for. */
+  /** Whether the runner has something to do: failure reports to run, or no callback left to wait for. */
+  private get ready(): boolean {
+    return this.rests.length > 0 || this.calls.size === 0
+  }
+
+  /** Resumes the runner's wait if it is {@link ready}. */
   private wakeUp(): void {
     const wake = this.wake
-    if (wake !== undefined && (this.rests.length > 0 || this.calls.size === 0)) {
+    if (wake !== undefined && this.ready) {
       this.wake = undefined
       wake(Effect.void)
     }
   }
 
+  /** Waits until the runner is {@link ready} (at once if it is). */
+  private readonly untilReady: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.ready) return resume(Effect.void)
+    this.wake = resume
+  })
+
   /** Waits for the callbacks called: runs the failure reports as they come, and goes on once all have settled. */
   private readonly awaitCalls: Effect.Effect<void> = Effect.matchCauseEffect(
-    Effect.interruptible(Effect.async<void>((resume) => {
-      if (this.rests.length > 0 || this.calls.size === 0) return resume(Effect.void)
-      this.wake = resume
-    })),
+    Effect.interruptible(this.untilReady),
     {
       onSuccess: () => this.afterCalls(),
       onFailure: (cause: Cause.Cause<never>) => {
@@ -340,7 +348,7 @@ class Runner {
         // timeout bounds this wait, and names the tasks that outlive it).
         this.wake = undefined
         this.interruption = cause
-        for (const call of this.calls.keys()) call.controller.abort()
+        for (const call of this.calls) call.controller.abort()
         return this.afterCalls()
       }
     }
@@ -357,13 +365,7 @@ class Runner {
   }
 
   /** The wait for callbacks whose signals were aborted (not interruptible again). */
-  private readonly awaitAborted: Effect.Effect<void> = Effect.flatMap(
-    Effect.async<void>((resume) => {
-      if (this.rests.length > 0 || this.calls.size === 0) return resume(Effect.void)
-      this.wake = resume
-    }),
-    () => this.afterCalls()
-  )
+  private readonly awaitAborted: Effect.Effect<void> = Effect.flatMap(this.untilReady, () => this.afterCalls())
 
   readonly onSuccess = (value: unknown): Effect.Effect<void> => this.ended(Exit.succeed(value))
   readonly onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => this.ended(Exit.failCause(cause))

@@ -356,15 +356,7 @@ export class Supervisor {
     }
     return Effect.flatMap(Effect.exit(closing), (closed) =>
       // As with Effect.scoped, a finalizer's defect makes the task fail.
-      this.end(
-        record,
-        Exit.isSuccess(closed)
-          ? exit
-          : Exit.isSuccess(exit)
-          ? closed
-          : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
-        clock
-      ))
+      this.end(record, taskScope.closedWith(exit, closed), clock))
   }
 
   /**

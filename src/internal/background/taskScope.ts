@@ -103,53 +103,56 @@ export interface RunObserver {
  * with `Effect.scoped` around each run, without providing a new scope each time. Daemons and
  * repeating jobs run each iteration this way, observed by `observer` in the same step (one exit
  * handler for both: each daemon goes through it when a shutdown interrupts it). Where scopes are
- * not lazy, it is `Effect.scoped`.
+ * not lazy, it is `Effect.scoped`, observed after it.
  */
 export const perRun = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
-  observer?: RunObserver | undefined
+  observer: RunObserver
 ): Effect.Effect<A, E, R | Scope.Scope> =>
   Effect.flatMap(Scope.Scope, (given) =>
     Effect.withFiberRuntime((fiber) => {
       const scope = given instanceof SharedScope ? given.resolve(fiber) : given
-      const start = observer === undefined ? 0 : observer.started(fiber)
+      const start = observer.started(fiber)
       if (Object.getPrototypeOf(scope) === lazyPrototype) {
         return Effect.onExit(effect, (exit) => reopen(scope as TaskScope, exit, fiber, observer, start))
       }
-      const scoped = Effect.scoped(effect)
-      return observer === undefined ? scoped : Effect.onExit(scoped, (exit) =>
-        Effect.sync(() => observer.ended(fiber, exit, start)))
+      return Effect.onExit(Effect.scoped(effect), (exit) => Effect.sync(() => observer.ended(fiber, exit, start)))
     }))
 
 const reopen = (
   scope: TaskScope,
   exit: Exit.Exit<unknown, unknown>,
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  observer: RunObserver | undefined,
+  observer: RunObserver,
   start: number
 ): Effect.Effect<void> => {
   const closing = close(scope, exit)
   const fields = scope as unknown as LazyFields
   if (closing === undefined) {
     fields.lazyState = undefined
-    observer?.ended(fiber, exit, start)
+    observer.ended(fiber, exit, start)
     return Effect.void
   }
   return Effect.onExit(closing, (closed) =>
     Effect.sync(() => {
       fields.lazyState = undefined
-      // the run's exit as `Effect.onExit` makes it when the finalizers fail
-      observer?.ended(
-        fiber,
-        Exit.isSuccess(closed)
-          ? exit
-          : Exit.isSuccess(exit)
-          ? closed
-          : Exit.failCause(Cause.sequential(exit.cause, closed.cause)),
-        start
-      )
+      observer.ended(fiber, closedWith(exit, closed), start)
     }))
 }
+
+/**
+ * The exit of an effect whose scope then closed with `closed`, as `Effect.scoped` gives it: a
+ * finalizer's failure makes a success fail, and follows a failure.
+ */
+export const closedWith = (
+  exit: Exit.Exit<unknown, unknown>,
+  closed: Exit.Exit<unknown, unknown>
+): Exit.Exit<unknown, unknown> =>
+  Exit.isSuccess(closed)
+    ? exit
+    : Exit.isSuccess(exit)
+    ? closed
+    : Exit.failCause(Cause.sequential(exit.cause, closed.cause))
 
 /** A scope closed from the start: what a task that has ended leaves behind. */
 const closedScope: TaskScope = (() => {
