@@ -5,8 +5,8 @@
  * after another, each when the one before it has ended — and the others are counted as skipped.
  *
  * The list is found through the request itself (its underlying Node or web request, which stays
- * the same when a router rewrites the URL), so a request that adds nothing costs a small slot in a
- * WeakMap and no fiber ref.
+ * the same when a router rewrites the URL), so a request that adds nothing costs a small slot kept
+ * on that object and no fiber ref.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Clock from "effect/Clock"
@@ -18,6 +18,7 @@ import type * as Scope from "effect/Scope"
 import { MissingMiddlewareError, OutsideRequestError } from "../../Errors.js"
 import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
+import * as RequestState from "../requestState.js"
 import { supervisorIn } from "./service.js"
 import type { Supervisor } from "./supervisor.js"
 import { currentTaskId, type Origin, originOf, type RequestOrigin, requestOriginOf, type TaskRecord } from "./task.js"
@@ -148,10 +149,10 @@ interface Slot {
 }
 
 /**
- * Slots by request, keyed by the request's source, which a router's URL rewrite keeps; an entry
- * goes when its request is collected.
+ * Slots by request, kept on the request's source, which a router's URL rewrite keeps (a property,
+ * not a WeakMap: see requestState.ts); a slot goes when its request is collected.
  */
-const slots = new WeakMap<object, Slot>()
+const slots = RequestState.make<Slot>("effect-background/slot")
 
 const keyOf = (request: HttpServerRequest.HttpServerRequest): object => request.source as object
 

@@ -5,9 +5,11 @@
 import * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
+import * as RequestState from "../requestState.js"
 import { NodeRuntime } from "./runtime.js"
 
-const runtimes = new WeakMap<Http.IncomingMessage, NodeRuntime>()
+/** Kept on each request (a property, not a WeakMap: see requestState.ts). */
+const runtimes = RequestState.make<NodeRuntime>("effect-background/express")
 
 export const middleware = (background: unknown) => {
   const runtime = NodeRuntime.from(background)

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from "fas
 import type * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
+import * as RequestState from "../requestState.js"
 import { NodeRuntime } from "./runtime.js"
 
 interface Entry {
@@ -15,7 +16,8 @@ interface Entry {
   readonly response: Http.ServerResponse
 }
 
-const entries = new WeakMap<Http.IncomingMessage, Entry>()
+/** Kept on each raw request (a property, not a WeakMap: see requestState.ts). */
+const entries = RequestState.make<Entry>("effect-background/fastify")
 
 export const plugin = (background: unknown): FastifyPluginCallback => {
   const runtime = NodeRuntime.from(background)

@@ -8,9 +8,11 @@ import type { Context, Env, ExecutionContext } from "hono"
 import * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
+import * as RequestState from "../requestState.js"
 import { NodeRuntime, type Task } from "./runtime.js"
 
-const runtimes = new WeakMap<Http.ServerResponse, NodeRuntime>()
+/** Kept on each Node response (a property, not a WeakMap: see requestState.ts). */
+const runtimes = RequestState.make<NodeRuntime>("effect-background/hono")
 
 /** What `fetch` needs of a Hono app (so any Env typing of the app is accepted). */
 export interface FetchApp {

@@ -24,6 +24,7 @@ import * as service from "../background/service.js"
 import type { Supervisor } from "../background/supervisor.js"
 import type { TaskHandle } from "../background/task.js"
 import * as validate from "../options.js"
+import * as RequestState from "../requestState.js"
 import * as durableEnqueue from "../durable/enqueue.js"
 import type * as durableStore from "../durable/store.js"
 import { watchSignals } from "../process/launch.js"
@@ -74,13 +75,19 @@ const onWritten = (response: Http.ServerResponse, hook: () => void): boolean => 
   return true
 }
 
+/**
+ * Each request's response, on the request (a property, not a WeakMap: see requestState.ts); what
+ * a request means is the same for every runtime, so one kind serves them all.
+ */
+const responses = RequestState.make<Http.ServerResponse>("effect-background/response")
+
 const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express), or a Fastify request of an app with Fastify.plugin"
 
 type Services = BackgroundApi.Background | Offload.Offload | durableStore.DurableStore
 
 export class NodeRuntime {
-  private readonly lists = new WeakMap<Http.ServerResponse, RequestTasks>()
-  private readonly responses = new WeakMap<Http.IncomingMessage, Http.ServerResponse>()
+  /** Each response's task list, on the response (a property, not a WeakMap: see requestState.ts). */
+  private readonly lists = RequestState.make<RequestTasks>("effect-background/tasks")
   private graceful: Graceful | undefined
   private closing: Promise<CloseResult> | undefined
 
@@ -170,7 +177,7 @@ export class NodeRuntime {
     // that a handler given only the request (`after(req, ...)`, `enqueue(..., { request: req })`)
     // finds its response.
     server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
-      this.responses.set(request, response)
+      responses.set(request, response)
     })
     this.record.bound(
       Duration.toMillis(this.settings.drainTimeout) + Duration.toMillis(this.settings.interruptTimeout),
@@ -200,13 +207,13 @@ export class NodeRuntime {
   private responseOf(target: unknown): Http.ServerResponse {
     if (target instanceof Http.ServerResponse) return target
     if (target instanceof Http.IncomingMessage) {
-      const response = this.responses.get(target) ?? (target as { res?: unknown }).res
+      const response = responses.get(target) ?? (target as { res?: unknown }).res
       if (response instanceof Http.ServerResponse) return response
     } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
       return target.res
     } else if (isObject(target) && target.raw instanceof Http.IncomingMessage) {
       // Fastify's request: its raw request, whose response the plugin tracked
-      const response = this.responses.get(target.raw)
+      const response = responses.get(target.raw)
       if (response !== undefined) return response
     }
     throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
@@ -214,7 +221,7 @@ export class NodeRuntime {
 
   /** Keeps a request's response, for a framework that serves it (Fastify's plugin, at onRequest). */
   track(request: Http.IncomingMessage, response: Http.ServerResponse): void {
-    this.responses.set(request, response)
+    responses.set(request, response)
   }
 
   after(
@@ -252,7 +259,7 @@ export class NodeRuntime {
     const settle = () => {
       response.off("finish", settle)
       response.off("close", settle)
-      this.lists.delete(response)
+      this.lists.clear(response)
       tasks.settle(response.statusCode < 400)
     }
     if (response.destroyed || response.writableFinished) {
