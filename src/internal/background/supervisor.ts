@@ -25,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as causes from "../cause.js"
 import { QueueFullError, ShuttingDownError } from "../../Errors.js"
 import * as metrics from "../metrics.js"
+import { Table } from "../table.js"
 import { Jobs } from "./jobs.js"
 import { KeyLines, stopReplaced } from "./keys.js"
 import { Slots } from "./slots.js"
@@ -105,7 +106,7 @@ export interface SubmitSpec<A, E, R> {
 
 export class Supervisor {
   private nextId = 1
-  private readonly records = new Map<number, TaskRecord>()
+  private readonly records = new Table<TaskRecord>()
   private readonly slots: Slots
   private readonly keys = new KeyLines()
   readonly jobs: Jobs

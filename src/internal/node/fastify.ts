@@ -9,6 +9,7 @@ import type * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
+import { Table } from "../table.js"
 import { NodeRuntime } from "./runtime.js"
 
 interface Entry {
@@ -27,9 +28,11 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
     // response closed before its last byte was written. A cut response may say so only after
     // Fastify's onClose (its socket's close comes later): those still open then are counted there.
     let drain: { readonly done: (drained: number, interrupted: number) => void; drained: number; interrupted: number } | undefined
-    const open = new Set<Http.ServerResponse>()
-    const count = (response: Http.ServerResponse) => {
-      if (!open.delete(response) || drain === undefined) return
+    // (a Table, not a Set: see table.ts)
+    const open = new Table<Http.ServerResponse>()
+    let nextId = 0
+    const count = (id: number, response: Http.ServerResponse) => {
+      if (!open.delete(id) || drain === undefined) return
       if (response.writableFinished) drain.drained++
       else drain.interrupted++
     }
@@ -37,8 +40,9 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
       entries.set(request.raw, { runtime, response: reply.raw })
       runtime.track(request.raw, reply.raw)
       const response = reply.raw
-      open.add(response)
-      response.once("close", () => count(response))
+      const id = nextId++
+      open.set(id, response)
+      response.once("close", () => count(id, response))
       next()
     })
     instance.addHook("preClose", (next) => {
@@ -47,7 +51,7 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
     })
     instance.addHook("onClose", (_instance, next) => {
       // the server is closed: nothing still open will be written now
-      for (const response of [...open]) count(response)
+      for (const [id, response] of open.entries()) count(id, response)
       drain?.done(drain.drained, drain.interrupted)
       runtime.close().then(() => next(), next)
     })

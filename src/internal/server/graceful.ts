@@ -19,7 +19,29 @@ import * as Option from "effect/Option"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Waiters } from "../background/waiters.js"
+import * as RequestState from "../requestState.js"
+import { Table } from "../table.js"
 import type { ShutdownRecord } from "../report.js"
+
+/** A connection with responses not yet closed, oldest first (pipelined requests share one). */
+interface Connection {
+  readonly id: number
+  readonly socket: Net.Socket
+  readonly pending: Array<Http.ServerResponse>
+}
+
+/** A request fiber still running, with the Node request it serves (when there is one). */
+interface Served {
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  readonly request: Http.IncomingMessage | undefined
+}
+
+/**
+ * Each socket's entry, on the socket; each watched socket, marked on it (properties, not a `Map`
+ * or `WeakSet`: see requestState.ts and table.ts).
+ */
+const connectionOf = RequestState.make<Connection>("effect-background/connection")
+const watchedMark = RequestState.make<true>("effect-background/watched")
 
 /** The HTTP server's shutdown state, shared by `Server.layer` and `Server.serve`. */
 export class Graceful {
@@ -27,17 +49,17 @@ export class Graceful {
   drained = 0
   interrupted = 0
   /**
-   * Responses not yet closed, per connection, oldest first (pipelined requests share one); a
-   * connection's entry goes with its last response.
+   * Connections with responses not yet closed, by a number of this server's; a connection's entry
+   * goes with its last response. (Tables, not Maps, for entries that come and go with each request:
+   * see table.ts.)
    */
-  private readonly bySocket = new Map<Net.Socket, Array<Http.ServerResponse>>()
-  /** Connections whose close is watched for the responses still queued on them. */
-  private readonly watched = new WeakSet<Net.Socket>()
-  /** Request fibers still running, with the Node request each serves (when there is one). */
-  readonly fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, Http.IncomingMessage | undefined>()
+  private readonly connections = new Table<Connection>()
+  private nextConnection = 0
+  /** Request fibers still running, by fiber id. */
+  readonly fibers = new Table<Served>()
   /** Request fibers let go by {@link exempt}: not waited for, nor counted. */
   private readonly exempted = new WeakSet<Fiber.RuntimeFiber<unknown, unknown>>()
-  private readonly idle = new Waiters(() => this.bySocket.size === 0 && this.fibers.size === 0)
+  private readonly idle = new Waiters(() => this.connections.size === 0 && this.fibers.size === 0)
 
   /**
    * `countResponses`: the drain counts responses (finished: drained; cut: interrupted) rather than
@@ -51,11 +73,17 @@ export class Graceful {
   ) {
     server.on("request", (request, response) => {
       const socket = request.socket
-      const pending = this.bySocket.get(socket)
-      if (pending === undefined) this.bySocket.set(socket, [response])
-      else pending.push(response)
-      if (!this.watched.has(socket)) {
-        this.watched.add(socket)
+      const connection = connectionOf.get(socket)
+      if (connection === undefined) {
+        const id = this.nextConnection++
+        const made: Connection = { id, socket, pending: [response] }
+        connectionOf.set(socket, made)
+        this.connections.set(id, made)
+      } else {
+        connection.pending.push(response)
+      }
+      if (watchedMark.get(socket) === undefined) {
+        watchedMark.set(socket, true)
         socket.once("close", () => this.orphaned(socket))
       }
       if (this.draining) this.closeAfterLast(socket)
@@ -83,14 +111,14 @@ export class Graceful {
    * waits for a `finish` that will not come.
    */
   private orphaned(socket: Net.Socket): void {
-    const queued = this.bySocket.get(socket)?.filter((response) => response.socket === null) ?? []
+    const queued = connectionOf.get(socket)?.pending.filter((response) => response.socket === null) ?? []
     if (queued.length === 0) return
     this.forget(socket, (response) => response.socket === null)
     for (const response of queued) {
-      for (const [fiber, request] of this.fibers) {
+      for (const { fiber, request } of this.fibers.values()) {
         if (request !== response.req) continue
         // Answered: its fiber is parked in the write for good, and is not waited for.
-        if (response.writableEnded) this.fibers.delete(fiber)
+        if (response.writableEnded) this.fibers.delete(fiber.id().id)
         else fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
       }
     }
@@ -99,10 +127,14 @@ export class Graceful {
 
   /** Drops a connection's pending responses that match; returns how many are left on it. */
   private forget(socket: Net.Socket, match: (response: Http.ServerResponse) => boolean): number {
-    const pending = this.bySocket.get(socket)
-    if (pending === undefined) return 0
+    const connection = connectionOf.get(socket)
+    if (connection === undefined) return 0
+    const pending = connection.pending
     for (let index = pending.length - 1; index >= 0; index--) if (match(pending[index]!)) pending.splice(index, 1)
-    if (pending.length === 0) this.bySocket.delete(socket)
+    if (pending.length === 0) {
+      connectionOf.clear(socket)
+      this.connections.delete(connection.id)
+    }
     return pending.length
   }
 
@@ -112,7 +144,7 @@ export class Graceful {
    * saying it would drop the pipelined requests behind it.
    */
   private closeAfterLast(socket: Net.Socket): void {
-    const pending = this.bySocket.get(socket)
+    const pending = connectionOf.get(socket)?.pending
     if (pending === undefined) return
     pending.forEach((response, index) => {
       if (response.headersSent) return
@@ -132,10 +164,11 @@ export class Graceful {
   track<A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.withFiberRuntime((fiber) => {
       const request = Context.getOption(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-      this.fibers.set(fiber, Option.getOrUndefined(Option.map(request, NodeHttpServerRequest.toIncomingMessage)))
+      const id = fiber.id().id
+      this.fibers.set(id, { fiber, request: Option.getOrUndefined(Option.map(request, NodeHttpServerRequest.toIncomingMessage)) })
       return Effect.onExit(app, (exit) =>
         Effect.sync(() => {
-          this.fibers.delete(fiber)
+          this.fibers.delete(id)
           if (this.draining && !this.exempted.has(fiber)) {
             if (Exit.isInterrupted(exit)) this.interrupted++
             else this.drained++
@@ -152,10 +185,10 @@ export class Graceful {
    * ends.
    */
   exempt(request: Http.IncomingMessage): void {
-    for (const [fiber, served] of this.fibers) {
-      if (served !== request) continue
-      this.fibers.delete(fiber)
-      this.exempted.add(fiber)
+    for (const served of this.fibers.values()) {
+      if (served.request !== request) continue
+      this.fibers.delete(served.fiber.id().id)
+      this.exempted.add(served.fiber)
     }
     this.forget(request.socket, (response) => response.req === request)
     this.check()
@@ -171,7 +204,7 @@ export class Graceful {
       // Stop accepting connections only: `http.Server#close` would also drop idle keep-alive
       // connections at once, including ones whose next request is already on the wire.
       Net.Server.prototype.close.call(this.server)
-      for (const socket of this.bySocket.keys()) this.closeAfterLast(socket)
+      for (const connection of this.connections.values()) this.closeAfterLast(connection.socket)
       // A request a client sent just before the signal may still be in the socket's buffers; let
       // it arrive (it is served, with `Connection: close`) before idle connections are closed.
       // With no connection open there is nothing to wait for (the listener is closed: no new one
@@ -186,7 +219,7 @@ export class Graceful {
       )
       if (Option.isNone(finished)) {
         this.server.closeAllConnections()
-        for (const fiber of this.fibers.keys()) fiber.unsafeInterruptAsFork(FiberId.none)
+        for (const { fiber } of this.fibers.values()) fiber.unsafeInterruptAsFork(FiberId.none)
         const stopped = yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.interruptTimeout))
         if (Option.isNone(stopped)) {
           // Uninterruptible handlers: give up on them, and say so.
@@ -213,11 +246,11 @@ export class Graceful {
 
   /** What is still in flight, for the report and a hard exit's last words. */
   live(): ReadonlyArray<string> {
-    const served = new Set(this.fibers.values())
+    const fibers = this.fibers.values()
+    const served = new Set(fibers.map(({ request }) => request))
     return [
-      ...Array.from(this.fibers.values(), (request) =>
-        request === undefined ? "request" : `request ${request.method} ${request.url}`),
-      ...Array.from(this.bySocket.values()).flat()
+      ...fibers.map(({ request }) => request === undefined ? "request" : `request ${request.method} ${request.url}`),
+      ...this.connections.values().flatMap((connection) => connection.pending)
         .filter((response) => !served.has(response.req))
         .map((response) => `response to ${response.req.method} ${response.req.url}`)
     ]
