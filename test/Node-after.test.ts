@@ -190,4 +190,44 @@ describe("Node after-response callbacks", () => {
     release.resolve()
     await until(() => runtime.stats().interrupted === 2)
   })
+
+  it("a callback that declares no parameter is called with none, and one that declares it gets its own AbortSignal; both are waited for past the grace", async () => {
+    const { server, runtime } = await started({ grace: 0, interruptTimeout: "5 seconds" })
+    const release = deferred()
+    const argumentCounts: Array<number> = []
+    const signals: Array<AbortSignal> = []
+    let count = 0
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      if (request.url === "/without") {
+        // (a function expression: it declares no parameter, and can still count what it was given)
+        runtime.after(response, function() {
+          argumentCounts.push(arguments.length)
+          return release.promise
+        }, { name: "no-parameter" })
+      } else {
+        runtime.after(response, (signal) => {
+          signals.push(signal)
+          return new Promise<void>((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason)))
+        }, { name: "with-signal" })
+      }
+      response.end("ok")
+      count++
+    })
+    const port = await listen(server)
+    for (const path of ["/without", "/with", "/without", "/with"]) {
+      expect(await send(port, path)).toEqual({ status: 200, body: "ok" })
+    }
+    await until(() => argumentCounts.length === 2 && signals.length === 2)
+    expect(argumentCounts).toEqual([0, 0])
+    expect(signals.every((signal) => signal instanceof AbortSignal && !signal.aborted)).toBe(true)
+    expect(signals[0]).not.toBe(signals[1])
+    const closing = runtime.close()
+    // the tasks given a signal are stopped through it; the others are waited for, and end when they settle
+    await until(() => signals.every((signal) => signal.aborted))
+    release.resolve()
+    const result = await closing
+    expect(count).toBe(4)
+    expect(result.report).toContain("interrupted=4")
+    expect(result.exitCode).toBe(0)
+  })
 })

@@ -32,6 +32,7 @@ import * as MutableQueue from "effect/MutableQueue"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import type * as Scheduler from "effect/Scheduler"
+import { Table } from "../table.js"
 import { Call, type Callback, callbackOf } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
 
@@ -196,8 +197,9 @@ class Runner {
    * of their own, so tasks from one origin share them): none after anything else was put on.
    */
   private base: FiberRefs.FiberRefs | undefined = undefined
-  /** Callback tasks called and not yet settled. */
-  private readonly calls = new Set<Call>()
+  /** Callback tasks called and not yet settled, by a number of the runner's (a Table: see table.ts). */
+  private readonly calls = new Table<Call>()
+  private nextCall = 0
   /** What is left to run of callback tasks that have ended (their failure reports). */
   private rests: Array<Effect.Effect<void>> = []
   /** The runner's wait for its callbacks, while it waits. */
@@ -294,9 +296,10 @@ class Runner {
   private call(record: TaskRecord, callback: Callback): void {
     const call = new Call(callback)
     if (call.exit !== undefined) return this.settled(record, call.exit)
-    this.calls.add(call)
+    const id = this.nextCall++
+    this.calls.set(id, call)
     call.onSettled((exit) => {
-      this.calls.delete(call)
+      this.calls.delete(id)
       try {
         this.settled(record, exit)
       } catch (error) {
@@ -348,7 +351,7 @@ class Runner {
         // timeout bounds this wait, and names the tasks that outlive it).
         this.wake = undefined
         this.interruption = cause
-        for (const call of this.calls) call.controller.abort()
+        for (const call of this.calls.values()) call.abort()
         return this.afterCalls()
       }
     }
