@@ -34,4 +34,20 @@ describe("Table", () => {
     table.delete(50)
     expect(table.values()).toEqual(Array.from({ length: 100 }, (_, id) => id * 2).filter((value) => value !== 100))
   })
+
+  it("keeps nothing of the values it let go of, across many arrays of slots", () => {
+    const table = new Table<{ readonly id: number }>()
+    for (let id = 0; id < 10_000; id++) {
+      table.set(id, { id })
+      if (id >= 3) table.delete(id - 3)
+    }
+    expect(table.size).toBe(3)
+    expect(table.values().map((value) => value.id)).toEqual([9997, 9998, 9999])
+    expect(table.get(5000)).toBeUndefined()
+    for (const id of [9997, 9998, 9999]) table.delete(id)
+    expect(table.size).toBe(0)
+    expect(table.values()).toEqual([])
+    table.set(10_000, { id: 10_000 })
+    expect(table.entries()).toEqual([[10_000, { id: 10_000 }]])
+  })
 })
