@@ -8,8 +8,11 @@ import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
 import { NodeRuntime } from "./runtime.js"
 
-/** Kept on each request (a property, not a WeakMap: see requestState.ts). */
-const runtimes = RequestState.make<NodeRuntime>("effect-background/express")
+/**
+ * Kept on each request (a property, not a WeakMap: see requestState.ts), prepared before Express
+ * changes the request's prototype.
+ */
+const runtimes = RequestState.make<NodeRuntime>("effect-background/express", "request")
 
 export const middleware = (background: unknown) => {
   const runtime = NodeRuntime.from(background)

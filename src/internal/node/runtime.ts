@@ -81,13 +81,18 @@ const onWritten = (response: Http.ServerResponse, hook: () => void): boolean => 
  */
 const responses = RequestState.make<Http.ServerResponse>("effect-background/response")
 
+/**
+ * Each response's task list, on the response (a property, not a WeakMap: see requestState.ts),
+ * prepared before a framework changes the response's prototype; one kind for every runtime, as a
+ * response is served by one.
+ */
+const lists = RequestState.make<RequestTasks>("effect-background/tasks", "response")
+
 const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express), or a Fastify request of an app with Fastify.plugin"
 
 type Services = BackgroundApi.Background | Offload.Offload | durableStore.DurableStore
 
 export class NodeRuntime {
-  /** Each response's task list, on the response (a property, not a WeakMap: see requestState.ts). */
-  private readonly lists = RequestState.make<RequestTasks>("effect-background/tasks")
   private graceful: Graceful | undefined
   private closing: Promise<CloseResult> | undefined
 
@@ -177,6 +182,7 @@ export class NodeRuntime {
     // that a handler given only the request (`after(req, ...)`, `enqueue(..., { request: req })`)
     // finds its response.
     server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      RequestState.prepare(request, response)
       responses.set(request, response)
     })
     this.record.bound(
@@ -238,10 +244,10 @@ export class NodeRuntime {
         "a request whose response is not yet written: call after() in the handler, before or just after res.end()"
       )
     }
-    let tasks = this.lists.get(response)
+    let tasks = lists.get(response)
     if (tasks === undefined) {
       tasks = new RequestTasks(this.supervisor, { method: response.req.method ?? "GET", route: options.route })
-      this.lists.set(response, tasks)
+      lists.set(response, tasks)
       this.watch(response, tasks)
     }
     const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
@@ -259,7 +265,7 @@ export class NodeRuntime {
     const settle = () => {
       response.off("finish", settle)
       response.off("close", settle)
-      this.lists.clear(response)
+      lists.clear(response)
       tasks.settle(response.statusCode < 400)
     }
     if (response.destroyed || response.writableFinished) {
