@@ -4,13 +4,12 @@
  * kept in fixed-size arrays of {@link CHUNK} slots, found by id, rather than in a `Map` or `Set`.
  *
  * Why not a `Map`: on V8 a long-lived `Map` or `Set` whose entries are added and deleted at a high
- * rate (its storage rehashed again and again) makes the young-generation collector promote every
- * value it ever held to the old generation, where only a full collection frees them. Measured on
+ * rate makes the young-generation collector promote every value it ever held to the old generation, where only a full collection frees them. Measured on
  * Node 20: 2 million short-lived records passing through a `Map` five at a time promoted 3.2 MB per
- * scavenge, against 0.1 KB through a dictionary object. A dictionary object (V8's dictionary
- * elements) costs about 1 µs per set and delete, though; slots in arrays cost an index. Moving the supervisor's task records from
- * a `Map` to this table took a Fastify route adding one no-op task per request from 828 KB to
- * 517 KB promoted per scavenge.
+ * scavenge, against 0.1 KB through a dictionary object; moving the supervisor's task records from
+ * a `Map` to a dictionary object took a Fastify route adding one no-op task per request from
+ * 828 KB to 517 KB promoted per scavenge. A dictionary object (V8's dictionary elements) cost
+ * about 1 µs per set and delete in a CPU profile, though; slots in arrays cost an index.
  */
 /**
  * Slots per array: a new array every {@link CHUNK} ids, dropped once its last value is (except
@@ -67,21 +66,23 @@ export class Table<V> {
   /** The ids and values, in ascending id order for ids handed out in sequence. */
   entries(): Array<[number, V]> {
     const entries: Array<[number, V]> = []
-    for (const [index, chunk] of this.chunks) {
-      chunk.slots.forEach((value, slot) => {
-        if (value !== undefined) entries.push([index * CHUNK + slot, value])
-      })
-    }
+    this.each((id, value) => entries.push([id, value]))
     return entries
   }
 
   /** The values, in ascending id order for ids handed out in sequence. */
   values(): Array<V> {
     const values: Array<V> = []
-    for (const chunk of this.chunks.values()) {
-      for (const value of chunk.slots) if (value !== undefined) values.push(value)
-    }
+    this.each((_id, value) => values.push(value))
     return values
+  }
+
+  private each(visit: (id: number, value: V) => void): void {
+    for (const [index, chunk] of this.chunks) {
+      chunk.slots.forEach((value, slot) => {
+        if (value !== undefined) visit(index * CHUNK + slot, value)
+      })
+    }
   }
 }
 
