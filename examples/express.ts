@@ -18,7 +18,6 @@ import { CPU_INPUT_ERROR, cpuInput, Crunch, heartbeat, makeBackground, notify, n
 
 const background = await makeBackground()
 const app = express()
-app.use(Express.middleware(background))
 
 app.get("/health", (_req, res) => {
   res.status(background.isReady() ? 200 : 503).json({ status: background.isReady() ? "ok" : "draining" })

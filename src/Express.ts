@@ -1,9 +1,11 @@
 /**
- * Express 5 (and Connect-style servers): `middleware(background)` ties each request to the
- * runtime `Node.make` built, and `after(req, callback)` runs a task once the response's last byte
- * is written — named by default after the method and route pattern (`after-response POST
- * /send-notification/:email #1`), never the URL. Everything else (`fork`, `every`, `close`...) is
- * the runtime's own. The module uses no Express types: any `(req, res, next)` server works.
+ * Express 5 (and Connect-style servers): `after(req, callback)` runs a task once the response's
+ * last byte is written — named by default after the method and route pattern (`after-response
+ * POST /send-notification/:email #1`), never the URL — for a request of the server the runtime is
+ * attached to (`background.attach(server)`, or `Node.make({ server })`). An app served by a server
+ * the runtime is not attached to ties its requests to the runtime with `middleware(background)`.
+ * Everything else (`fork`, `every`, `close`...) is the runtime's own. The module uses no Express
+ * types: any `(req, res, next)` server works.
  *
  * @example
  * ```ts
@@ -13,7 +15,6 @@
  *
  * const background = await Node.make()
  * const app = express()
- * app.use(Express.middleware(background))
  * app.post("/send-notification/:email", (req, res) => {
  *   Express.after(req, async () => console.log(`notify ${req.params.email}`), { name: "notify" })
  *   res.json({ message: "Notification sent in the background" })
@@ -31,7 +32,10 @@ import type * as Node from "./Node.js"
 
 /**
  * Express middleware (`app.use` it before the routes) that lets {@link after} find the runtime
- * from the request. It answers nothing itself and calls `next()` at once.
+ * from the request, for an app whose server the runtime is not attached to (a request of the
+ * attached server needs none; through this middleware, its tasks go to this middleware's
+ * runtime). It answers nothing itself and calls `next()` at once. Each middleware costs Express
+ * some work per request: leave it out when the runtime is attached.
  *
  * @example
  * ```ts
@@ -54,8 +58,8 @@ export const middleware = (
 /**
  * Runs `callback` after the response to `request` is written (`Node.BackgroundRuntime.after`'s
  * rules: in order, each failure reported and the next still run, skipped when the answer is an
- * error status; a client hanging up first cancels nothing). Throws `InvalidOptionError` for a request that did not go
- * through {@link middleware}.
+ * error status; a client hanging up first cancels nothing). Throws `InvalidOptionError` for a
+ * request of a server no runtime is attached to that did not go through {@link middleware}.
  *
  * @example
  * ```ts

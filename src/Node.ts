@@ -328,14 +328,14 @@ export interface EnqueueOptions extends internalSettings.EnqueueOptions {}
  */
 export interface BackgroundRuntime {
   /**
-   * Runs `callback` after the response is written: once its `finish` event says the last byte went
-   * to the OS. `target` is the `ServerResponse`, or a request carrying it (`req.res`, as Express
+   * Runs `callback` after the response is written: once it closes, just after its `finish` event
+   * said the last byte went to the OS (a task may still be added between the two). `target` is the `ServerResponse`, or a request carrying it (`req.res`, as Express
    * and Fastify's raw request do, or a request of the server given to {@link make}). A request's
    * tasks run one after another in the order added; one failing is reported and the next still
    * runs. As with `BackgroundTasks.add`, they run only when the handler succeeded (a status under
    * 400), and a client hanging up before the last byte cancels nothing (they start when the
-   * response closes); after an error status they are skipped and counted as such. `route` is the route's pattern, shown by the inspector
-   * and in default names (never the URL).
+   * response closes); after an error status they are skipped and counted as such. `route` is the
+   * route's pattern, shown by the inspector and in default names (never the URL).
    */
   readonly after: (
     target: Http.ServerResponse | Http.IncomingMessage | { readonly res: Http.ServerResponse },

@@ -17,12 +17,15 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((runtime) => runtime.close()))
 })
 
-/** An Express app with the middleware, listening on an ephemeral port, drained by the runtime. */
-const serve = async (routes: (app: express.Express) => void, options: Node.Options = {}) => {
+/**
+ * An Express app listening on an ephemeral port, drained by the runtime (attached to its server),
+ * with the middleware unless `middleware` is false (an attached runtime needs none).
+ */
+const serve = async (routes: (app: express.Express) => void, options: Node.Options = {}, middleware = true) => {
   const background = await Node.make({ printReport: false, ...options })
   opened.push(background)
   const app = express()
-  app.use(Express.middleware(background))
+  if (middleware) app.use(Express.middleware(background))
   routes(app)
   const server = await new Promise<Http.Server>((resolve) => {
     const listening: Http.Server = app.listen(0, "127.0.0.1", () => resolve(listening))
@@ -94,6 +97,71 @@ describe("Express.after", () => {
     await hangUpAfterFirstChunk(port, "/cut")
     await until(() => ran === 101)
     expect(background.stats()).toMatchObject({ skipped: 0 })
+  })
+
+  it("needs no middleware on the attached server: tasks run after the response, in order, and one added once the response has closed is refused", async () => {
+    const ran: Array<string> = []
+    let late: unknown
+    const { background, port } = await serve((app) =>
+      app.post("/send-notification/:email", (req, res) => {
+        Express.after(req, async () => {
+          ran.push(`first finished=${res.writableFinished}`)
+        })
+        // written but not yet closed: still taken, and run with the others
+        res.on("finish", () => Express.after(req, async () => void ran.push("on finish")))
+        res.on("close", () => {
+          try {
+            Express.after(req, async () => void ran.push("on close"))
+          } catch (error) {
+            late = error
+          }
+        })
+        res.json({ ok: true })
+      }), {}, false)
+    expect((await send(port, "/send-notification/ada@example.com")).status).toBe(200)
+    await until(() => background.stats().finished === 2 && late !== undefined)
+    expect(ran).toEqual(["first finished=true", "on finish"])
+    expect(late).toBeInstanceOf(InvalidOptionError)
+    expect(String((late as Error).message)).toContain("not yet written")
+    expect(background.snapshot()).toEqual([])
+  })
+
+  it("a request through another runtime's middleware runs its tasks in that runtime; an app on a server no runtime is attached to works through the middleware", async () => {
+    const other = await Node.make({ printReport: false })
+    opened.push(other)
+    const ran: Array<string> = []
+    const { background, port } = await serve((app) => {
+      app.use("/other", Express.middleware(other))
+      app.get("/other/work", (req, res) => {
+        Express.after(req, async () => void ran.push("other"))
+        res.end()
+      })
+      app.get("/own", (req, res) => {
+        Express.after(req, async () => void ran.push("own"))
+        res.end()
+      })
+    }, {}, false)
+    await send(port, "/other/work", "GET")
+    await until(() => other.stats().finished === 1)
+    await send(port, "/own", "GET")
+    await until(() => background.stats().finished === 1)
+    expect(ran).toEqual(["other", "own"])
+    expect(other.stats().finished).toBe(1)
+
+    // not attached: the middleware alone ties the requests to the runtime
+    const unattached = express()
+    unattached.use(Express.middleware(other))
+    unattached.get("/", (req, res) => {
+      Express.after(req, async () => void ran.push("unattached"), { name: "unattached" })
+      res.end()
+    })
+    const server = await new Promise<Http.Server>((resolve) => {
+      const listening: Http.Server = unattached.listen(0, "127.0.0.1", () => resolve(listening))
+    })
+    await send((server.address() as Net.AddressInfo).port, "/", "GET")
+    await until(() => other.stats().finished === 2)
+    server.close()
+    expect(ran).toEqual(["other", "own", "unattached"])
   })
 
   it("refuses a request that did not go through the middleware", async () => {

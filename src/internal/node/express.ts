@@ -1,23 +1,30 @@
 /**
- * The Express adapter: the runtime kept per request by the middleware, and `after` with the
- * route's pattern (Express sets `req.route` once a route matched) as the task's request origin.
+ * The Express adapter: `after` with the route's pattern (Express sets `req.route` once a route
+ * matched) as the task's request origin, for a request of a server attached to a runtime (found
+ * through its exchange: runtime.ts) or one that went through the middleware, which keeps the
+ * runtime on the request.
  */
 import * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
-import { NodeRuntime } from "./runtime.js"
+import { exchanges, NodeRuntime } from "./runtime.js"
 
 /**
- * Kept on each request (a property, not a WeakMap: see requestState.ts), prepared before Express
- * changes the request's prototype.
+ * The runtime, kept by the middleware on each request that has no exchange (its server is not
+ * attached to a runtime): a property, not a WeakMap (see requestState.ts), prepared before Express
+ * changes the request's prototype. On a request that has one, the runtime goes on the exchange,
+ * a plain object Express does not touch (see `Exchange` in runtime.ts).
  */
 const runtimes = RequestState.make<NodeRuntime>("effect-background/express", "request")
 
 export const middleware = (background: unknown) => {
   const runtime = NodeRuntime.from(background)
   return (request: Http.IncomingMessage, _response: Http.ServerResponse, next: (error?: unknown) => void): void => {
-    runtimes.set(request, runtime)
+    // A request of an attached server: its tasks go to this runtime (the attached one, usually).
+    const exchange = exchanges.get(request)
+    if (exchange !== undefined && exchange.request === request) exchange.served = runtime
+    else runtimes.set(request, runtime)
     next()
   }
 }
@@ -33,12 +40,16 @@ export const after = (
   callback: Callback,
   options: { readonly name?: string | undefined } = {}
 ): void => {
+  const exchange = request instanceof Http.IncomingMessage ? exchanges.get(request) : undefined
+  if (exchange !== undefined && exchange.request === request) {
+    return exchange.served.addTo(exchange, callback, { name: options.name, route: routeOf(request) })
+  }
   const runtime = request instanceof Http.IncomingMessage ? runtimes.get(request) : undefined
   if (runtime === undefined) {
     throw validate.invalidOption(
       "request",
       request instanceof Http.IncomingMessage ? `${request.method} ${request.url}` : request,
-      "a request that went through Express.middleware(background) (app.use it before the routes)"
+      "a request of a server attached to a runtime (background.attach(server), or Node.make({ server })), or one that went through Express.middleware(background)"
     )
   }
   runtime.after(request, callback, { name: options.name, route: routeOf(request) })

@@ -10,7 +10,7 @@ import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
 import { Table } from "../table.js"
-import { NodeRuntime } from "./runtime.js"
+import { NodeRuntime, settleList } from "./runtime.js"
 
 interface Entry {
   readonly runtime: NodeRuntime
@@ -42,7 +42,12 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
       const response = reply.raw
       const id = nextId++
       open.set(id, response)
-      response.once("close", () => count(id, response))
+      // (a response closes once: `on` spares `once`'s wrapper) Its after-response tasks are
+      // settled here too: `track` tells the runtime that this listener does it.
+      response.on("close", () => {
+        count(id, response)
+        settleList(response)
+      })
       next()
     })
     instance.addHook("preClose", (next) => {

@@ -76,17 +76,95 @@ const onWritten = (response: Http.ServerResponse, hook: () => void): boolean => 
 }
 
 /**
- * Each request's response, on the request (a property, not a WeakMap: see requestState.ts); what
- * a request means is the same for every runtime, so one kind serves them all.
+ * What the attached server's listener keeps for each of its requests, made before any framework
+ * sees the request. Express gives every request and response its app's prototypes, after which
+ * V8 gives each of them a hidden class of its own (checked on Node 20: no two Express requests
+ * share one): every property read or write on them then misses V8's caches and takes the slow
+ * path (in a CPU profile of the Express benchmark route, one `response.writableFinished` read
+ * took about 3.7 µs). So what `after` and the drain need of a request is read once, here, while
+ * the request and response still have Node's own shared classes, and kept on one plain object:
+ * a later `after` reads one property of the request (this exchange) and nothing else of it.
+ */
+export class Exchange {
+  /** The after-response tasks added, until the response closes. */
+  tasks: RequestTasks | undefined = undefined
+  /** Whether the response has closed (written, or cut): then nothing more is added. */
+  closed = false
+  /**
+   * The runtime that runs the request's tasks: the attached one, unless the request went through
+   * another runtime's `Express.middleware`.
+   */
+  served: NodeRuntime
+
+  constructor(
+    readonly runtime: NodeRuntime,
+    readonly request: Http.IncomingMessage,
+    readonly response: Http.ServerResponse,
+    readonly method: string
+  ) {
+    this.served = runtime
+  }
+}
+
+/** Each request's exchange, on the request (a property, not a WeakMap: see requestState.ts). */
+export const exchanges = RequestState.make<Exchange>("effect-background/exchange")
+
+/**
+ * The response of a request served by a framework that tracks it itself (Fastify's plugin: see
+ * {@link NodeRuntime.track}), on the request.
  */
 const responses = RequestState.make<Http.ServerResponse>("effect-background/response")
 
 /**
- * Each response's task list, on the response (a property, not a WeakMap: see requestState.ts),
- * prepared before a framework changes the response's prototype; one kind for every runtime, as a
- * response is served by one.
+ * Each response's task list, on the response, for responses of a server the runtime is not
+ * attached to (a property, not a WeakMap: see requestState.ts), prepared before a framework
+ * changes the response's prototype; one kind for every runtime, as a response is served by one.
  */
 const lists = RequestState.make<RequestTasks>("effect-background/tasks", "response")
+
+/**
+ * Settles a response's list, if it has one: its tasks start — once the response has closed, its
+ * last byte handed to the OS (`finish` comes just before `close`) or the connection gone first (a
+ * client gone does not cancel them, as on the Effect side, `BackgroundTasks`) — if the handler
+ * succeeded (a status under 400, as `BackgroundTasks` decides); they are skipped (counted)
+ * otherwise. Called from whatever watches the response's close: Fastify's plugin, or {@link watch}.
+ */
+export const settleList = (response: Http.ServerResponse): void => {
+  const tasks = lists.get(response)
+  if (tasks === undefined) return
+  lists.clear(response)
+  tasks.settle(response.statusCode < 400)
+}
+
+/** Settles the list of a response that nothing else watches, once it has closed (or at once). */
+const watch = (response: Http.ServerResponse, tasks: RequestTasks): void => {
+  if (response.destroyed || response.writableFinished) {
+    // closed, or closing: its close may have been seen already
+    queueMicrotask(() => {
+      if (lists.get(response) === tasks) settleList(response)
+    })
+    return
+  }
+  response.once("close", () => settleList(response))
+}
+
+/**
+ * Settles an exchange's list, if it has one, as {@link settleList} does, and closes the exchange.
+ */
+const settleExchange = (exchange: Exchange): void => {
+  exchange.closed = true
+  const tasks = exchange.tasks
+  if (tasks === undefined) return
+  exchange.tasks = undefined
+  tasks.settle(exchange.response.statusCode < 400)
+}
+
+const written = (method: string | undefined, url: string | undefined) =>
+  validate.invalidOption(
+    "request",
+    `${method} ${url}`,
+    "a request whose response is not yet written: call after() in the handler, before or just after res.end()"
+  )
 
 const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express), or a Fastify request of an app with Fastify.plugin"
 
@@ -176,14 +254,23 @@ export class NodeRuntime {
       if (this.graceful.server === server) return
       throw validate.invalidOption("server", server, "one server per runtime: make one runtime per server")
     }
-    const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true)
+    // The runtime tells `graceful` of each request itself, from a listener that runs before the
+    // application's own handler (`Http.createServer(handler)` registered it first): while the
+    // request and response still have Node's classes (see `Exchange`), and so that a handler given
+    // only the request (`after(req, ...)`, `enqueue(..., { request: req })`) finds its response.
+    const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true, false)
     this.graceful = graceful
-    // Before the application's own handler (`Http.createServer(handler)` registered it first), so
-    // that a handler given only the request (`after(req, ...)`, `enqueue(..., { request: req })`)
-    // finds its response.
     server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
       RequestState.prepare(request, response)
-      responses.set(request, response)
+      const exchange = new Exchange(this, request, response, request.method ?? "GET")
+      exchanges.set(request, exchange)
+      const socket = request.socket
+      graceful.opened(socket, response)
+      // (a response closes once: `on` spares `once`'s wrapper)
+      response.on("close", () => {
+        settleExchange(exchange)
+        graceful.closed(socket, response)
+      })
     })
     this.record.bound(
       Duration.toMillis(this.settings.drainTimeout) + Duration.toMillis(this.settings.interruptTimeout),
@@ -210,7 +297,19 @@ export class NodeRuntime {
     return (drained, interrupted) => this.record.serverDone({ millis: Date.now() - start, drained, interrupted, stillRunning: [] })
   }
 
+  /** The exchange of `target` (a request, or its response) if this runtime made one for it. */
+  private exchangeOf(target: unknown): Exchange | undefined {
+    const exchange = target instanceof Http.IncomingMessage
+      ? exchanges.get(target)
+      : target instanceof Http.ServerResponse
+      ? exchanges.get(target.req)
+      : undefined
+    return exchange?.runtime === this && (exchange.request === target || exchange.response === target) ? exchange : undefined
+  }
+
   private responseOf(target: unknown): Http.ServerResponse {
+    const exchange = this.exchangeOf(target)
+    if (exchange !== undefined) return exchange.response
     if (target instanceof Http.ServerResponse) return target
     if (target instanceof Http.IncomingMessage) {
       const response = responses.get(target) ?? (target as { res?: unknown }).res
@@ -225,7 +324,10 @@ export class NodeRuntime {
     throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
   }
 
-  /** Keeps a request's response, for a framework that serves it (Fastify's plugin, at onRequest). */
+  /**
+   * Keeps a request's response, for a framework that serves it (Fastify's plugin, at onRequest),
+   * which then calls {@link settleList} when the response closes.
+   */
   track(request: Http.IncomingMessage, response: Http.ServerResponse): void {
     responses.set(request, response)
   }
@@ -235,46 +337,43 @@ export class NodeRuntime {
     callback: Callback,
     options: { readonly name?: string | undefined; readonly route?: string | undefined } = {}
   ): void {
+    const exchange = this.exchangeOf(target)
+    if (exchange !== undefined) return this.addTo(exchange, callback, options)
     checkCallback("callback", callback)
     const response = this.responseOf(target)
-    if (response.writableFinished) {
-      throw validate.invalidOption(
-        "request",
-        `${response.req.method} ${response.req.url}`,
-        "a request whose response is not yet written: call after() in the handler, before or just after res.end()"
-      )
-    }
+    if (response.writableFinished) throw written(response.req.method, response.req.url)
     let tasks = lists.get(response)
     if (tasks === undefined) {
       tasks = new RequestTasks(this.supervisor, { method: response.req.method ?? "GET", route: options.route })
       lists.set(response, tasks)
-      this.watch(response, tasks)
+      // A response kept by `track` has its close watched already (Fastify's plugin), which
+      // settles its list (`settleList`): no listener of its own, unless it has closed already or
+      // is about to (destroyed), when no close may be seen any more.
+      if (response.destroyed || responses.get(response.req) !== response) watch(response, tasks)
     }
-    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
-    // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
-    if (added !== Effect.void) this.run(added)
+    this.add(tasks, callback, options.name)
   }
 
   /**
-   * Settles a response's list: its tasks start once `finish` says the last byte was handed to the
-   * OS, or once the response closes first — a client gone does not cancel them, as on the Effect
-   * side (`BackgroundTasks`) — if the handler succeeded (a status under 400, as `BackgroundTasks`
-   * decides); they are skipped (counted) otherwise.
+   * {@link after}, for a request of the attached server: everything it needs is on the exchange
+   * (see `Exchange`). A response that has closed takes no more tasks; one written but not yet
+   * closed (its `close` comes a tick after its `finish`) still does, and they start with the rest.
    */
-  private watch(response: Http.ServerResponse, tasks: RequestTasks): void {
-    const settle = () => {
-      response.off("finish", settle)
-      response.off("close", settle)
-      lists.clear(response)
-      tasks.settle(response.statusCode < 400)
-    }
-    if (response.destroyed || response.writableFinished) {
-      // already closed or written: no event will come
-      queueMicrotask(settle)
-      return
-    }
-    response.on("finish", settle)
-    response.on("close", settle)
+  addTo(
+    exchange: Exchange,
+    callback: Callback,
+    options: { readonly name?: string | undefined; readonly route?: string | undefined }
+  ): void {
+    checkCallback("callback", callback)
+    if (exchange.closed) throw written(exchange.method, exchange.request.url)
+    const tasks = exchange.tasks ??= new RequestTasks(this.supervisor, { method: exchange.method, route: options.route })
+    this.add(tasks, callback, options.name)
+  }
+
+  private add(tasks: RequestTasks, callback: Callback, name: string | undefined): void {
+    const added = tasks.add(this.origin, fromCallback(callback), { name })
+    // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
+    if (added !== Effect.void) this.run(added)
   }
 
   private handle(handle: TaskHandle): Task {

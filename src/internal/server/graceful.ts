@@ -36,12 +36,8 @@ interface Served {
   readonly request: Http.IncomingMessage | undefined
 }
 
-/**
- * Each socket's entry, on the socket; each watched socket, marked on it (properties, not a `Map`
- * or `WeakSet`: see requestState.ts and table.ts).
- */
+/** Each socket's entry, on the socket (a property, not a `Map`: see requestState.ts and table.ts). */
 const connectionOf = RequestState.make<Connection>("effect-background/connection")
-const watchedMark = RequestState.make<true>("effect-background/watched")
 
 /** The HTTP server's shutdown state, shared by `Server.layer` and `Server.serve`. */
 export class Graceful {
@@ -50,8 +46,8 @@ export class Graceful {
   interrupted = 0
   /**
    * Connections with responses not yet closed, by a number of this server's; a connection's entry
-   * goes with its last response. (Tables, not Maps, for entries that come and go with each request:
-   * see table.ts.)
+   * leaves with its last response and is back with its next request. (Tables, not Maps, for
+   * entries that come and go with each request: see table.ts.)
    */
   private readonly connections = new Table<Connection>()
   private nextConnection = 0
@@ -64,43 +60,54 @@ export class Graceful {
   /**
    * `countResponses`: the drain counts responses (finished: drained; cut: interrupted) rather than
    * request fibers — for a server whose requests are not Effect fibers (`effect-background/Node`).
+   * `listens`: whether it listens for the server's requests itself; when not, whoever does tells of
+   * each one ({@link opened}, {@link closed}): the Node runtime, whose listener runs before a
+   * framework sees the request (runtime.ts says why).
    */
   constructor(
     readonly server: Http.Server,
     readonly drainTimeout: Duration.Duration,
     readonly interruptTimeout: Duration.Duration,
-    readonly countResponses = false
+    readonly countResponses = false,
+    listens = true
   ) {
-    server.on("request", (request, response) => {
-      const socket = request.socket
-      const connection = connectionOf.get(socket)
-      if (connection === undefined) {
-        const id = this.nextConnection++
-        const made: Connection = { id, socket, pending: [response] }
-        connectionOf.set(socket, made)
-        this.connections.set(id, made)
-      } else {
-        connection.pending.push(response)
-      }
-      if (watchedMark.get(socket) === undefined) {
-        watchedMark.set(socket, true)
-        socket.once("close", () => this.orphaned(socket))
-      }
-      if (this.draining) this.closeAfterLast(socket)
-      response.once("close", () => {
-        if (this.countResponses && this.draining) {
-          if (response.writableFinished) this.drained++
-          else this.interrupted++
-        }
-        const left = this.forget(socket, (other) => other === response)
-        // A response whose headers went out before the drain could not say `Connection: close`:
-        // end its own connection now that it is done, unless a pipelined request on it still
-        // waits for its answer. (Closing *all* idle connections here would also cut connections
-        // whose next request is on its way but not yet parsed.)
-        if (this.draining && left === 0) socket.end()
-        this.check()
+    if (listens) {
+      server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+        const socket = request.socket
+        this.opened(socket, response)
+        response.on("close", () => this.closed(socket, response))
       })
-    })
+    }
+  }
+
+  /** A request came in on `socket`: its response is pending there until it closes ({@link closed}). */
+  opened(socket: Net.Socket, response: Http.ServerResponse): void {
+    // A connection's entry stays on its socket from its first request to its close, and is in
+    // `connections` while it has responses pending.
+    let connection = connectionOf.get(socket)
+    if (connection === undefined) {
+      connection = { id: this.nextConnection++, socket, pending: [] }
+      connectionOf.set(socket, connection)
+      socket.once("close", () => this.orphaned(socket))
+    }
+    if (connection.pending.length === 0) this.connections.set(connection.id, connection)
+    connection.pending.push(response)
+    if (this.draining) this.closeAfterLast(socket)
+  }
+
+  /** A response {@link opened} on `socket` has closed: written, or cut. */
+  closed(socket: Net.Socket, response: Http.ServerResponse): void {
+    if (this.countResponses && this.draining) {
+      if (response.writableFinished) this.drained++
+      else this.interrupted++
+    }
+    const left = this.forgetOne(socket, response)
+    // A response whose headers went out before the drain could not say `Connection: close`:
+    // end its own connection now that it is done, unless a pipelined request on it still
+    // waits for its answer. (Closing *all* idle connections here would also cut connections
+    // whose next request is on its way but not yet parsed.)
+    if (this.draining && left === 0) socket.end()
+    this.check()
   }
 
   /**
@@ -131,10 +138,23 @@ export class Graceful {
     if (connection === undefined) return 0
     const pending = connection.pending
     for (let index = pending.length - 1; index >= 0; index--) if (match(pending[index]!)) pending.splice(index, 1)
-    if (pending.length === 0) {
-      connectionOf.clear(socket)
+    if (pending.length === 0) this.connections.delete(connection.id)
+    return pending.length
+  }
+
+  /** {@link forget} for one response (the common case: no predicate to make). */
+  private forgetOne(socket: Net.Socket, response: Http.ServerResponse): number {
+    const connection = connectionOf.get(socket)
+    if (connection === undefined) return 0
+    const pending = connection.pending
+    const index = pending.indexOf(response)
+    if (index === -1) return pending.length
+    if (pending.length === 1) {
+      pending.length = 0
       this.connections.delete(connection.id)
+      return 0
     }
+    pending.splice(index, 1)
     return pending.length
   }
 
