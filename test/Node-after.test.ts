@@ -71,6 +71,43 @@ describe("Node after-response callbacks", () => {
     expect({ next, outOfOrder, failed: runtime.stats().failed }).toEqual({ next: count, outOfOrder: 0, failed: 0 })
   })
 
+  it("a callback handed over while earlier ones still run starts at once beside them, ends on its own (a failure reported once, by name), and is cut off with them past the grace", async () => {
+    const { server, runtime, lines } = await started({ grace: 0, interruptTimeout: "300 millis" })
+    const started_: Array<string> = []
+    const aborted: Array<string> = []
+    const polite = (name: string) => (signal: AbortSignal) => {
+      started_.push(name)
+      return new Promise<void>((_resolve, reject) =>
+        signal.addEventListener("abort", () => {
+          aborted.push(name)
+          reject(signal.reason)
+        }))
+    }
+    server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+      if (request.url === "/first") {
+        runtime.after(response, polite("first"), { name: "first" })
+      } else {
+        runtime.after(response, () => Promise.reject(new Error("second failed")), { name: "second" })
+        runtime.after(response, polite("third"), { name: "third" })
+      }
+      response.end("ok")
+    })
+    const port = await listen(server)
+    await send(port, "/first")
+    await until(() => started_.length === 1)
+    await send(port, "/second")
+    await until(() => started_.length === 2 && runtime.stats().failed === 1)
+    expect(started_).toEqual(["first", "third"])
+    expect(runtime.snapshot().map((task) => `${task.name} ${task.state}`).sort()).toEqual(["first running", "third running"])
+    await until(() => lines("second failed").length > 0)
+    expect(lines("second failed")).toHaveLength(1)
+    expect(lines("second failed")[0]).toContain("background after-response \\\"second\\\" failed")
+    const result = await runtime.close()
+    expect(aborted.sort()).toEqual(["first", "third"])
+    expect(result.stillRunning).toEqual([])
+    expect(runtime.stats()).toMatchObject({ finished: 1, failed: 1, interrupted: 2 })
+  })
+
   it("callbacks started together (responses written in one turn) each end on their own, and are each cut off past the grace", async () => {
     const { server, runtime, lines } = await started({ grace: 0, interruptTimeout: "300 millis" })
     const names = ["fails", "fast", "polite", "stubborn"] as const

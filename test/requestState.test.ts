@@ -44,31 +44,4 @@ describe("RequestState", () => {
     expect(state.get(frozen)).toBeUndefined()
     expect(state.get(sealed)).toBe("s")
   })
-
-  it("prepare gives a request and its response the prepared kinds' properties, holding undefined, and no others", () => {
-    const onRequest = RequestState.make<string>("on-request", "request")
-    const onResponse = RequestState.make<string>("on-response", "response")
-    const unprepared = RequestState.make<string>("unprepared")
-    const request = {}
-    const response = {}
-    const frozen = Object.freeze({})
-    RequestState.prepare(request, frozen)
-    RequestState.prepare({}, response)
-    const own = (target: object) => Object.getOwnPropertySymbols(target).map((key) => key.description)
-    expect(own(request)).toContain("on-request")
-    expect(own(request)).not.toContain("on-response")
-    expect(own(response)).toContain("on-response")
-    expect(own(response)).not.toContain("on-request")
-    expect([...own(request), ...own(response)]).not.toContain("unprepared")
-    expect(onRequest.get(request)).toBeUndefined()
-    // a prototype changed afterwards (as Express does) keeps the property, which then takes its value
-    Object.setPrototypeOf(request, { framework: true })
-    onRequest.set(request, "runtime")
-    onResponse.set(response, "tasks")
-    unprepared.set(request, "added later")
-    expect([onRequest.get(request), onResponse.get(response), unprepared.get(request)]).toEqual(["runtime", "tasks", "added later"])
-    // a value already there is kept
-    RequestState.prepare(request, response)
-    expect(onRequest.get(request)).toBe("runtime")
-  })
 })

@@ -12,14 +12,10 @@
  *
  * A request object that cannot take a property (frozen or sealed) falls back to a `WeakMap`.
  *
- * Adding a property to an object whose prototype was changed (Express gives every request and
- * response its app's prototypes) costs V8 about 2 µs (measured on Node 20 with IncomingMessages
- * given another prototype: 2.2 µs for one symbol property, 3.9 µs for two; 0.02 µs for two made
- * before the change). So a kind may be *prepared*: {@link prepare}, called on each request
- * before the framework sees it (the runtime's `request` listener, first of all), gives the
- * request and its response the prepared kinds' properties, holding `undefined`. In a CPU profile
- * of the Express benchmark route the middleware's `set` still took about 1.4 µs per request with
- * its property prepared: what is left there is not yet understood.
+ * An object whose prototype was changed (Express gives every request and response its app's
+ * prototypes) gets a hidden class of its own in V8, so any property read or write on it is slow
+ * (adding one: 2.2 µs measured on Node 20; see `Exchange` in node/runtime.ts, which reads what it
+ * needs before Express does that).
  */
 
 /** One kind of per-request state. */
@@ -33,17 +29,9 @@ export interface RequestState<A> {
 
 type Holder<A> = Record<symbol, A | undefined>
 
-const preparedOnRequest: Array<symbol> = []
-const preparedOnResponse: Array<symbol> = []
-
-/**
- * A new kind of per-request state; `description` names its symbol (seen in a debugger);
- * `prepared`: the object {@link prepare} gives its property to.
- */
-export const make = <A>(description: string, prepared?: "request" | "response"): RequestState<A> => {
+/** A new kind of per-request state; `description` names its symbol (seen in a debugger). */
+export const make = <A>(description: string): RequestState<A> => {
   const key = Symbol(description)
-  if (prepared === "request") preparedOnRequest.push(key)
-  else if (prepared === "response") preparedOnResponse.push(key)
   let fallback: WeakMap<object, A> | undefined
   return {
     get: (target) =>
@@ -57,20 +45,6 @@ export const make = <A>(description: string, prepared?: "request" | "response"):
     clear: (target) => {
       if (Object.prototype.hasOwnProperty.call(target, key)) (target as Holder<A>)[key] = undefined
       else fallback?.delete(target)
-    }
-  }
-}
-
-/** Gives `request` and `response` the prepared kinds' properties, holding `undefined` (see above). */
-export const prepare = (request: object, response: object): void => {
-  if (Object.isExtensible(request)) {
-    for (const key of preparedOnRequest) {
-      if ((request as Holder<unknown>)[key] === undefined) (request as Holder<unknown>)[key] = undefined
-    }
-  }
-  if (Object.isExtensible(response)) {
-    for (const key of preparedOnResponse) {
-      if ((response as Holder<unknown>)[key] === undefined) (response as Holder<unknown>)[key] = undefined
     }
   }
 }

@@ -12,11 +12,11 @@ import { exchanges, NodeRuntime } from "./runtime.js"
 
 /**
  * The runtime, kept by the middleware on each request that has no exchange (its server is not
- * attached to a runtime): a property, not a WeakMap (see requestState.ts), prepared before Express
- * changes the request's prototype. On a request that has one, the runtime goes on the exchange,
- * a plain object Express does not touch (see `Exchange` in runtime.ts).
+ * attached to a runtime): a property, not a WeakMap (see requestState.ts). On a request that has
+ * one, the runtime goes on the exchange, a plain object Express does not touch (see `Exchange` in
+ * runtime.ts).
  */
-const runtimes = RequestState.make<NodeRuntime>("effect-background/express", "request")
+const runtimes = RequestState.make<NodeRuntime>("effect-background/express")
 
 export const middleware = (background: unknown) => {
   const runtime = NodeRuntime.from(background)

@@ -117,10 +117,10 @@ const responses = RequestState.make<Http.ServerResponse>("effect-background/resp
 
 /**
  * Each response's task list, on the response, for responses of a server the runtime is not
- * attached to (a property, not a WeakMap: see requestState.ts), prepared before a framework
- * changes the response's prototype; one kind for every runtime, as a response is served by one.
+ * attached to (a property, not a WeakMap: see requestState.ts); one kind for every runtime, as a
+ * response is served by one.
  */
-const lists = RequestState.make<RequestTasks>("effect-background/tasks", "response")
+const lists = RequestState.make<RequestTasks>("effect-background/tasks")
 
 /**
  * Settles a response's list, if it has one: its tasks start — once the response has closed, its
@@ -261,7 +261,6 @@ export class NodeRuntime {
     const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true, false)
     this.graceful = graceful
     server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
-      RequestState.prepare(request, response)
       const exchange = new Exchange(this, request, response, request.method ?? "GET")
       exchanges.set(request, exchange)
       const socket = request.socket
