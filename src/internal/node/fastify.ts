@@ -1,6 +1,6 @@
 /**
  * The Fastify adapter: a plugin (not encapsulated, so its hooks see every route) whose `onRequest`
- * hook keeps each request's Node response and the runtime, and whose `onClose` hook closes the
+ * hook makes each request's exchange (its response, method and tasks: runtime.ts), and whose `onClose` hook closes the
  * runtime — after Fastify has stopped listening and finished its in-flight requests, so their
  * after-response tasks are already admitted and get the grace.
  */
@@ -8,17 +8,8 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from "fas
 import type * as Http from "node:http"
 import type { Callback } from "../../Node.js"
 import * as validate from "../options.js"
-import * as RequestState from "../requestState.js"
 import { Table } from "../table.js"
-import { NodeRuntime, settleList } from "./runtime.js"
-
-interface Entry {
-  readonly runtime: NodeRuntime
-  readonly response: Http.ServerResponse
-}
-
-/** Kept on each raw request (a property, not a WeakMap: see requestState.ts). */
-const entries = RequestState.make<Entry>("effect-background/fastify")
+import { exchanges, NodeRuntime, settleExchange } from "./runtime.js"
 
 export const plugin = (background: unknown): FastifyPluginCallback => {
   const runtime = NodeRuntime.from(background)
@@ -37,16 +28,16 @@ export const plugin = (background: unknown): FastifyPluginCallback => {
       else drain.interrupted++
     }
     instance.addHook("onRequest", (request, reply, next) => {
-      entries.set(request.raw, { runtime, response: reply.raw })
-      runtime.track(request.raw, reply.raw)
+      // The request's exchange (runtime.ts), kept on its raw request; its after-response tasks are
+      // settled when the response closes, here.
       const response = reply.raw
+      const exchange = runtime.exchange(request.raw, response)
       const id = nextId++
       open.set(id, response)
-      // (a response closes once: `on` spares `once`'s wrapper) Its after-response tasks are
-      // settled here too: `track` tells the runtime that this listener does it.
+      // (a response closes once: `on` spares `once`'s wrapper)
       response.on("close", () => {
+        settleExchange(exchange)
         count(id, response)
-        settleList(response)
       })
       next()
     })
@@ -72,13 +63,13 @@ export const after = (
   callback: Callback,
   options: { readonly name?: string | undefined } = {}
 ): void => {
-  const entry = typeof request === "object" && request !== null ? entries.get(request.raw) : undefined
-  if (entry === undefined) {
+  const exchange = typeof request === "object" && request !== null ? exchanges.get(request.raw) : undefined
+  if (exchange === undefined || exchange.request !== request.raw) {
     throw validate.invalidOption(
       "request",
       typeof request === "object" && request !== null ? `${request.method} ${request.url}` : request,
       "a request of an app that registered Fastify.plugin(background) (register it before the routes)"
     )
   }
-  entry.runtime.after(entry.response, callback, { name: options.name, route: request.routeOptions.url })
+  exchange.served.addTo(exchange, callback, { name: options.name, route: request.routeOptions.url })
 }

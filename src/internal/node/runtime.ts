@@ -110,12 +110,6 @@ export class Exchange {
 export const exchanges = RequestState.make<Exchange>("effect-background/exchange")
 
 /**
- * The response of a request served by a framework that tracks it itself (Fastify's plugin: see
- * {@link NodeRuntime.track}), on the request.
- */
-const responses = RequestState.make<Http.ServerResponse>("effect-background/response")
-
-/**
  * Each response's task list, on the response, for responses of a server the runtime is not
  * attached to (a property, not a WeakMap: see requestState.ts); one kind for every runtime, as a
  * response is served by one.
@@ -127,9 +121,9 @@ const lists = RequestState.make<RequestTasks>("effect-background/tasks")
  * last byte handed to the OS (`finish` comes just before `close`) or the connection gone first (a
  * client gone does not cancel them, as on the Effect side, `BackgroundTasks`) — if the handler
  * succeeded (a status under 400, as `BackgroundTasks` decides); they are skipped (counted)
- * otherwise. Called from whatever watches the response's close: Fastify's plugin, or {@link watch}.
+ * otherwise. Called from {@link watch}.
  */
-export const settleList = (response: Http.ServerResponse): void => {
+const settleList = (response: Http.ServerResponse): void => {
   const tasks = lists.get(response)
   if (tasks === undefined) return
   lists.clear(response)
@@ -149,9 +143,11 @@ const watch = (response: Http.ServerResponse, tasks: RequestTasks): void => {
 }
 
 /**
- * Settles an exchange's list, if it has one, as {@link settleList} does, and closes the exchange.
+ * Settles an exchange's list, if it has one, as {@link settleList} does, and closes the exchange:
+ * called from whatever watches its response's close (the attached server's listener, Fastify's
+ * plugin).
  */
-const settleExchange = (exchange: Exchange): void => {
+export const settleExchange = (exchange: Exchange): void => {
   exchange.closed = true
   const tasks = exchange.tasks
   if (tasks === undefined) return
@@ -296,14 +292,23 @@ export class NodeRuntime {
     return (drained, interrupted) => this.record.serverDone({ millis: Date.now() - start, drained, interrupted, stillRunning: [] })
   }
 
-  /** The exchange of `target` (a request, or its response) if this runtime made one for it. */
+  /**
+   * The exchange of `target` (a request, its response, or Fastify's request around the raw one) if
+   * this runtime made one for it.
+   */
   private exchangeOf(target: unknown): Exchange | undefined {
-    const exchange = target instanceof Http.IncomingMessage
-      ? exchanges.get(target)
+    const request = target instanceof Http.IncomingMessage
+      ? target
       : target instanceof Http.ServerResponse
-      ? exchanges.get(target.req)
+      ? target.req
+      : isObject(target) && target.raw instanceof Http.IncomingMessage
+      ? target.raw
       : undefined
-    return exchange?.runtime === this && (exchange.request === target || exchange.response === target) ? exchange : undefined
+    const exchange = exchanges.get(request)
+    return exchange?.runtime === this && exchange.request === request &&
+        (!(target instanceof Http.ServerResponse) || exchange.response === target)
+      ? exchange
+      : undefined
   }
 
   private responseOf(target: unknown): Http.ServerResponse {
@@ -311,24 +316,22 @@ export class NodeRuntime {
     if (exchange !== undefined) return exchange.response
     if (target instanceof Http.ServerResponse) return target
     if (target instanceof Http.IncomingMessage) {
-      const response = responses.get(target) ?? (target as { res?: unknown }).res
+      const response = (target as { res?: unknown }).res
       if (response instanceof Http.ServerResponse) return response
     } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
       return target.res
-    } else if (isObject(target) && target.raw instanceof Http.IncomingMessage) {
-      // Fastify's request: its raw request, whose response the plugin tracked
-      const response = responses.get(target.raw)
-      if (response !== undefined) return response
     }
     throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
   }
 
   /**
-   * Keeps a request's response, for a framework that serves it (Fastify's plugin, at onRequest),
-   * which then calls {@link settleList} when the response closes.
+   * Makes the exchange of a request served by a framework that watches its responses itself
+   * (Fastify's plugin, at onRequest), which calls {@link settleExchange} when the response closes.
    */
-  track(request: Http.IncomingMessage, response: Http.ServerResponse): void {
-    responses.set(request, response)
+  exchange(request: Http.IncomingMessage, response: Http.ServerResponse): Exchange {
+    const exchange = new Exchange(this, request, response, request.method ?? "GET")
+    exchanges.set(request, exchange)
+    return exchange
   }
 
   after(
@@ -345,10 +348,7 @@ export class NodeRuntime {
     if (tasks === undefined) {
       tasks = new RequestTasks(this.supervisor, { method: response.req.method ?? "GET", route: options.route })
       lists.set(response, tasks)
-      // A response kept by `track` has its close watched already (Fastify's plugin), which
-      // settles its list (`settleList`): no listener of its own, unless it has closed already or
-      // is about to (destroyed), when no close may be seen any more.
-      if (response.destroyed || responses.get(response.req) !== response) watch(response, tasks)
+      watch(response, tasks)
     }
     this.add(tasks, callback, options.name)
   }
