@@ -1,8 +1,8 @@
 /**
  * The Fastify adapter: a plugin (not encapsulated, so its hooks see every route) whose `onRequest`
- * hook makes each request's exchange (its response, method and tasks: runtime.ts), and whose `onClose` hook closes the
- * runtime — after Fastify has stopped listening and finished its in-flight requests, so their
- * after-response tasks are already admitted and get the grace.
+ * hook makes each request's exchange (its response, method and tasks: runtime.ts), and whose
+ * `onClose` hook closes the runtime — after Fastify has stopped listening and finished its
+ * in-flight requests, so their after-response tasks are already admitted and get the grace.
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from "fastify"
 import type * as Http from "node:http"

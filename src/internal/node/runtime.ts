@@ -164,6 +164,18 @@ const written = (method: string | undefined, url: string | undefined) =>
 
 const RESPONSE_EXPECTED = "a node:http ServerResponse, or a request carrying one as `res` (Express), or a Fastify request of an app with Fastify.plugin"
 
+/** The response `target` is or carries (a request with `res`, as Express's), without an exchange. */
+const carriedResponse = (target: unknown): Http.ServerResponse => {
+  if (target instanceof Http.ServerResponse) return target
+  if (target instanceof Http.IncomingMessage) {
+    const response = (target as { res?: unknown }).res
+    if (response instanceof Http.ServerResponse) return response
+  } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
+    return target.res
+  }
+  throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
+}
+
 type Services = BackgroundApi.Background | Offload.Offload | durableStore.DurableStore
 
 export class NodeRuntime {
@@ -257,8 +269,7 @@ export class NodeRuntime {
     const graceful = new Graceful(server, this.settings.drainTimeout, this.settings.interruptTimeout, true, false)
     this.graceful = graceful
     server.prependListener("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
-      const exchange = new Exchange(this, request, response, request.method ?? "GET")
-      exchanges.set(request, exchange)
+      const exchange = this.exchange(request, response)
       const socket = request.socket
       graceful.opened(socket, response)
       // (a response closes once: `on` spares `once`'s wrapper)
@@ -312,21 +323,13 @@ export class NodeRuntime {
   }
 
   private responseOf(target: unknown): Http.ServerResponse {
-    const exchange = this.exchangeOf(target)
-    if (exchange !== undefined) return exchange.response
-    if (target instanceof Http.ServerResponse) return target
-    if (target instanceof Http.IncomingMessage) {
-      const response = (target as { res?: unknown }).res
-      if (response instanceof Http.ServerResponse) return response
-    } else if (isObject(target) && target.res instanceof Http.ServerResponse) {
-      return target.res
-    }
-    throw validate.invalidOption("request", target, RESPONSE_EXPECTED)
+    return this.exchangeOf(target)?.response ?? carriedResponse(target)
   }
 
   /**
    * Makes the exchange of a request served by a framework that watches its responses itself
-   * (Fastify's plugin, at onRequest), which calls {@link settleExchange} when the response closes.
+   * (Fastify's plugin, at onRequest), which calls {@link settleExchange} when the response closes;
+   * the attached server's listener makes its requests' exchanges here too.
    */
   exchange(request: Http.IncomingMessage, response: Http.ServerResponse): Exchange {
     const exchange = new Exchange(this, request, response, request.method ?? "GET")
@@ -342,7 +345,7 @@ export class NodeRuntime {
     const exchange = this.exchangeOf(target)
     if (exchange !== undefined) return this.addTo(exchange, callback, options)
     checkCallback("callback", callback)
-    const response = this.responseOf(target)
+    const response = carriedResponse(target)
     if (response.writableFinished) throw written(response.req.method, response.req.url)
     let tasks = lists.get(response)
     if (tasks === undefined) {
