@@ -110,42 +110,13 @@ export class Exchange {
 export const exchanges = RequestState.make<Exchange>("effect-background/exchange")
 
 /**
- * Each response's task list, on the response, for responses of a server the runtime is not
- * attached to (a property, not a WeakMap: see requestState.ts); one kind for every runtime, as a
- * response is served by one.
- */
-const lists = RequestState.make<RequestTasks>("effect-background/tasks")
-
-/**
- * Settles a response's list, if it has one: its tasks start — once the response has closed, its
- * last byte handed to the OS (`finish` comes just before `close`) or the connection gone first (a
- * client gone does not cancel them, as on the Effect side, `BackgroundTasks`) — if the handler
- * succeeded (a status under 400, as `BackgroundTasks` decides); they are skipped (counted)
- * otherwise. Called from {@link watch}.
- */
-const settleList = (response: Http.ServerResponse): void => {
-  const tasks = lists.get(response)
-  if (tasks === undefined) return
-  lists.clear(response)
-  tasks.settle(response.statusCode < 400)
-}
-
-/** Settles the list of a response that nothing else watches, once it has closed (or at once). */
-const watch = (response: Http.ServerResponse, tasks: RequestTasks): void => {
-  if (response.destroyed || response.writableFinished) {
-    // closed, or closing: its close may have been seen already
-    queueMicrotask(() => {
-      if (lists.get(response) === tasks) settleList(response)
-    })
-    return
-  }
-  response.once("close", () => settleList(response))
-}
-
-/**
- * Settles an exchange's list, if it has one, as {@link settleList} does, and closes the exchange:
- * called from whatever watches its response's close (the attached server's listener, Fastify's
- * plugin).
+ * Closes an exchange and settles its list, if it has one: its tasks start — once the response has
+ * closed, its last byte handed to the OS (`finish` comes just before `close`) or the connection
+ * gone first (a client gone does not cancel them, as on the Effect side, `BackgroundTasks`) — if
+ * the handler succeeded (a status under 400, as `BackgroundTasks` decides); they are skipped
+ * (counted) otherwise. Called from whatever watches the response's close: the attached server's
+ * listener, Fastify's plugin, or {@link NodeRuntime.after} for a server the runtime is not
+ * attached to.
  */
 export const settleExchange = (exchange: Exchange): void => {
   exchange.closed = true
@@ -342,18 +313,25 @@ export class NodeRuntime {
     callback: Callback,
     options: { readonly name?: string | undefined; readonly route?: string | undefined } = {}
   ): void {
-    const exchange = this.exchangeOf(target)
-    if (exchange !== undefined) return this.addTo(exchange, callback, options)
     checkCallback("callback", callback)
+    this.addChecked(this.exchangeOf(target) ?? this.lateExchange(target), callback, options)
+  }
+
+  /**
+   * The exchange of a request of a server this runtime is not attached to (node:http without
+   * `attach`, Express through its middleware, Hono unattached), made at its first `after`, whose
+   * response's close then settles it. A response written already takes no tasks; one whose
+   * connection is gone (destroyed, its close perhaps seen already) is settled at the next
+   * microtask, with the tasks added in this tick.
+   */
+  private lateExchange(target: unknown): Exchange {
     const response = carriedResponse(target)
-    if (response.writableFinished) throw written(response.req.method, response.req.url)
-    let tasks = lists.get(response)
-    if (tasks === undefined) {
-      tasks = new RequestTasks(this.supervisor, { method: response.req.method ?? "GET", route: options.route })
-      lists.set(response, tasks)
-      watch(response, tasks)
-    }
-    this.add(tasks, callback, options.name)
+    const request = response.req
+    if (response.writableFinished) throw written(request.method, request.url)
+    const exchange = this.exchange(request, response)
+    if (response.destroyed) queueMicrotask(() => settleExchange(exchange))
+    else response.on("close", () => settleExchange(exchange))
+    return exchange
   }
 
   /**
@@ -367,13 +345,17 @@ export class NodeRuntime {
     options: { readonly name?: string | undefined; readonly route?: string | undefined }
   ): void {
     checkCallback("callback", callback)
-    if (exchange.closed) throw written(exchange.method, exchange.request.url)
-    const tasks = exchange.tasks ??= new RequestTasks(this.supervisor, { method: exchange.method, route: options.route })
-    this.add(tasks, callback, options.name)
+    this.addChecked(exchange, callback, options)
   }
 
-  private add(tasks: RequestTasks, callback: Callback, name: string | undefined): void {
-    const added = tasks.add(this.origin, fromCallback(callback), { name })
+  private addChecked(
+    exchange: Exchange,
+    callback: Callback,
+    options: { readonly name?: string | undefined; readonly route?: string | undefined }
+  ): void {
+    if (exchange.closed) throw written(exchange.method, exchange.request.url)
+    const tasks = exchange.tasks ??= new RequestTasks(this.supervisor, { method: exchange.method, route: options.route })
+    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
     // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
     if (added !== Effect.void) this.run(added)
   }
