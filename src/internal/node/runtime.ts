@@ -1,9 +1,10 @@
 /**
  * The Promise-facing runtime behind `effect-background/Node`: the supervisor (and, when asked, the
  * offload pool) built once in a `ManagedRuntime`, plain `async (signal) => ...` callbacks turned
- * into tasks, after-response lists keyed by Node's `ServerResponse`, and a `close` that walks the
- * same shutdown as `Server.launch` — the HTTP drain (reusing the Effect side's `Graceful`), the
- * supervisor's grace and interrupt, the pool — and prints the same report line.
+ * into tasks, each request's after-response list on its exchange (one plain object per request,
+ * kept on the request: see `Exchange`), and a `close` that walks the same shutdown as
+ * `Server.launch` — the HTTP drain (reusing the Effect side's `Graceful`), the supervisor's grace
+ * and interrupt, the pool — and prints the same report line.
  */
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
