@@ -180,6 +180,15 @@ const main = async () => {
       console.log(
         `${framework}: with task vs setImmediate: ${ratio(vsImmediate)} (goal ≥ 0.90×) ${verdict(vsImmediate >= 0.9)}`
       )
+      // The same ratio round by round (each round runs every contender once, in turns): how far
+      // the spread of one run reaches. The verdict above stays on the medians.
+      const taskRounds = rounds.get(name("task"))!
+      const immediateRounds = rounds.get(name("immediate"))!
+      console.log(
+        `${framework}: with task vs setImmediate, round by round: ${
+          taskRounds.map((r, i) => ratio(r.perSecond / immediateRounds[i]!.perSecond)).join(" ")
+        }`
+      )
       const added = closeMedians.get(name("task"))! - closeMedians.get(name("immediate"))!
       console.log(
         `${framework}: shutdown adds ${added.toFixed(2)} ms to the framework's own close (goal < 50 ms) ${verdict(added < 50)}`
