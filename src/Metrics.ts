@@ -31,7 +31,8 @@
  * @module
  */
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as MetricBoundaries from "effect/MetricBoundaries"
+import * as keys from "./internal/metricKeys.js"
 
 /**
  * How many distinct task names each kind of work records as a `name` label, per process; names
@@ -82,11 +83,7 @@ export const otherName = "_other"
  * @since 0.4.0
  * @category labels
  */
-export const secondsBuckets: MetricBoundaries.MetricBoundaries = MetricBoundaries.exponential({
-  start: 0.001,
-  factor: 2,
-  count: 17
-})
+export const secondsBuckets: MetricBoundaries.MetricBoundaries = keys.secondsBuckets
 
 // ---------------------------------------------------------------------------------------------
 // Tasks of every kind
@@ -109,10 +106,7 @@ export const secondsBuckets: MetricBoundaries.MetricBoundaries = MetricBoundarie
  * @since 0.4.0
  * @category tasks
  */
-export const tasksStarted: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_started_total", {
-  description: "Background tasks started, by kind and name.",
-  incremental: true
-})
+export const tasksStarted: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.tasksStarted)
 
 /**
  * Tasks that ran to the end, successfully or not (the meaning of `SupervisorStats.finished`), by
@@ -129,10 +123,7 @@ export const tasksStarted: Metric.Metric.Counter<number> = Metric.counter("effec
  * @since 0.4.0
  * @category tasks
  */
-export const tasksFinished: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_finished_total", {
-  description: "Background tasks that ran to the end, successfully or not, by kind and name.",
-  incremental: true
-})
+export const tasksFinished: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.tasksFinished)
 
 /**
  * Tasks that ended with a failure or a defect (each was logged once), by `kind` and `name`; for a
@@ -149,10 +140,7 @@ export const tasksFinished: Metric.Metric.Counter<number> = Metric.counter("effe
  * @since 0.4.0
  * @category tasks
  */
-export const tasksFailed: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_failed_total", {
-  description: "Background tasks that failed, by kind and name.",
-  incremental: true
-})
+export const tasksFailed: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.tasksFailed)
 
 /**
  * Tasks interrupted before they finished — by shutdown, a handle, a replacement, a timeout — those
@@ -170,10 +158,7 @@ export const tasksFailed: Metric.Metric.Counter<number> = Metric.counter("effect
  * @since 0.4.0
  * @category tasks
  */
-export const tasksInterrupted: Metric.Metric.Counter<number> = Metric.counter(
-  "effect_background_tasks_interrupted_total",
-  { description: "Background tasks interrupted before they finished, by kind and name.", incremental: true }
-)
+export const tasksInterrupted: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.tasksInterrupted)
 
 /**
  * Tasks refused, by `kind` and `name`: shutdown had begun, or the queue was full (`QueueFullError`).
@@ -208,10 +193,7 @@ export const tasksRejected: Metric.Metric.Counter<number> = Metric.counter("effe
  * @since 0.4.0
  * @category tasks
  */
-export const tasksSkipped: Metric.Metric.Counter<number> = Metric.counter("effect_background_tasks_skipped_total", {
-  description: "After-response tasks skipped because their handler failed, by kind and name.",
-  incremental: true
-})
+export const tasksSkipped: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.tasksSkipped)
 
 /**
  * Tasks running now, by `kind`: forks and after-response tasks past their wait, schedule runs in
@@ -231,9 +213,7 @@ export const tasksSkipped: Metric.Metric.Counter<number> = Metric.counter("effec
  * @since 0.4.0
  * @category tasks
  */
-export const tasksRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_tasks_running", {
-  description: "Background tasks running now, by kind."
-})
+export const tasksRunning: Metric.Metric.Gauge<number> = Metric.fromMetricKey(keys.tasksRunning)
 
 /**
  * Forks and after-response tasks admitted but not started yet, by `kind`: waiting for a
@@ -251,9 +231,7 @@ export const tasksRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_ba
  * @since 0.4.0
  * @category tasks
  */
-export const tasksQueued: Metric.Metric.Gauge<number> = Metric.gauge("effect_background_tasks_queued", {
-  description: "Background tasks admitted but not started yet, by kind."
-})
+export const tasksQueued: Metric.Metric.Gauge<number> = Metric.fromMetricKey(keys.tasksQueued)
 
 /**
  * How long each task ran, from its start to its end whatever the outcome, in seconds, by `kind`
@@ -273,11 +251,7 @@ export const tasksQueued: Metric.Metric.Gauge<number> = Metric.gauge("effect_bac
  * @since 0.4.0
  * @category tasks
  */
-export const taskDuration: Metric.Metric.Histogram<number> = Metric.histogram(
-  "effect_background_task_duration_seconds",
-  secondsBuckets,
-  "How long background tasks ran, in seconds, by kind and name."
-)
+export const taskDuration: Metric.Metric.Histogram<number> = Metric.fromMetricKey(keys.taskDuration)
 
 /**
  * How late each task started, in seconds, by `kind` and `name`: from the fork or the handler's
@@ -295,11 +269,7 @@ export const taskDuration: Metric.Metric.Histogram<number> = Metric.histogram(
  * @since 0.4.0
  * @category tasks
  */
-export const taskLag: Metric.Metric.Histogram<number> = Metric.histogram(
-  "effect_background_task_lag_seconds",
-  secondsBuckets,
-  "How late background tasks started after they were added, forked or due, in seconds, by kind and name."
-)
+export const taskLag: Metric.Metric.Histogram<number> = Metric.fromMetricKey(keys.taskLag)
 
 // ---------------------------------------------------------------------------------------------
 // Schedules and daemons

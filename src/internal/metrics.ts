@@ -1,8 +1,10 @@
 /**
  * Recording the library's metrics (src/Metrics.ts) from its synchronous bookkeeping, cheaply: one
- * frozen label array per kind and per (kind, name), made once and reused, so each update finds its
- * metric's hook through Effect's per-array cache (a WeakMap lookup) rather than hashing a new key;
- * every update is a plain `unsafeUpdate`/`unsafeModify` — no effect, no fiber per task.
+ * frozen label array per kind and per (kind, name), made once and reused. The metrics every task
+ * updates (about eight updates a task) go straight to their hooks, resolved from the registry once
+ * per series at first use (`TaskHooks`): the same hooks `Metric.value` reads, without the WeakMap
+ * lookup by label array an `unsafeUpdate` makes each time. Every update is plain bookkeeping — no
+ * effect, no fiber per task.
  *
  * Names are bounded per kind (`Metrics.nameLimit`); past the limit a kind's names share the
  * `_other` series, and a warning is queued, to be logged by the next fiber that asks
@@ -11,8 +13,12 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import type * as MetricHook from "effect/MetricHook"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
 import * as causes from "./cause.js"
+import * as keys from "./metricKeys.js"
 import * as Metrics from "../Metrics.js"
 import { invalidOption } from "./options.js"
 
@@ -33,7 +39,77 @@ export type Kind = "after-response" | "task" | "daemon" | "schedule" | "durable"
 
 type Labels = ReadonlyArray<MetricLabel.MetricLabel>
 
-/** The label arrays of one (kind, name). */
+type Counter = MetricHook.MetricHook.Counter<number>
+type Gauge = MetricHook.MetricHook.Gauge<number>
+type Histogram = MetricHook.MetricHook.Histogram
+
+const registry = Metric.globalMetricRegistry
+
+/** The hooks of the gauges by `kind` alone, resolved at first use. */
+class KindHooks {
+  private runningHook: Gauge | undefined = undefined
+  private queuedHook: Gauge | undefined = undefined
+
+  constructor(private readonly labels: Labels) {}
+
+  get running(): Gauge {
+    return this.runningHook ??= registry.getGauge(MetricKey.taggedWithLabels(keys.tasksRunning, this.labels))
+  }
+
+  get queued(): Gauge {
+    return this.queuedHook ??= registry.getGauge(MetricKey.taggedWithLabels(keys.tasksQueued, this.labels))
+  }
+}
+
+/**
+ * The hooks of one (kind, name)'s task metrics, each resolved at first use: a series shows in
+ * snapshots and exports once it has been updated, as with `unsafeUpdate`.
+ */
+class TaskHooks {
+  private startedHook: Counter | undefined = undefined
+  private finishedHook: Counter | undefined = undefined
+  private failedHook: Counter | undefined = undefined
+  private interruptedHook: Counter | undefined = undefined
+  private skippedHook: Counter | undefined = undefined
+  private durationHook: Histogram | undefined = undefined
+  private lagHook: Histogram | undefined = undefined
+
+  constructor(readonly kind: KindHooks, private readonly labels: Labels) {}
+
+  private counter(key: MetricKey.MetricKey.Counter<number>): Counter {
+    return registry.getCounter(MetricKey.taggedWithLabels(key, this.labels))
+  }
+
+  get started(): Counter {
+    return this.startedHook ??= this.counter(keys.tasksStarted)
+  }
+
+  get finished(): Counter {
+    return this.finishedHook ??= this.counter(keys.tasksFinished)
+  }
+
+  get failed(): Counter {
+    return this.failedHook ??= this.counter(keys.tasksFailed)
+  }
+
+  get interrupted(): Counter {
+    return this.interruptedHook ??= this.counter(keys.tasksInterrupted)
+  }
+
+  get skipped(): Counter {
+    return this.skippedHook ??= this.counter(keys.tasksSkipped)
+  }
+
+  get duration(): Histogram {
+    return this.durationHook ??= registry.getHistogram(MetricKey.taggedWithLabels(keys.taskDuration, this.labels))
+  }
+
+  get lag(): Histogram {
+    return this.lagHook ??= registry.getHistogram(MetricKey.taggedWithLabels(keys.taskLag, this.labels))
+  }
+}
+
+/** The label arrays of one (kind, name), and the hooks of its task metrics. */
 export interface Series {
   /** `kind` */
   readonly byKind: Labels
@@ -42,10 +118,12 @@ export interface Series {
   /** `name` (metrics of one kind only: schedules, daemons, durable tasks) */
   readonly byName: Labels
   readonly name: string
+  readonly hooks: TaskHooks
 }
 
 interface KindSeries {
   readonly byKind: Labels
+  readonly hooks: KindHooks
   readonly names: Map<string, Series>
   readonly other: Series
   warned: boolean
@@ -56,14 +134,17 @@ const labels = (...pairs: ReadonlyArray<readonly [string, string]>): Labels =>
 
 const kinds = new Map<Kind, KindSeries>()
 
-const makeSeries = (kind: Kind, byKind: Labels, name: string): Series =>
-  Object.freeze({ byKind, byKindName: labels(["kind", kind], ["name", name]), byName: labels(["name", name]), name })
+const makeSeries = (kind: Kind, byKind: Labels, kindHooks: KindHooks, name: string): Series => {
+  const byKindName = labels(["kind", kind], ["name", name])
+  return Object.freeze({ byKind, byKindName, byName: labels(["name", name]), name, hooks: new TaskHooks(kindHooks, byKindName) })
+}
 
 const kindSeries = (kind: Kind): KindSeries => {
   let entry = kinds.get(kind)
   if (entry === undefined) {
     const byKind = labels(["kind", kind])
-    entry = { byKind, names: new Map(), other: makeSeries(kind, byKind, Metrics.otherName), warned: false }
+    const hooks = new KindHooks(byKind)
+    entry = { byKind, hooks, names: new Map(), other: makeSeries(kind, byKind, hooks, Metrics.otherName), warned: false }
     kinds.set(kind, entry)
   }
   return entry
@@ -78,7 +159,7 @@ export const series = (kind: Kind, name: string): Series => {
   const known = entry.names.get(name)
   if (known !== undefined) return known
   if (entry.names.size < Metrics.nameLimit) {
-    const made = makeSeries(kind, entry.byKind, name)
+    const made = makeSeries(kind, entry.byKind, entry.hooks, name)
     entry.names.set(name, made)
     return made
   }
@@ -122,16 +203,17 @@ export const rejected = (kind: Kind, name: string): void => {
 
 export const admitted = (s: Series): void => {
   if (off) return
-  Metrics.tasksQueued.unsafeModify(1, s.byKind)
+  s.hooks.kind.queued.modify(1)
 }
 
 /** A queued task starts: `submittedAt` and `startedAt` in the same clock's milliseconds. */
 export const began = (s: Series, submittedAt: number, startedAt: number): void => {
   if (off) return
-  Metrics.tasksQueued.unsafeModify(-1, s.byKind)
-  Metrics.tasksRunning.unsafeModify(1, s.byKind)
-  Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
-  Metrics.taskLag.unsafeUpdate(seconds(startedAt - submittedAt), s.byKindName)
+  const hooks = s.hooks
+  hooks.kind.queued.modify(-1)
+  hooks.kind.running.modify(1)
+  hooks.started.update(1)
+  hooks.lag.update(seconds(startedAt - submittedAt))
 }
 
 export type Outcome = "succeeded" | "failed" | "interrupted" | "skipped"
@@ -148,17 +230,17 @@ export const outcomeOf = (exit: Exit.Exit<unknown, unknown>, skipped: boolean): 
 const counted = (s: Series, outcome: Outcome): void => {
   switch (outcome) {
     case "succeeded":
-      Metrics.tasksFinished.unsafeUpdate(1, s.byKindName)
+      s.hooks.finished.update(1)
       return
     case "failed":
-      Metrics.tasksFinished.unsafeUpdate(1, s.byKindName)
-      Metrics.tasksFailed.unsafeUpdate(1, s.byKindName)
+      s.hooks.finished.update(1)
+      s.hooks.failed.update(1)
       return
     case "interrupted":
-      Metrics.tasksInterrupted.unsafeUpdate(1, s.byKindName)
+      s.hooks.interrupted.update(1)
       return
     case "skipped":
-      Metrics.tasksSkipped.unsafeUpdate(1, s.byKindName)
+      s.hooks.skipped.update(1)
       return
   }
 }
@@ -177,11 +259,11 @@ export const ended = (
   if (off) return
   counted(s, outcomeOf(exit, skipped))
   if (startedAt === undefined) {
-    Metrics.tasksQueued.unsafeModify(-1, s.byKind)
+    s.hooks.kind.queued.modify(-1)
     return
   }
-  Metrics.tasksRunning.unsafeModify(-1, s.byKind)
-  if (clock !== undefined) Metrics.taskDuration.unsafeUpdate(seconds(clock.unsafeCurrentTimeMillis() - startedAt), s.byKindName)
+  s.hooks.kind.running.modify(-1)
+  if (clock !== undefined) s.hooks.duration.update(seconds(clock.unsafeCurrentTimeMillis() - startedAt))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,17 +272,17 @@ export const ended = (
 /** A run starts; `lagMillis` when it has a meaning; `running` false for kinds not in the gauge. */
 export const runStarted = (s: Series, lagMillis: number | undefined, running = true): void => {
   if (off) return
-  Metrics.tasksStarted.unsafeUpdate(1, s.byKindName)
-  if (running) Metrics.tasksRunning.unsafeModify(1, s.byKind)
-  if (lagMillis !== undefined) Metrics.taskLag.unsafeUpdate(seconds(lagMillis), s.byKindName)
+  s.hooks.started.update(1)
+  if (running) s.hooks.kind.running.modify(1)
+  if (lagMillis !== undefined) s.hooks.lag.update(seconds(lagMillis))
 }
 
 /** A run ends, after `durationMillis`. */
 export const runEnded = (s: Series, outcome: Outcome, durationMillis: number, running = true): void => {
   if (off) return
   counted(s, outcome)
-  if (running) Metrics.tasksRunning.unsafeModify(-1, s.byKind)
-  Metrics.taskDuration.unsafeUpdate(seconds(durationMillis), s.byKindName)
+  if (running) s.hooks.kind.running.modify(-1)
+  s.hooks.duration.update(seconds(durationMillis))
 }
 
 /** A run started now by `clock`, and ended once (later calls to {@link Run.end} do nothing). */
