@@ -35,7 +35,7 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as MutableQueue from "effect/MutableQueue"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
-import type * as Scheduler from "effect/Scheduler"
+import * as Scheduler from "effect/Scheduler"
 import { Table } from "../table.js"
 import { Call, type Callback, callbackOf } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
@@ -94,14 +94,19 @@ const runnerRuntime = Runtime.make({
  * `Runners`) or at the supervisor's end, outside any fiber's work, so it resumes at once rather
  * than at the scheduler's next turn, and its task starts where the tasks were handed over (after
  * the loop turn's I/O). The task it takes brings its own scheduler (its origin's).
+ *
+ * It extends Effect's default scheduler for one reason: every fiber's run loop calls its
+ * scheduler's `shouldYield` at each step, and with the inherited method that call keeps a single
+ * target, which V8 inlines. A scheduler with a `shouldYield` of its own (as this one had) made the
+ * call polymorphic in every fiber of the process, request fibers included.
  */
-const wakeAtOnce: Scheduler.Scheduler = {
-  scheduleTask: (task) => task(),
-  shouldYield: (fiber) =>
-    fiber.currentOpCount > fiber.getFiberRef(FiberRef.currentMaxOpsBeforeYield)
-      ? fiber.getFiberRef(FiberRef.currentSchedulingPriority)
-      : false
+class WakeAtOnce extends Scheduler.MixedScheduler {
+  override scheduleTask(task: Scheduler.Task): void {
+    task()
+  }
 }
+
+const wakeAtOnce: Scheduler.Scheduler = new WakeAtOnce(2048)
 
 /** An idle runner's fiber refs: nothing of its last task's, and {@link wakeAtOnce} as scheduler. */
 const blankRefs = FiberRefs.updateAs(FiberRefs.empty(), {
