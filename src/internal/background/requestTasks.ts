@@ -38,9 +38,12 @@ interface Entry {
 }
 
 export class RequestTasks {
-  private readonly entries: Array<Entry> = []
-  /** Plain callbacks, for the library's own use: run when the response is written, whatever it was. */
-  readonly hooks: Array<() => void> = []
+  private entries: Array<Entry> = []
+  /**
+   * Plain callbacks, for the library's own use: run when the response is written, whatever it was.
+   * Made at the first one (most requests have none).
+   */
+  private hooks: Array<() => void> | undefined = undefined
   private count = 0
 
   /**
@@ -96,10 +99,14 @@ export class RequestTasks {
    * handler succeeded, `always` tasks otherwise) and skips the rest.
    */
   settle(succeeded: boolean): void {
-    for (const hook of this.hooks) hook()
-    this.hooks.length = 0
+    const hooks = this.hooks
+    const entries = this.entries
+    // (let go of both at once: a list is settled once)
+    this.hooks = undefined
+    this.entries = []
+    if (hooks !== undefined) for (const hook of hooks) hook()
     let previous: Entry | undefined
-    for (const entry of this.entries) {
+    for (const entry of entries) {
       if (!succeeded && !entry.always) {
         this.supervisor.skip(entry.record)
       } else if (entry.concurrent) {
@@ -111,7 +118,12 @@ export class RequestTasks {
         previous = entry
       }
     }
-    this.entries.length = 0
+  }
+
+  /** Adds a plain callback, run when the response is written ({@link settle}). */
+  onSettled(hook: () => void): void {
+    if (this.hooks === undefined) this.hooks = [hook]
+    else this.hooks.push(hook)
   }
 
   start(entry: Entry, immediate: boolean): void {
@@ -249,7 +261,7 @@ export const onWritten = (
   if (open === undefined) return false
   const [slot, supervisor] = open
   if (slot.tasks === undefined) slot.tasks = new RequestTasks(supervisor)
-  slot.tasks.hooks.push(hook)
+  slot.tasks.onSettled(hook)
   return true
 }
 
