@@ -134,9 +134,16 @@ export const oneOf = <const L extends string>(
     ? Effect.succeed(value as L)
     : invalid(option, value, `one of ${literals.map((l) => JSON.stringify(l)).join(", ")}`)
 
+/** The last name {@link isName} accepted: a route adds its tasks under the same name each time. */
+let lastName: string | undefined = undefined
+
 /** A non-empty string without surrounding whitespace. */
-export const isName = (value: unknown): value is string =>
-  typeof value === "string" && value.trim().length > 0 && value.trim() === value
+export const isName = (value: unknown): value is string => {
+  if (value === lastName) return true
+  if (typeof value !== "string" || value.length === 0 || value.trim() !== value) return false
+  lastName = value
+  return true
+}
 
 /** What {@link name} expects, with `example` as a valid one. */
 export const nameExpected = (example: string): string =>
