@@ -9,7 +9,6 @@
  * on that object and no fiber ref.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
@@ -20,6 +19,7 @@ import * as metrics from "../metrics.js"
 import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
 import { supervisorIn } from "./service.js"
+import { servicesOf } from "./taskFiber.js"
 import type { Supervisor } from "./supervisor.js"
 import { currentTaskId, type Origin, originOf, type RequestOrigin, requestOriginOf, type TaskRecord } from "./task.js"
 
@@ -53,11 +53,15 @@ export class RequestTasks {
    */
   constructor(readonly supervisor: Supervisor, private request?: RequestOrigin | undefined) {}
 
-  /** Validates and admits a task, in the calling fiber. */
+  /**
+   * Validates and admits a task, in the calling fiber; `origin`, the fiber's as a task takes it,
+   * when the caller keeps one (the Promise API adds every task from one fiber).
+   */
   add(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
     effect: Effect.Effect<unknown, unknown, never>,
-    options: AddOptions
+    options: AddOptions,
+    origin: Origin = originOf(fiber)
   ): Effect.Effect<void> {
     // (a late add — after the response was written — is refused by the request's slot, sealed
     // before this list is settled)
@@ -77,17 +81,17 @@ export class RequestTasks {
     const context = fiber.currentContext
     // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
     // business in logs and reports unless the handler names the task so itself.
-    const origin = this.request ??= requestOriginOf(context)
-    const name = options.name ?? defaultName(origin, index)
-    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    const record = this.supervisor.reserve(name, now, origin)
+    const request = this.request ??= requestOriginOf(context)
+    const name = options.name ?? defaultName(request, index)
+    const now = servicesOf(origin).clock.unsafeCurrentTimeMillis()
+    const record = this.supervisor.reserve(name, now, request)
     if (record === undefined) {
       return Effect.logError(`background after-response "${name}" refused: the server is shutting down`)
     }
     this.entries.push({
       record,
       effect,
-      origin: originOf(fiber),
+      origin,
       always: options.always ?? false,
       concurrent: options.concurrent ?? false
     })

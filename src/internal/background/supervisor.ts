@@ -13,7 +13,6 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -264,10 +263,9 @@ export class Supervisor {
     origin: Origin,
     immediate: boolean
   ): void {
-    const services = taskFiber.refValue(origin.fiberRefs, DefaultServices.currentServices)
     const scope = taskScope.make()
     record.scope = scope
-    record.span = taskFiber.spanOf(record, origin, Context.get(services, Clock.Clock))
+    record.span = taskFiber.spanOf(record, origin)
     record.effect = effect as Effect.Effect<unknown, unknown, never>
     if (record.kind === "after-response" && this.runners !== undefined) this.runners.run(record, origin)
     else record.fiber = taskFiber.fork(record, this.program, scope, origin, this.contexts, this.annotations, immediate)

@@ -99,6 +99,20 @@ export interface TaskHandle {
 export interface Origin {
   readonly context: Context.Context<never>
   readonly fiberRefs: FiberRefs.FiberRefs
+  /**
+   * What starting a task reads of `fiberRefs`, read at the first start and kept (`servicesOf` in
+   * taskFiber.ts): the Promise API starts all its tasks from one origin.
+   */
+  services: OriginServices | undefined
+}
+
+/** The services a task's start reads of its origin. */
+export interface OriginServices {
+  readonly clock: Clock.Clock
+  /** The tracer, when it exports and tracing is on: otherwise a task has no span of its own. */
+  readonly tracer: Tracer.Tracer | undefined
+  /** Whether spans are timed (`FiberRef.currentTracerTimingEnabled`). */
+  readonly timing: boolean
 }
 
 /**
@@ -122,7 +136,8 @@ export const requestOriginOf = (context: Context.Context<never>): RequestOrigin 
 /** The fiber refs of a fiber, as a task it starts will inherit them. */
 export const originOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Origin => ({
   context: fiber.currentContext,
-  fiberRefs: refsHeldBy(fiber)
+  fiberRefs: refsHeldBy(fiber),
+  services: undefined
 })
 
 /**

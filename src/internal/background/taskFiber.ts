@@ -3,7 +3,7 @@
  * (its origin), plus the task's own Scope, log annotations, id and — under a tracer that exports —
  * its span. It starts uninterruptible, so its end is always counted; its body is interruptible.
  */
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import type * as Effect from "effect/Effect"
@@ -17,7 +17,7 @@ import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
-import { currentTaskId, type Origin, type TaskKind, type TaskRecord } from "./task.js"
+import { currentTaskId, type Origin, type OriginServices, type TaskKind, type TaskRecord } from "./task.js"
 import type * as taskScope from "./taskScope.js"
 
 /**
@@ -34,19 +34,31 @@ export const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tra
 
 const taskFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.Interruption)
 
+/** The services a task's start reads of `origin`, read once per origin (an origin's refs never change). */
+export const servicesOf = (origin: Origin): OriginServices => {
+  if (origin.services !== undefined) return origin.services
+  const { fiberRefs } = origin
+  const services = refValue(fiberRefs, DefaultServices.currentServices)
+  const tracer = Context.get(services, Tracer.Tracer)
+  const made: OriginServices = {
+    clock: Context.get(services, Clock.Clock),
+    tracer: tracer === nativeTracer || !refValue(fiberRefs, FiberRef.currentTracerEnabled) ? undefined : tracer,
+    timing: refValue(fiberRefs, FiberRef.currentTracerTimingEnabled)
+  }
+  origin.services = made
+  return made
+}
+
 /**
  * The task's span, made here and ended with the task (see `Supervisor.end`) rather than by
  * `withSpan` around it, whose frames would stay on the task's stack for its whole life. None for
  * Effect's built-in tracer, which exports nothing (the task then keeps its origin's span as
  * parent), nor when tracing is off.
  */
-export const spanOf = (record: TaskRecord, origin: Origin, clock: Clock.Clock): TaskRecord["span"] => {
-  const { context, fiberRefs } = origin
-  const services = refValue(fiberRefs, DefaultServices.currentServices)
-  const tracer = Context.get(services, Tracer.Tracer)
-  if (tracer === nativeTracer || !refValue(fiberRefs, FiberRef.currentTracerEnabled)) return undefined
-  const timing = refValue(fiberRefs, FiberRef.currentTracerTimingEnabled)
-  const parentSpan = Context.getOption(context, Tracer.ParentSpan)
+export const spanOf = (record: TaskRecord, origin: Origin): TaskRecord["span"] => {
+  const { clock, timing, tracer } = servicesOf(origin)
+  if (tracer === undefined) return undefined
+  const parentSpan = Context.getOption(origin.context, Tracer.ParentSpan)
   const span = tracer.span(
     `background ${record.name}`,
     Option.none(),

@@ -23,7 +23,7 @@ import { fromCallback } from "../background/callback.js"
 import { RequestTasks } from "../background/requestTasks.js"
 import * as service from "../background/service.js"
 import type { Supervisor } from "../background/supervisor.js"
-import type { TaskHandle } from "../background/task.js"
+import { type Origin, originOf, type TaskHandle } from "../background/task.js"
 import * as validate from "../options.js"
 import * as RequestState from "../requestState.js"
 import * as durableEnqueue from "../durable/enqueue.js"
@@ -162,6 +162,7 @@ export class NodeRuntime {
   ) {
     this.supervisor = this.run(service.currentSupervisor)
     this.origin = this.run(Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) => Effect.succeed(fiber)))
+    this.taskOrigin = originOf(this.origin)
     // Handed out as plain functions (`const { after } = background`): bound once here.
     this.after = this.after.bind(this)
     this.waitUntil = this.waitUntil.bind(this)
@@ -224,6 +225,9 @@ export class NodeRuntime {
    * fiber that adds it (services, fiber refs, clock): `after` then runs no fiber of its own.
    */
   private readonly origin: Fiber.RuntimeFiber<unknown, unknown>
+
+  /** {@link origin} as a task takes it, made once: its services are read at the first task. */
+  private readonly taskOrigin: Origin
 
   /** Drains `server` at `close`: from now on its responses are tracked. */
   attach(server: Http.Server): void {
@@ -356,7 +360,7 @@ export class NodeRuntime {
   ): void {
     if (exchange.closed) throw written(exchange.method, exchange.request.url)
     const tasks = exchange.tasks ??= new RequestTasks(this.supervisor, { method: exchange.method, route: options.route })
-    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
+    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name }, this.taskOrigin)
     // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
     if (added !== Effect.void) this.run(added)
   }
