@@ -14,30 +14,27 @@ export const secondsBuckets: MetricBoundaries.MetricBoundaries = MetricBoundarie
   count: 17
 })
 
-export const tasksStarted = MetricKey.counter("effect_background_tasks_started_total", {
-  description: "Background tasks started, by kind and name.",
-  incremental: true
-})
+/** A counter's key: counters are incremental, so exporters type them as counters. */
+const counter = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
 
-export const tasksFinished = MetricKey.counter("effect_background_tasks_finished_total", {
-  description: "Background tasks that ran to the end, successfully or not, by kind and name.",
-  incremental: true
-})
+export const tasksStarted = counter("effect_background_tasks_started_total", "Background tasks started, by kind and name.")
 
-export const tasksFailed = MetricKey.counter("effect_background_tasks_failed_total", {
-  description: "Background tasks that failed, by kind and name.",
-  incremental: true
-})
+export const tasksFinished = counter(
+  "effect_background_tasks_finished_total",
+  "Background tasks that ran to the end, successfully or not, by kind and name."
+)
 
-export const tasksInterrupted = MetricKey.counter("effect_background_tasks_interrupted_total", {
-  description: "Background tasks interrupted before they finished, by kind and name.",
-  incremental: true
-})
+export const tasksFailed = counter("effect_background_tasks_failed_total", "Background tasks that failed, by kind and name.")
 
-export const tasksSkipped = MetricKey.counter("effect_background_tasks_skipped_total", {
-  description: "After-response tasks skipped because their handler failed, by kind and name.",
-  incremental: true
-})
+export const tasksInterrupted = counter(
+  "effect_background_tasks_interrupted_total",
+  "Background tasks interrupted before they finished, by kind and name."
+)
+
+export const tasksSkipped = counter(
+  "effect_background_tasks_skipped_total",
+  "After-response tasks skipped because their handler failed, by kind and name."
+)
 
 export const tasksRunning = MetricKey.gauge("effect_background_tasks_running", {
   description: "Background tasks running now, by kind."
