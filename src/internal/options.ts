@@ -139,8 +139,9 @@ let lastName: string | undefined = undefined
 
 /** A non-empty string without surrounding whitespace. */
 export const isName = (value: unknown): value is string => {
+  if (typeof value !== "string") return false
   if (value === lastName) return true
-  if (typeof value !== "string" || value.length === 0 || value.trim() !== value) return false
+  if (value.length === 0 || value.trim() !== value) return false
   lastName = value
   return true
 }
