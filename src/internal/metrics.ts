@@ -80,6 +80,10 @@ class TaskHooks {
     return registry.getCounter(MetricKey.taggedWithLabels(key, this.labels))
   }
 
+  private histogram(key: MetricKey.MetricKey.Histogram): Histogram {
+    return registry.getHistogram(MetricKey.taggedWithLabels(key, this.labels))
+  }
+
   get started(): Counter {
     return this.startedHook ??= this.counter(keys.tasksStarted)
   }
@@ -101,11 +105,11 @@ class TaskHooks {
   }
 
   get duration(): Histogram {
-    return this.durationHook ??= registry.getHistogram(MetricKey.taggedWithLabels(keys.taskDuration, this.labels))
+    return this.durationHook ??= this.histogram(keys.taskDuration)
   }
 
   get lag(): Histogram {
-    return this.lagHook ??= registry.getHistogram(MetricKey.taggedWithLabels(keys.taskLag, this.labels))
+    return this.lagHook ??= this.histogram(keys.taskLag)
   }
 }
 

@@ -54,14 +54,13 @@ export class RequestTasks {
   constructor(readonly supervisor: Supervisor, private request?: RequestOrigin | undefined) {}
 
   /**
-   * Validates and admits a task, in the calling fiber; `origin`, the fiber's as a task takes it,
-   * when the caller keeps one (the Promise API adds every task from one fiber).
+   * Validates and admits a task added from `origin` (the adding fiber, as a task takes it: the
+   * Promise API keeps one for every task it adds).
    */
   add(
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    origin: Origin,
     effect: Effect.Effect<unknown, unknown, never>,
-    options: AddOptions,
-    origin: Origin = originOf(fiber)
+    options: AddOptions
   ): Effect.Effect<void> {
     // (a late add — after the response was written — is refused by the request's slot, sealed
     // before this list is settled)
@@ -78,10 +77,9 @@ export class RequestTasks {
       ]))
     }
     const index = ++this.count
-    const context = fiber.currentContext
     // The route's pattern, not the URL: a path can carry data (an email, an id) that has no
     // business in logs and reports unless the handler names the task so itself.
-    const request = this.request ??= requestOriginOf(context)
+    const request = this.request ??= requestOriginOf(origin.context)
     const name = options.name ?? defaultName(request, index)
     const now = servicesOf(origin).clock.unsafeCurrentTimeMillis()
     const record = this.supervisor.reserve(name, now, request)
@@ -226,7 +224,7 @@ export const add = <A, E, R>(
       slot.tasks = new RequestTasks(supervisor)
     }
     // The task's context is the handler's; Scope comes from the task's own scope.
-    return slot.tasks.add(fiber, effect as Effect.Effect<unknown, unknown, never>, options)
+    return slot.tasks.add(originOf(fiber), effect as Effect.Effect<unknown, unknown, never>, options)
   })
 
 /** The defect of an add made in a background task's fiber, naming the task if it is known. */

@@ -106,6 +106,7 @@ class WakeAtOnce extends Scheduler.MixedScheduler {
   }
 }
 
+// (2048: the default scheduler's setting, unused here, as `scheduleTask` runs a task at once)
 const wakeAtOnce: Scheduler.Scheduler = new WakeAtOnce(2048)
 
 /** An idle runner's fiber refs: nothing of its last task's, and {@link wakeAtOnce} as scheduler. */

@@ -161,8 +161,7 @@ export class NodeRuntime {
     private readonly record: ShutdownRecord
   ) {
     this.supervisor = this.run(service.currentSupervisor)
-    this.origin = this.run(Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) => Effect.succeed(fiber)))
-    this.taskOrigin = originOf(this.origin)
+    this.origin = originOf(this.run(Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) => Effect.succeed(fiber))))
     // Handed out as plain functions (`const { after } = background`): bound once here.
     this.after = this.after.bind(this)
     this.waitUntil = this.waitUntil.bind(this)
@@ -221,13 +220,11 @@ export class NodeRuntime {
   private readonly supervisor: Supervisor
 
   /**
-   * A fiber of this runtime, kept once it is done, for what an after-response task takes from the
-   * fiber that adds it (services, fiber refs, clock): `after` then runs no fiber of its own.
+   * A fiber of this runtime, done, as every after-response task takes it for what it would take
+   * from the fiber that adds it (services, fiber refs, clock): `after` then runs no fiber of its
+   * own, and the origin's services are read once, at the first task.
    */
-  private readonly origin: Fiber.RuntimeFiber<unknown, unknown>
-
-  /** {@link origin} as a task takes it, made once: its services are read at the first task. */
-  private readonly taskOrigin: Origin
+  private readonly origin: Origin
 
   /** Drains `server` at `close`: from now on its responses are tracked. */
   attach(server: Http.Server): void {
@@ -360,7 +357,7 @@ export class NodeRuntime {
   ): void {
     if (exchange.closed) throw written(exchange.method, exchange.request.url)
     const tasks = exchange.tasks ??= new RequestTasks(this.supervisor, { method: exchange.method, route: options.route })
-    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name }, this.taskOrigin)
+    const added = tasks.add(this.origin, fromCallback(callback), { name: options.name })
     // Nothing to run in the common case; a refusal's log line, a bad name's defect otherwise.
     if (added !== Effect.void) this.run(added)
   }
