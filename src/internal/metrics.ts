@@ -45,71 +45,58 @@ type Histogram = MetricHook.MetricHook.Histogram
 
 const registry = Metric.globalMetricRegistry
 
-/** The hooks of the gauges by `kind` alone, resolved at first use. */
-class KindHooks {
-  private runningHook: Gauge | undefined = undefined
-  private queuedHook: Gauge | undefined = undefined
+/**
+ * A metric hook resolved from the registry at its first use: a series shows in snapshots and
+ * exports once it has been updated, as with `unsafeUpdate`.
+ */
+class LazyHook<H> {
+  private hook: H | undefined = undefined
 
-  constructor(private readonly labels: Labels) {}
+  constructor(private readonly resolve: () => H) {}
 
-  get running(): Gauge {
-    return this.runningHook ??= registry.getGauge(MetricKey.taggedWithLabels(keys.tasksRunning, this.labels))
-  }
-
-  get queued(): Gauge {
-    return this.queuedHook ??= registry.getGauge(MetricKey.taggedWithLabels(keys.tasksQueued, this.labels))
+  get value(): H {
+    return this.hook ??= this.resolve()
   }
 }
 
-/**
- * The hooks of one (kind, name)'s task metrics, each resolved at first use: a series shows in
- * snapshots and exports once it has been updated, as with `unsafeUpdate`.
- */
+const counter = (key: MetricKey.MetricKey.Counter<number>, labels: Labels) =>
+  new LazyHook<Counter>(() => registry.getCounter(MetricKey.taggedWithLabels(key, labels)))
+
+const gauge = (key: MetricKey.MetricKey.Gauge<number>, labels: Labels) =>
+  new LazyHook<Gauge>(() => registry.getGauge(MetricKey.taggedWithLabels(key, labels)))
+
+const histogram = (key: MetricKey.MetricKey.Histogram, labels: Labels) =>
+  new LazyHook<Histogram>(() => registry.getHistogram(MetricKey.taggedWithLabels(key, labels)))
+
+/** The hooks of the gauges by `kind` alone. */
+class KindHooks {
+  readonly running: LazyHook<Gauge>
+  readonly queued: LazyHook<Gauge>
+
+  constructor(labels: Labels) {
+    this.running = gauge(keys.tasksRunning, labels)
+    this.queued = gauge(keys.tasksQueued, labels)
+  }
+}
+
+/** The hooks of one (kind, name)'s task metrics. */
 class TaskHooks {
-  private startedHook: Counter | undefined = undefined
-  private finishedHook: Counter | undefined = undefined
-  private failedHook: Counter | undefined = undefined
-  private interruptedHook: Counter | undefined = undefined
-  private skippedHook: Counter | undefined = undefined
-  private durationHook: Histogram | undefined = undefined
-  private lagHook: Histogram | undefined = undefined
+  readonly started: LazyHook<Counter>
+  readonly finished: LazyHook<Counter>
+  readonly failed: LazyHook<Counter>
+  readonly interrupted: LazyHook<Counter>
+  readonly skipped: LazyHook<Counter>
+  readonly duration: LazyHook<Histogram>
+  readonly lag: LazyHook<Histogram>
 
-  constructor(readonly kind: KindHooks, private readonly labels: Labels) {}
-
-  private counter(key: MetricKey.MetricKey.Counter<number>): Counter {
-    return registry.getCounter(MetricKey.taggedWithLabels(key, this.labels))
-  }
-
-  private histogram(key: MetricKey.MetricKey.Histogram): Histogram {
-    return registry.getHistogram(MetricKey.taggedWithLabels(key, this.labels))
-  }
-
-  get started(): Counter {
-    return this.startedHook ??= this.counter(keys.tasksStarted)
-  }
-
-  get finished(): Counter {
-    return this.finishedHook ??= this.counter(keys.tasksFinished)
-  }
-
-  get failed(): Counter {
-    return this.failedHook ??= this.counter(keys.tasksFailed)
-  }
-
-  get interrupted(): Counter {
-    return this.interruptedHook ??= this.counter(keys.tasksInterrupted)
-  }
-
-  get skipped(): Counter {
-    return this.skippedHook ??= this.counter(keys.tasksSkipped)
-  }
-
-  get duration(): Histogram {
-    return this.durationHook ??= this.histogram(keys.taskDuration)
-  }
-
-  get lag(): Histogram {
-    return this.lagHook ??= this.histogram(keys.taskLag)
+  constructor(readonly kind: KindHooks, labels: Labels) {
+    this.started = counter(keys.tasksStarted, labels)
+    this.finished = counter(keys.tasksFinished, labels)
+    this.failed = counter(keys.tasksFailed, labels)
+    this.interrupted = counter(keys.tasksInterrupted, labels)
+    this.skipped = counter(keys.tasksSkipped, labels)
+    this.duration = histogram(keys.taskDuration, labels)
+    this.lag = histogram(keys.taskLag, labels)
   }
 }
 
@@ -207,17 +194,17 @@ export const rejected = (kind: Kind, name: string): void => {
 
 export const admitted = (s: Series): void => {
   if (off) return
-  s.hooks.kind.queued.modify(1)
+  s.hooks.kind.queued.value.modify(1)
 }
 
 /** A queued task starts: `submittedAt` and `startedAt` in the same clock's milliseconds. */
 export const began = (s: Series, submittedAt: number, startedAt: number): void => {
   if (off) return
   const hooks = s.hooks
-  hooks.kind.queued.modify(-1)
-  hooks.kind.running.modify(1)
-  hooks.started.update(1)
-  hooks.lag.update(seconds(startedAt - submittedAt))
+  hooks.kind.queued.value.modify(-1)
+  hooks.kind.running.value.modify(1)
+  hooks.started.value.update(1)
+  hooks.lag.value.update(seconds(startedAt - submittedAt))
 }
 
 export type Outcome = "succeeded" | "failed" | "interrupted" | "skipped"
@@ -234,17 +221,17 @@ export const outcomeOf = (exit: Exit.Exit<unknown, unknown>, skipped: boolean): 
 const counted = (s: Series, outcome: Outcome): void => {
   switch (outcome) {
     case "succeeded":
-      s.hooks.finished.update(1)
+      s.hooks.finished.value.update(1)
       return
     case "failed":
-      s.hooks.finished.update(1)
-      s.hooks.failed.update(1)
+      s.hooks.finished.value.update(1)
+      s.hooks.failed.value.update(1)
       return
     case "interrupted":
-      s.hooks.interrupted.update(1)
+      s.hooks.interrupted.value.update(1)
       return
     case "skipped":
-      s.hooks.skipped.update(1)
+      s.hooks.skipped.value.update(1)
       return
   }
 }
@@ -263,11 +250,11 @@ export const ended = (
   if (off) return
   counted(s, outcomeOf(exit, skipped))
   if (startedAt === undefined) {
-    s.hooks.kind.queued.modify(-1)
+    s.hooks.kind.queued.value.modify(-1)
     return
   }
-  s.hooks.kind.running.modify(-1)
-  if (clock !== undefined) s.hooks.duration.update(seconds(clock.unsafeCurrentTimeMillis() - startedAt))
+  s.hooks.kind.running.value.modify(-1)
+  if (clock !== undefined) s.hooks.duration.value.update(seconds(clock.unsafeCurrentTimeMillis() - startedAt))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,17 +263,17 @@ export const ended = (
 /** A run starts; `lagMillis` when it has a meaning; `running` false for kinds not in the gauge. */
 export const runStarted = (s: Series, lagMillis: number | undefined, running = true): void => {
   if (off) return
-  s.hooks.started.update(1)
-  if (running) s.hooks.kind.running.modify(1)
-  if (lagMillis !== undefined) s.hooks.lag.update(seconds(lagMillis))
+  s.hooks.started.value.update(1)
+  if (running) s.hooks.kind.running.value.modify(1)
+  if (lagMillis !== undefined) s.hooks.lag.value.update(seconds(lagMillis))
 }
 
 /** A run ends, after `durationMillis`. */
 export const runEnded = (s: Series, outcome: Outcome, durationMillis: number, running = true): void => {
   if (off) return
   counted(s, outcome)
-  if (running) s.hooks.kind.running.modify(-1)
-  s.hooks.duration.update(seconds(durationMillis))
+  if (running) s.hooks.kind.running.value.modify(-1)
+  s.hooks.duration.value.update(seconds(durationMillis))
 }
 
 /** A run started now by `clock`, and ended once (later calls to {@link Run.end} do nothing). */
