@@ -235,25 +235,37 @@ describe("Metrics", () => {
     }).pipe(Effect.provide(logs.layer))
   })
 
-  it.effect("daemons: each start and failure, restarts, and the one interrupted at shutdown", () => {
+  it.effect("daemons: each start and failure, restarts, and the ones interrupted at shutdown", () => {
     const logs = makeLogCapture()
     return Effect.gen(function*() {
       const before = yield* load("daemon")
       const bg = yield* startJobs(Layer.mergeAll(
         Background.daemon(Effect.fail("lost connection"), { name: "m-daemon-flaky", restart: Schedule.spaced("1 second") }),
-        Background.daemon(Effect.never, "m-daemon-steady")
+        Background.daemon(Effect.never, "m-daemon-steady"),
+        // its run holds a finalizer that takes a second: the run ends once that has run
+        Background.daemon(
+          Effect.addFinalizer(() => Effect.sleep("1 second")).pipe(Effect.zipRight(Effect.never)),
+          "m-daemon-held"
+        )
       ))
       yield* TestClock.adjust("2 seconds")
       // started at 0, 1 s and 2 s, each failing; restarted twice; now waiting for the third restart
       expect(yield* outcomes("daemon", "m-daemon-flaky")).toEqual({ ...none, started: 3, finished: 3, failed: 3 })
       expect(yield* count(Metrics.daemonRestarts, { name: "m-daemon-flaky" })).toBe(2)
-      expect((yield* load("daemon")).running).toBe(before.running + 1)
+      expect((yield* load("daemon")).running).toBe(before.running + 2)
 
-      yield* bg.shutdown
+      const closing = yield* Effect.fork(bg.shutdown)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
       expect(yield* outcomes("daemon", "m-daemon-steady")).toEqual({ ...none, started: 1, interrupted: 1 })
       expect(yield* histogram(Metrics.taskDuration, { kind: "daemon", name: "m-daemon-steady" })).toEqual({
         count: 1,
         sum: 2
+      })
+      expect(yield* outcomes("daemon", "m-daemon-held")).toEqual({ ...none, started: 1, interrupted: 1 })
+      expect(yield* histogram(Metrics.taskDuration, { kind: "daemon", name: "m-daemon-held" })).toEqual({
+        count: 1,
+        sum: 3
       })
       // the flaky one was waiting to restart, not running: nothing more is counted for it
       expect(yield* outcomes("daemon", "m-daemon-flaky")).toEqual({ ...none, started: 3, finished: 3, failed: 3 })

@@ -9,6 +9,7 @@ import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
@@ -211,9 +212,11 @@ export const repeatLoop = <E, R>(
     const series = metrics.series("schedule", name)
     yield* metrics.notices
     metrics.nextRun(series, tick)
-    const reported = taskScope.perRun(run, observer(series, (start) => start - tick)).pipe(
-      Effect.asVoid,
-      Effect.catchAllCause(reportRun(supervisor, name))
+    const report = reportRun(supervisor, name)
+    const reported = taskScope.perRun(
+      run,
+      observer(series, (start) => start - tick),
+      (exit) => exit._tag === "Success" ? Effect.void : report(exit.cause)
     )
     while (true) {
       const now = yield* Clock.currentTimeMillis
@@ -259,7 +262,9 @@ export const defaultRestart: Schedule.Schedule<Duration.Duration, unknown> = bac
 /**
  * Runs a daemon, each run in its own scope (`taskScope.perRun`), and restarts it by `restart`
  * after each failure or defect. Every failure is logged; when the restart schedule is exhausted
- * the daemon ends with its last failure, logged as such.
+ * the daemon ends with its last failure, logged as such. Each run goes on to the next through
+ * `perRun`'s own handler, so an interrupted daemon unwinds through that one frame (and stopping
+ * thousands at once costs little beyond Effect's own interruption).
  */
 export const daemonLoop = <E, R, Out, RS>(
   supervisor: Supervisor,
@@ -267,35 +272,38 @@ export const daemonLoop = <E, R, Out, RS>(
   effect: Effect.Effect<unknown, E, R>,
   restart: Schedule.Schedule<Out, Cause.Cause<E>, RS>
 ): Effect.Effect<void, E, R | RS | Scope.Scope> =>
-  Effect.gen(function*() {
-    const id = yield* FiberRef.get(currentTaskId)
-    const driver = yield* Schedule.driver(restart)
-    const series = metrics.series("daemon", name)
-    yield* metrics.notices
-    const run = taskScope.perRun(effect, observer(series, () => undefined))
-    let failures = 0
-    while (true) {
-      supervisor.setState(id, "running", yield* Clock.currentTimeMillis)
-      const exit = yield* Effect.exit(run)
-      if (exit._tag === "Success") {
-        yield* Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
-        return
-      }
-      if (causes.isInterruptedOnly(exit.cause) && (yield* interruptedFromOutside)) return yield* Effect.failCause(exit.cause)
-      failures++
-      supervisor.stats.jobFailures++
-      supervisor.jobs.failed(name, exit.cause, yield* Clock.currentTimeMillis)
-      supervisor.setState(id, "restarting")
-      yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, exit.cause)
-      // The policy both decides and waits: it answers after the backoff, or at once when exhausted.
-      const next = yield* Effect.option(driver.next(exit.cause))
-      if (Option.isNone(next)) {
-        yield* Effect.logError(
-          `daemon "${name}" is stopped: its restart policy is exhausted after ${failures} failure(s)`
-        )
-        return yield* Effect.failCause(exit.cause)
-      }
-      yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
-      metrics.restarted(series)
-    }
-  })
+  Effect.flatMap(Schedule.driver(restart), (driver) =>
+    Effect.withFiberRuntime((fiber) => {
+      const id = fiber.getFiberRef(currentTaskId)
+      const series = metrics.series("daemon", name)
+      let failures = 0
+      const afterFailure = (cause: Cause.Cause<E>): Effect.Effect<void, E, RS> =>
+        Effect.gen(function*() {
+          if (causes.isInterruptedOnly(cause) && isInterruptedFromOutside(fiber)) return yield* Effect.failCause(cause)
+          failures++
+          supervisor.stats.jobFailures++
+          supervisor.jobs.failed(name, cause, yield* Clock.currentTimeMillis)
+          supervisor.setState(id, "restarting")
+          yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, cause)
+          // The policy both decides and waits: it answers after the backoff, or at once when exhausted.
+          const next = yield* Effect.option(driver.next(cause))
+          if (Option.isNone(next)) {
+            yield* Effect.logError(
+              `daemon "${name}" is stopped: its restart policy is exhausted after ${failures} failure(s)`
+            )
+            return yield* Effect.failCause(cause)
+          }
+          yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
+          metrics.restarted(series)
+        })
+      const watch = observer(series, () => undefined)
+      const afterRun = (exit: Exit.Exit<unknown, E>): Effect.Effect<void, E, R | RS | Scope.Scope> =>
+        exit._tag === "Success"
+          ? Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
+          : Effect.zipRight(afterFailure(exit.cause), run)
+      const run: Effect.Effect<void, E, R | RS | Scope.Scope> = Effect.suspend(() => {
+        supervisor.setState(id, "running", clockOf(fiber).unsafeCurrentTimeMillis())
+        return taskScope.perRun(effect, watch, afterRun)
+      })
+      return Effect.zipRight(metrics.notices, run)
+    }))
