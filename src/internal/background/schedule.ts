@@ -272,38 +272,40 @@ export const daemonLoop = <E, R, Out, RS>(
   effect: Effect.Effect<unknown, E, R>,
   restart: Schedule.Schedule<Out, Cause.Cause<E>, RS>
 ): Effect.Effect<void, E, R | RS | Scope.Scope> =>
-  Effect.flatMap(Schedule.driver(restart), (driver) =>
-    Effect.withFiberRuntime((fiber) => {
-      const id = fiber.getFiberRef(currentTaskId)
-      const series = metrics.series("daemon", name)
-      let failures = 0
-      const afterFailure = (cause: Cause.Cause<E>): Effect.Effect<void, E, RS> =>
-        Effect.gen(function*() {
-          if (causes.isInterruptedOnly(cause) && isInterruptedFromOutside(fiber)) return yield* Effect.failCause(cause)
-          failures++
-          supervisor.stats.jobFailures++
-          supervisor.jobs.failed(name, cause, yield* Clock.currentTimeMillis)
-          supervisor.setState(id, "restarting")
-          yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, cause)
-          // The policy both decides and waits: it answers after the backoff, or at once when exhausted.
-          const next = yield* Effect.option(driver.next(cause))
-          if (Option.isNone(next)) {
-            yield* Effect.logError(
-              `daemon "${name}" is stopped: its restart policy is exhausted after ${failures} failure(s)`
-            )
-            return yield* Effect.failCause(cause)
-          }
-          yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
-          metrics.restarted(series)
-        })
-      const watch = observer(series, () => undefined)
-      const afterRun = (exit: Exit.Exit<unknown, E>): Effect.Effect<void, E, R | RS | Scope.Scope> =>
-        exit._tag === "Success"
-          ? Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
-          : Effect.zipRight(afterFailure(exit.cause), run)
-      const run: Effect.Effect<void, E, R | RS | Scope.Scope> = Effect.suspend(() => {
-        supervisor.setState(id, "running", clockOf(fiber).unsafeCurrentTimeMillis())
-        return taskScope.perRun(effect, watch, afterRun)
+  Effect.withFiberRuntime((fiber) => {
+    const id = fiber.getFiberRef(currentTaskId)
+    const series = metrics.series("daemon", name)
+    let failures = 0
+    // (made at the first failure: most daemons never need one)
+    let driver: Schedule.ScheduleDriver<Out, Cause.Cause<E>, RS> | undefined
+    const afterFailure = (cause: Cause.Cause<E>): Effect.Effect<void, E, RS> =>
+      Effect.gen(function*() {
+        if (causes.isInterruptedOnly(cause) && isInterruptedFromOutside(fiber)) return yield* Effect.failCause(cause)
+        driver ??= yield* Schedule.driver(restart)
+        failures++
+        supervisor.stats.jobFailures++
+        supervisor.jobs.failed(name, cause, yield* Clock.currentTimeMillis)
+        supervisor.setState(id, "restarting")
+        yield* Effect.logError(`daemon "${name}" failed (failure #${failures})`, cause)
+        // The policy both decides and waits: it answers after the backoff, or at once when exhausted.
+        const next = yield* Effect.option(driver.next(cause))
+        if (Option.isNone(next)) {
+          yield* Effect.logError(
+            `daemon "${name}" is stopped: its restart policy is exhausted after ${failures} failure(s)`
+          )
+          return yield* Effect.failCause(cause)
+        }
+        yield* Effect.logInfo(`daemon "${name}" restarting after failure #${failures}`)
+        metrics.restarted(series)
       })
-      return Effect.zipRight(metrics.notices, run)
-    }))
+    const watch = observer(series, () => undefined)
+    const afterRun = (exit: Exit.Exit<unknown, E>): Effect.Effect<void, E, R | RS | Scope.Scope> =>
+      exit._tag === "Success"
+        ? Effect.logWarning(`daemon "${name}" returned after ${failures} failure(s); it is not restarted`)
+        : Effect.zipRight(afterFailure(exit.cause), run)
+    const run: Effect.Effect<void, E, R | RS | Scope.Scope> = Effect.suspend(() => {
+      supervisor.setState(id, "running", clockOf(fiber).unsafeCurrentTimeMillis())
+      return taskScope.perRun(effect, watch, afterRun)
+    })
+    return Effect.zipRight(metrics.notices, run)
+  })

@@ -482,15 +482,20 @@ export class Supervisor {
     yield* Effect.interruptible(this.awaitIdle).pipe(Effect.timeoutOption(this.options.grace))
     const interruptStart = yield* Clock.currentTimeMillis
     const left = Array.from(this.records.values())
-    const interruptedNames = left.filter((record) => record.pending).map((record) => record.name)
-    // Each fiber once: a runner holds several callback tasks, and every interrupt a fiber gets
-    // deepens the cause it ends them with.
-    const interrupted = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+    const interruptedNames: Array<string> = []
+    for (const record of left) if (record.pending) interruptedNames.push(record.name)
+    // Each runner fiber once: a runner holds several after-response tasks, and every interrupt a
+    // fiber gets deepens the cause it ends them with. Every other task has a fiber of its own.
+    const runnersInterrupted = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
     for (const record of left) {
+      const fiber = record.fiber
       // A reserved after-response task that never started has nothing to interrupt: it just ends.
-      if (record.fiber !== undefined) {
-        if (!interrupted.has(record.fiber)) record.fiber.unsafeInterruptAsFork(FiberId.none)
-        interrupted.add(record.fiber)
+      if (fiber !== undefined) {
+        if (record.kind !== "after-response") fiber.unsafeInterruptAsFork(FiberId.none)
+        else if (!runnersInterrupted.has(fiber)) {
+          runnersInterrupted.add(fiber)
+          fiber.unsafeInterruptAsFork(FiberId.none)
+        }
       } else if (record.kind === "after-response") {
         record.onEnd = undefined // the tasks in line after it are in `left` too
         void this.end(record, Exit.interrupt(FiberId.none))
