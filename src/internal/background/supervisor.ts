@@ -17,7 +17,7 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
@@ -328,13 +328,20 @@ export class Supervisor {
     }
   }
 
-  /** Closes the current task's scope, as Effect.scoped would, then counts its end. */
+  /**
+   * Closes the current task's scope, as Effect.scoped would, then counts its end. The program's
+   * handlers call it from inside the task's fiber, which is then Effect's current fiber: it is read
+   * at once rather than through one more step of that fiber (`withFiberRuntime`).
+   */
   private finish(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    return Effect.withFiberRuntime((fiber) => {
-      const record = this.records.get(fiber.getFiberRef(currentTaskId))
-      if (record === undefined) return Effect.void
-      return this.closeAndEnd(record, exit, Context.get(fiber.currentDefaultServices, Clock.Clock)) ?? Effect.void
-    })
+    const current = Fiber.getCurrentFiber()
+    return current._tag === "Some" ? this.finishIn(current.value, exit) : Effect.withFiberRuntime((fiber) => this.finishIn(fiber, exit))
+  }
+
+  private finishIn(fiber: Fiber.RuntimeFiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const record = this.records.get(fiber.getFiberRef(currentTaskId))
+    if (record === undefined) return Effect.void
+    return this.closeAndEnd(record, exit, Context.get(fiber.currentDefaultServices, Clock.Clock)) ?? Effect.void
   }
 
   /**
