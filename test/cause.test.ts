@@ -1,6 +1,6 @@
 /**
- * The shutdown path's `isInterruptedOnly` (src/internal/cause.ts) answers as Effect's own
- * `Cause.isInterruptedOnly` does, for every cause tree up to depth 3 and for random deeper ones
+ * The shutdown path's `isInterruptedOnly` and `isEmpty` (src/internal/cause.ts) answer as Effect's
+ * own `Cause.isInterruptedOnly` and `Cause.isEmpty` do, for every cause tree up to depth 3 and for random deeper ones
  * (past its own depth it hands over to Effect's).
  */
 import { describe, expect, it } from "vitest"
@@ -48,5 +48,26 @@ describe("isInterruptedOnly", () => {
     const answers = new Set(random.map((cause) => causes.isInterruptedOnly(cause)))
     expect(answers).toEqual(new Set([true, false]))
     expect(exhaustive).toHaveLength(2_596)
+  })
+})
+
+describe("isEmpty", () => {
+  it("agrees with Cause.isEmpty on every cause up to depth 2 and on random deeper ones", () => {
+    const exhaustive = allOf(2)
+    let seed = 11
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+    // (mostly empty leaves, so deep causes that are empty all through occur too)
+    const emptyish = (depth: number): Cause.Cause<string> =>
+      depth === 0 || next() < 0.2
+        ? next() < 0.9 ? Cause.empty : leaves[1 + Math.floor(next() * 3)]!
+        : next() < 0.5
+        ? Cause.sequential(emptyish(depth - 1), emptyish(depth - 1))
+        : Cause.parallel(emptyish(depth - 1), emptyish(depth - 1))
+    const random = [...Array.from({ length: 1_000 }, () => randomOf(next, 8)), ...Array.from({ length: 1_000 }, () => emptyish(6))]
+    const disagree = [...exhaustive, ...random].filter((cause) => causes.isEmpty(cause) !== Cause.isEmpty(cause))
+    expect(disagree.map((cause) => Cause.pretty(cause))).toEqual([])
+    // both answers occur among the deeper ones, so the comparison means something there too
+    const deep = random.filter((cause) => cause._tag === "Sequential" || cause._tag === "Parallel")
+    expect(new Set(deep.map((cause) => causes.isEmpty(cause)))).toEqual(new Set([true, false]))
   })
 })

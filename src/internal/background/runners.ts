@@ -36,6 +36,7 @@ import * as MutableQueue from "effect/MutableQueue"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scheduler from "effect/Scheduler"
+import * as causes from "../cause.js"
 import { Table } from "../table.js"
 import { Call, type Callback, callbackOf } from "./callback.js"
 import type { Origin, TaskRecord } from "./task.js"
@@ -116,7 +117,7 @@ const blankRefs = FiberRefs.updateAs(FiberRefs.empty(), {
   value: wakeAtOnce
 })
 
-const isInterrupted = (fiber: RunnerFiber): boolean => !Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
+const isInterrupted = (fiber: RunnerFiber): boolean => !causes.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
 
 /**
  * The runners and their queue. A task handed over is taken by a runner already running, if one

@@ -158,7 +158,7 @@ const interruptedFromOutside: Effect.Effect<boolean> = Effect.withFiberRuntime((
 /** {@link interruptedFromOutside}, for a fiber at hand. */
 const isInterruptedFromOutside = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   // (what `Effect.descriptor`'s interruptors are made of, without making the descriptor)
-  !Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
+  !causes.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause))
 
 const reportRun = (supervisor: Supervisor, name: string) => (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.flatMap(interruptedFromOutside, (interrupted) => {
