@@ -624,4 +624,20 @@ describe("jobs started from an effect (startDaemon, startEvery, startCron)", () 
       expect(error._tag).toBe("ShuttingDownError")
       expect(ran).toBe(false)
     }))
+
+  it.effect("during the grace, a job that has stopped keeps its name refused as shutting down, not as taken", () =>
+    Effect.gen(function*() {
+      const bg = yield* start(Layer.empty, { grace: "2 seconds" })
+      const handle = yield* bg.use(Background.startDaemon(Effect.never, "poller"))
+      yield* bg.use(Background.fork(Effect.sleep("2 seconds"), "pending"))
+      const closing = yield* Effect.fork(bg.shutdown)
+      yield* TestClock.adjust("1 second")
+      // in the grace: the daemon is stopped through its handle, then started again under its name
+      yield* handle.interrupt
+      const error = yield* Effect.flip(bg.use(Background.startDaemon(Effect.never, "poller")))
+      expect(error._tag).toBe("ShuttingDownError")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      expect(bg.record.background).toMatchObject({ jobsStopped: 1, rejected: 1 })
+    }))
 })

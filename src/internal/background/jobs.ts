@@ -45,6 +45,12 @@ export class Jobs {
     this.statuses.delete(name)
   }
 
+  /** Frees every name at once: the supervisor has stopped all its jobs (see `Supervisor.end`). */
+  forgetAll(): void {
+    this.names.clear()
+    this.statuses.clear()
+  }
+
   /** The job's runs so far, if it has a status yet. */
   status(name: string): Readonly<JobStatus> | undefined {
     return this.statuses.get(name)

@@ -127,6 +127,11 @@ export const startJob = <E, R>(
     InvalidOptionError | ShuttingDownError,
     Exclude<R, Scope.Scope>
   > => {
+    // Refused as shutting down before the name is looked at: the names of jobs that stop during a
+    // shutdown are freed at its end. (`submit` refuses it, and counts the refusal.)
+    if (supervisor.closing) {
+      return supervisor.submit({ name, kind, effect: Effect.void }).pipe(Effect.catchTag("QueueFullError", Effect.die))
+    }
     if (!supervisor.jobs.claim(name)) {
       return validate.invalid(
         "name",
