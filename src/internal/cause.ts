@@ -8,51 +8,30 @@ import * as Cause from "effect/Cause"
 
 /** Whether `cause` holds interruptions only (or nothing), as `Cause.isInterruptedOnly` says. */
 export const isInterruptedOnly = (cause: Cause.Cause<unknown>): boolean =>
-  shallow(cause, 3) ?? Cause.isInterruptedOnly(cause)
+  everyLeaf(cause, 3, interruptedOrEmpty) ?? Cause.isInterruptedOnly(cause)
 
 /**
  * Whether `cause` holds nothing, as `Cause.isEmpty` says: asked of a fiber's interruptors (an
  * `Interrupt`, or a few of them in a `Sequential`) for every run of a job that a shutdown stops.
  */
-export const isEmpty = (cause: Cause.Cause<unknown>): boolean => shallowEmpty(cause, 3) ?? Cause.isEmpty(cause)
+export const isEmpty = (cause: Cause.Cause<unknown>): boolean => everyLeaf(cause, 3, empty) ?? Cause.isEmpty(cause)
 
-const shallowEmpty = (cause: Cause.Cause<unknown>, depth: number): boolean | undefined => {
-  switch (cause._tag) {
-    case "Empty":
-      return true
-    case "Interrupt":
-    case "Fail":
-    case "Die":
-      return false
-    case "Sequential":
-    case "Parallel": {
-      if (depth === 0) return undefined
-      const left = shallowEmpty(cause.left, depth - 1)
-      if (left === false) return false
-      const right = shallowEmpty(cause.right, depth - 1)
-      if (right === false) return false
-      return left === undefined || right === undefined ? undefined : true
-    }
-  }
-}
+type Leaf = Exclude<Cause.Cause<unknown>, Cause.Sequential<unknown> | Cause.Parallel<unknown>>
 
-/** The answer within `depth` levels, or `undefined` when the cause is deeper than that. */
-const shallow = (cause: Cause.Cause<unknown>, depth: number): boolean | undefined => {
-  switch (cause._tag) {
-    case "Empty":
-    case "Interrupt":
-      return true
-    case "Fail":
-    case "Die":
-      return false
-    case "Sequential":
-    case "Parallel": {
-      if (depth === 0) return undefined
-      const left = shallow(cause.left, depth - 1)
-      if (left === false) return false
-      const right = shallow(cause.right, depth - 1)
-      if (right === false) return false
-      return left === undefined || right === undefined ? undefined : true
-    }
-  }
+const interruptedOrEmpty = (leaf: Leaf): boolean => leaf._tag === "Interrupt" || leaf._tag === "Empty"
+
+const empty = (leaf: Leaf): boolean => leaf._tag === "Empty"
+
+/**
+ * Whether every leaf of `cause` passes `test`, answered within `depth` levels of `Sequential` and
+ * `Parallel`; `undefined` when the cause is deeper than that and no leaf seen so far fails.
+ */
+const everyLeaf = (cause: Cause.Cause<unknown>, depth: number, test: (leaf: Leaf) => boolean): boolean | undefined => {
+  if (cause._tag !== "Sequential" && cause._tag !== "Parallel") return test(cause)
+  if (depth === 0) return undefined
+  const left = everyLeaf(cause.left, depth - 1, test)
+  if (left === false) return false
+  const right = everyLeaf(cause.right, depth - 1, test)
+  if (right === false) return false
+  return left === undefined || right === undefined ? undefined : true
 }
