@@ -128,10 +128,8 @@ export const startJob = <E, R>(
     Exclude<R, Scope.Scope>
   > => {
     // Refused as shutting down before the name is looked at: the names of jobs that stop during a
-    // shutdown are freed at its end. (`submit` refuses it, and counts the refusal.)
-    if (supervisor.closing) {
-      return supervisor.submit({ name, kind, effect: Effect.void }).pipe(Effect.catchTag("QueueFullError", Effect.die))
-    }
+    // shutdown are freed at its end.
+    if (supervisor.closing) return supervisor.refuseClosing(kind, name)
     if (!supervisor.jobs.claim(name)) {
       return validate.invalid(
         "name",

@@ -158,11 +158,7 @@ export class Supervisor {
     parent: Fiber.RuntimeFiber<unknown, unknown>,
     spec: SubmitSpec<A, E, R>
   ): Effect.Effect<TaskHandle, QueueFullError | ShuttingDownError, Exclude<R, Scope.Scope>> {
-    if (this.closingFlag) {
-      this.stats.rejected++
-      metrics.rejected(spec.kind, spec.name)
-      return metrics.withNotices(Effect.fail(new ShuttingDownError({ task: spec.name })))
-    }
+    if (this.closingFlag) return this.refuseClosing(spec.kind, spec.name)
     let replaced: TaskRecord | undefined
     if (spec.key !== undefined) {
       const existing = this.keys.holder(spec.key)
@@ -183,6 +179,13 @@ export class Supervisor {
     const record = this.admit(spec.name, spec.key, spec.kind, now, replaced, requestOriginOf(parent.currentContext))
     this.start(record, spec.effect, originOf(parent), true)
     return metrics.withNotices(Effect.succeed(new Handle(record, true)))
+  }
+
+  /** Counts a task refused because shutdown has begun, and fails with that refusal. */
+  refuseClosing(kind: TaskKind, name: string): Effect.Effect<never, ShuttingDownError> {
+    this.stats.rejected++
+    metrics.rejected(kind, name)
+    return metrics.withNotices(Effect.fail(new ShuttingDownError({ task: name })))
   }
 
   /**
